@@ -1,0 +1,306 @@
+//! The pipeline file exactly as written (CONTRACT §2).
+//!
+//! These serde structs mirror the TOML one to one, reject unknown keys
+//! (`deny_unknown_fields`, so the toml crate reports line and column), and
+//! keep the span of each value so that `plan.rs` can point at the offending
+//! line when a value is well-typed but wrong. Nothing here interprets values:
+//! that is the plan's job.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{did_you_mean, PrepError, Result};
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub name: S<String>,
+    pub input: RawInput,
+    #[serde(default)]
+    pub clean: RawClean,
+    #[serde(default)]
+    pub scale: RawScale,
+    pub output: RawOutput,
+    #[serde(default)]
+    pub artifacts: RawArtifacts,
+    #[serde(default)]
+    pub storage: RawStorage,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    pub uri: S<String>,
+    pub format: Option<S<String>>,
+    pub chunk_rows: Option<S<i64>>,
+    /// How the transform pass gets the cleaned rows back: "spill" (default)
+    /// or "reread". Not in the contract; see docs/design.md.
+    pub second_pass: Option<S<String>>,
+    #[serde(default)]
+    pub csv: RawCsv,
+    #[serde(default)]
+    pub schema: BTreeMap<String, S<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCsv {
+    pub delimiter: Option<S<String>>,
+    pub header: Option<bool>,
+    pub quote: Option<S<String>>,
+    pub null_values: Option<Vec<String>>,
+    pub encoding: Option<S<String>>,
+}
+
+/// `drop_nulls = "any"` or `drop_nulls = ["a", "b"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawDropNulls {
+    Keyword(String),
+    Columns(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClean {
+    pub drop_nulls: Option<S<RawDropNulls>>,
+    pub non_finite: Option<S<String>>,
+}
+
+/// `columns = "numeric"` or `columns = ["a", "b"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawColumns {
+    Keyword(String),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScale {
+    pub method: Option<S<String>>,
+    pub columns: Option<S<RawColumns>>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub with_mean: Option<bool>,
+    pub with_std: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub uri: S<String>,
+    pub format: Option<S<String>>,
+    pub shard_max_rows: Option<S<i64>>,
+    pub shard_max_bytes: Option<S<String>>,
+    pub min_shards: Option<S<i64>>,
+    pub columns: Option<Vec<String>>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    pub compression: Option<S<String>>,
+    pub csv_header: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArtifacts {
+    pub scaler: Option<S<String>>,
+}
+
+/// Object-store connection settings (endpoint of an S3-compatible server).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+}
+
+/// The pipeline text after `--set` overrides, and what was parsed from it.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub file: String,
+    pub text: String,
+    pub raw: RawConfig,
+}
+
+impl LoadedConfig {
+    /// "line L, column C" of a span in the (overridden) text.
+    pub fn position(&self, span: std::ops::Range<usize>) -> String {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {column}")
+    }
+}
+
+/// Reads the pipeline file, applies `--set key=value` overrides, and parses it.
+pub fn load(path: &str, sets: &[String]) -> Result<LoadedConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        PrepError::config(path, format!("cannot read the pipeline file: {e}"))
+    })?;
+    load_str(path, &text, sets)
+}
+
+pub fn load_str(file: &str, text: &str, sets: &[String]) -> Result<LoadedConfig> {
+    let text = apply_sets(file, text, sets)?;
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| PrepError::Config {
+        file: file.to_string(),
+        problems: vec![describe_toml_error(&text, &e)],
+    })?;
+    Ok(LoadedConfig {
+        file: file.to_string(),
+        text,
+        raw,
+    })
+}
+
+/// Applies dotted-path overrides with `toml_edit`, which keeps the rest of the
+/// file byte for byte, so line numbers in later errors still match the file.
+fn apply_sets(file: &str, text: &str, sets: &[String]) -> Result<String> {
+    if sets.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        PrepError::config(file, e.to_string().trim_end().to_string())
+    })?;
+    for set in sets {
+        let (key, value) = set.split_once('=').ok_or_else(|| PrepError::Usage {
+            message: format!("--set `{set}` is not KEY=VALUE"),
+            hint: Some("example: --set input.uri=s3://bucket/raw/".into()),
+        })?;
+        let path: Vec<&str> = key.trim().split('.').collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(PrepError::Usage {
+                message: format!("--set `{set}`: `{key}` is not a dotted key path"),
+                hint: Some("example: --set output.shard_max_rows=50000".into()),
+            });
+        }
+        let value = parse_set_value(value);
+        let mut table = doc.as_table_mut();
+        for part in &path[..path.len() - 1] {
+            let entry = table
+                .entry(part)
+                .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+            table = match entry.as_table_mut() {
+                Some(t) => t,
+                None => {
+                    return Err(PrepError::Usage {
+                        message: format!("--set `{set}`: `{part}` is a value, not a table"),
+                        hint: None,
+                    })
+                }
+            };
+        }
+        table.insert(path[path.len() - 1], toml_edit::Item::Value(value));
+    }
+    Ok(doc.to_string())
+}
+
+/// A `--set` value is TOML when it parses as TOML (`1000`, `true`, `["a"]`),
+/// otherwise a plain string (`s3://b/p/`), so users rarely need quotes.
+fn parse_set_value(value: &str) -> toml_edit::Value {
+    let trimmed = value.trim();
+    match format!("v = {trimmed}").parse::<toml_edit::DocumentMut>() {
+        Ok(doc) => match doc.get("v").and_then(|i| i.as_value()) {
+            Some(v) => v.clone().decorated("", ""),
+            None => toml_edit::Value::from(trimmed),
+        },
+        Err(_) => toml_edit::Value::from(trimmed),
+    }
+}
+
+/// Turns a toml/serde error into one line with the position, the table and,
+/// for an unknown key, the closest known key.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().to_string();
+    let (position, table) = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let table = before
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('[') && l.ends_with(']'))
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "the top level".to_string());
+            (format!("line {line}, column {column}"), table)
+        }
+        None => ("unknown position".to_string(), "the file".to_string()),
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let key = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let mut out = format!("{position}: unknown key `{key}` in {table}");
+        if let Some(s) = did_you_mean(key, expected.iter().copied()) {
+            out.push_str(&format!(", did you mean `{s}`?"));
+        } else if !expected.is_empty() {
+            out.push_str(&format!(" (known keys: {})", expected.join(", ")));
+        }
+        return out;
+    }
+    format!("{position}: {}", message.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name = \"t\"\n[input]\nuri = \"in.csv\"\n[output]\nuri = \"out/\"\n";
+
+    fn problems(err: PrepError) -> Vec<String> {
+        match err {
+            PrepError::Config { problems, .. } => problems,
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn parses_minimal_file() {
+        let cfg = load_str("p.toml", MINIMAL, &[]).unwrap();
+        assert_eq!(cfg.raw.input.uri.get_ref(), "in.csv");
+    }
+
+    #[test]
+    fn unknown_key_names_line_table_and_suggestion() {
+        let text = format!("{MINIMAL}shard_rows = 5\n");
+        let p = problems(load_str("p.toml", &text, &[]).unwrap_err());
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("line 6, column 1"), "{}", p[0]);
+        assert!(p[0].contains("unknown key `shard_rows` in [output]"), "{}", p[0]);
+        assert!(p[0].contains("did you mean `shard_max_rows`?"), "{}", p[0]);
+    }
+
+    #[test]
+    fn set_overrides_strings_and_numbers() {
+        let sets = vec![
+            "input.uri=s3://b/p/".to_string(),
+            "output.shard_max_rows=10".to_string(),
+            "input.csv.delimiter=;".to_string(),
+        ];
+        let cfg = load_str("p.toml", MINIMAL, &sets).unwrap();
+        assert_eq!(cfg.raw.input.uri.get_ref(), "s3://b/p/");
+        assert_eq!(*cfg.raw.output.shard_max_rows.unwrap().get_ref(), 10);
+        assert_eq!(cfg.raw.input.csv.delimiter.unwrap().get_ref(), ";");
+    }
+
+    #[test]
+    fn set_with_unknown_key_is_rejected() {
+        let p = problems(load_str("p.toml", MINIMAL, &["output.shard_rows=1".into()]).unwrap_err());
+        assert!(p[0].contains("unknown key `shard_rows`"), "{}", p[0]);
+    }
+
+    #[test]
+    fn position_counts_lines_and_columns() {
+        let cfg = load_str("p.toml", MINIMAL, &[]).unwrap();
+        let span = cfg.raw.input.uri.span();
+        assert_eq!(cfg.position(span), "line 3, column 7");
+    }
+}

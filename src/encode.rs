@@ -1,0 +1,308 @@
+//! Row encoders for the text shard formats: JSON Lines and CSV.
+//!
+//! A chunk is encoded into one byte buffer plus the end offset of each row,
+//! in parallel over row ranges, so the shard writer can cut shards at exact
+//! row and byte limits without re-encoding. Integers stay integers, floats
+//! use the shortest form that parses back to the same f64 (ryu), strings are
+//! copied once from the Arrow buffers.
+
+use polars::prelude::*;
+use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
+use rayon::prelude::*;
+
+use crate::error::{PrepError, Result};
+
+/// Encoded rows: `bytes[ends[i-1]..ends[i]]` is row `i`, newline included.
+#[derive(Debug, Default)]
+pub struct EncodedRows {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<usize>,
+}
+
+impl EncodedRows {
+    pub fn rows(&self) -> usize {
+        self.ends.len()
+    }
+    pub fn start(&self, row: usize) -> usize {
+        if row == 0 {
+            0
+        } else {
+            self.ends[row - 1]
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    Jsonl,
+    Csv,
+}
+
+/// A column viewed as one Arrow array (the frame is rechunked first).
+enum ColView<'a> {
+    I64(&'a PrimitiveArray<i64>),
+    F64(&'a PrimitiveArray<f64>),
+    F32(&'a PrimitiveArray<f32>),
+    Bool(&'a BooleanArray),
+    Str(&'a Utf8ViewArray),
+}
+
+impl ColView<'_> {
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            ColView::I64(a) => a.is_null(i),
+            ColView::F64(a) => a.is_null(i),
+            ColView::F32(a) => a.is_null(i),
+            ColView::Bool(a) => a.is_null(i),
+            ColView::Str(a) => a.is_null(i),
+        }
+    }
+}
+
+/// Converts columns to the few physical types the encoders know: other
+/// integer widths to Int64, dates/times and the rest to their string form.
+fn normalize(df: &DataFrame) -> Result<DataFrame> {
+    let cols = df
+        .columns()
+        .iter()
+        .map(|c| {
+            let target = match c.dtype() {
+                DataType::Int64 | DataType::Float64 | DataType::Float32 | DataType::Boolean | DataType::String => None,
+                d if d.is_integer() => Some(DataType::Int64),
+                _ => Some(DataType::String),
+            };
+            match target {
+                None => Ok(c.clone()),
+                Some(t) => c
+                    .cast(&t)
+                    .map_err(|e| PrepError::polars(format!("converting column `{}` for output", c.name()), e)),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = DataFrame::new(df.height(), cols).map_err(|e| PrepError::polars("assembling output columns", e))?;
+    out.rechunk_mut_par();
+    Ok(out)
+}
+
+fn views(df: &DataFrame) -> Vec<ColView<'_>> {
+    df.columns()
+        .iter()
+        .map(|c| {
+            let s = c.as_materialized_series();
+            match s.dtype() {
+                DataType::Int64 => ColView::I64(s.i64().expect("i64").downcast_as_array()),
+                DataType::Float64 => ColView::F64(s.f64().expect("f64").downcast_as_array()),
+                DataType::Float32 => ColView::F32(s.f32().expect("f32").downcast_as_array()),
+                DataType::Boolean => ColView::Bool(s.bool().expect("bool").downcast_as_array()),
+                _ => ColView::Str(s.str().expect("normalized to string").downcast_as_array()),
+            }
+        })
+        .collect()
+}
+
+pub fn json_escape_into(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut last = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[last..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        last = i + 1;
+    }
+    out.extend_from_slice(&bytes[last..]);
+    out.push(b'"');
+}
+
+fn csv_field_into(out: &mut Vec<u8>, s: &str, delimiter: u8) {
+    let needs = s.is_empty() || s.bytes().any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+    if !needs {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    for b in s.bytes() {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+fn write_f64(out: &mut Vec<u8>, v: f64, json: bool, ryu: &mut ryu::Buffer) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu.format_finite(v).as_bytes());
+    } else if json {
+        out.extend_from_slice(b"null");
+    } else if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v > 0.0 {
+        out.extend_from_slice(b"inf");
+    } else {
+        out.extend_from_slice(b"-inf");
+    }
+}
+
+fn write_value(out: &mut Vec<u8>, col: &ColView, i: usize, fmt: TextFormat, ryu: &mut ryu::Buffer, ito: &mut itoa::Buffer) {
+    let json = fmt == TextFormat::Jsonl;
+    if col.is_null(i) {
+        if json {
+            out.extend_from_slice(b"null");
+        }
+        return;
+    }
+    match col {
+        ColView::I64(a) => out.extend_from_slice(ito.format(a.value(i)).as_bytes()),
+        ColView::F64(a) => write_f64(out, a.value(i), json, ryu),
+        ColView::F32(a) => {
+            let v = a.value(i);
+            if v.is_finite() {
+                out.extend_from_slice(ryu.format_finite(v).as_bytes());
+            } else {
+                write_f64(out, v as f64, json, ryu);
+            }
+        }
+        ColView::Bool(a) => out.extend_from_slice(if a.value(i) { b"true" } else { b"false" }),
+        ColView::Str(a) => {
+            if json {
+                json_escape_into(out, a.value(i));
+            } else {
+                csv_field_into(out, a.value(i), b',');
+            }
+        }
+    }
+}
+
+/// The CSV header line for `names`.
+pub fn csv_header(names: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_field_into(&mut out, n, b',');
+    }
+    out.push(b'\n');
+    out
+}
+
+/// Encodes every row of `df` (column names as JSON keys for JSONL).
+pub fn encode_rows(df: &DataFrame, fmt: TextFormat) -> Result<EncodedRows> {
+    let df = normalize(df)?;
+    let cols = views(&df);
+    let keys: Vec<Vec<u8>> = df
+        .get_column_names()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut k = Vec::new();
+            k.push(if i == 0 { b'{' } else { b',' });
+            json_escape_into(&mut k, n.as_str());
+            k.push(b':');
+            k
+        })
+        .collect();
+    let n = df.height();
+    let piece = 16_384usize;
+    let parts: Vec<EncodedRows> = (0..n.div_ceil(piece))
+        .into_par_iter()
+        .map(|p| {
+            let (lo, hi) = (p * piece, ((p + 1) * piece).min(n));
+            let mut out = EncodedRows {
+                bytes: Vec::with_capacity((hi - lo) * 64),
+                ends: Vec::with_capacity(hi - lo),
+            };
+            let mut ryu = ryu::Buffer::new();
+            let mut ito = itoa::Buffer::new();
+            for i in lo..hi {
+                for (c, col) in cols.iter().enumerate() {
+                    match fmt {
+                        TextFormat::Jsonl => out.bytes.extend_from_slice(&keys[c]),
+                        TextFormat::Csv if c > 0 => out.bytes.push(b','),
+                        TextFormat::Csv => {}
+                    }
+                    write_value(&mut out.bytes, col, i, fmt, &mut ryu, &mut ito);
+                }
+                if fmt == TextFormat::Jsonl {
+                    out.bytes.push(if cols.is_empty() { b'{' } else { b'}' });
+                    if cols.is_empty() {
+                        out.bytes.push(b'}');
+                    }
+                }
+                out.bytes.push(b'\n');
+                out.ends.push(out.bytes.len());
+            }
+            out
+        })
+        .collect();
+    let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
+    let mut all = EncodedRows {
+        bytes: Vec::with_capacity(total),
+        ends: Vec::with_capacity(n),
+    };
+    for p in parts {
+        let base = all.bytes.len();
+        all.bytes.extend_from_slice(&p.bytes);
+        all.ends.extend(p.ends.iter().map(|e| e + base));
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DataFrame {
+        df!(
+            "id" => [1i64, 2],
+            "text" => [Some("a \"q\", b\nc"), None],
+            "x" => [0.1f64, -1e-7],
+            "ok" => [true, false],
+            "small" => [3i32, 4]
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn jsonl_keeps_types_and_escapes() {
+        let e = encode_rows(&sample(), TextFormat::Jsonl).unwrap();
+        let text = String::from_utf8(e.bytes.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], r#"{"id":1,"text":"a \"q\", b\nc","x":0.1,"ok":true,"small":3}"#);
+        assert_eq!(lines[1], r#"{"id":2,"text":null,"x":-1e-7,"ok":false,"small":4}"#);
+        assert_eq!(e.ends, vec![lines[0].len() + 1, text.len()]);
+        for l in lines {
+            serde_json::from_str::<serde_json::Value>(l).unwrap();
+        }
+    }
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        let e = encode_rows(&sample(), TextFormat::Csv).unwrap();
+        let text = String::from_utf8(e.bytes).unwrap();
+        assert_eq!(text, "1,\"a \"\"q\"\", b\nc\",0.1,true,3\n2,,-1e-7,false,4\n");
+        assert_eq!(csv_header(&["a,b".into(), "c".into()]), b"\"a,b\",c\n");
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        let vals = [0.1 + 0.2, 1.0 / 3.0, 1e300, -2.5e-300, 123456789.123456789];
+        let df = df!("v" => vals).unwrap();
+        let e = encode_rows(&df, TextFormat::Csv).unwrap();
+        let parsed: Vec<f64> = String::from_utf8(e.bytes).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(parsed, vals);
+    }
+}

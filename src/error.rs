@@ -1,0 +1,209 @@
+//! Error types and the exit codes of the contract (§1).
+//!
+//! Every failure a user can cause is a variant that carries what they need to
+//! act on it: the file/object, the line or row, the column, and a hint. The
+//! binary renders them once, in `cli::render_error`, and maps them to an exit
+//! code with [`PrepError::exit_code`].
+
+use std::fmt;
+
+/// Process exit codes fixed by the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    Other = 1,
+    Usage = 2,
+    BadData = 3,
+    Storage = 4,
+}
+
+/// Where in the input a data problem sits. Every part is optional because a
+/// schema mismatch has no line and a CSV parse error may have no column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataLocation {
+    pub file: String,
+    pub line: Option<u64>,
+    pub row: Option<u64>,
+    pub column: Option<String>,
+}
+
+impl fmt::Display for DataLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(row) = self.row {
+            write!(f, ", data row {row}")?;
+        }
+        if let Some(col) = &self.column {
+            write!(f, ", column `{col}`")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepError {
+    /// The pipeline file (or a `--set`) is malformed or inconsistent.
+    #[error("invalid pipeline {file}:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Config { file: String, problems: Vec<String> },
+
+    /// Wrong command-line usage that clap cannot catch (e.g. `--worker 5/2`).
+    #[error("{message}")]
+    Usage { message: String, hint: Option<String> },
+
+    /// The output already holds a run and `--overwrite` was not given.
+    #[error("output {uri} already exists")]
+    OutputExists { uri: String },
+
+    /// The input data violates what the pipeline expects.
+    #[error("bad input data in {location}: {message}")]
+    BadData {
+        location: DataLocation,
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// No object matched the input URI.
+    #[error("no input files match {uri}")]
+    NoInput { uri: String },
+
+    /// Object not found / permission / network, after retries.
+    #[error("storage error while {action} {uri}")]
+    Storage {
+        action: String,
+        uri: String,
+        hint: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// SIGINT/SIGTERM arrived; the run stopped before `_SUCCESS`.
+    #[error("interrupted by {signal}; the output is incomplete (no _SUCCESS was written)")]
+    Interrupted { signal: String },
+
+    /// A failure inside polars that is not attributable to the user's data.
+    #[error("{context}")]
+    Polars {
+        context: String,
+        #[source]
+        source: polars::prelude::PolarsError,
+    },
+
+    /// A local I/O failure (temp dir, spill file).
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PrepError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            PrepError::Config { .. } | PrepError::Usage { .. } | PrepError::OutputExists { .. } => {
+                ExitCode::Usage
+            }
+            PrepError::BadData { .. } => ExitCode::BadData,
+            PrepError::NoInput { .. } | PrepError::Storage { .. } => ExitCode::Storage,
+            PrepError::Interrupted { .. } | PrepError::Polars { .. } | PrepError::Io { .. } => {
+                ExitCode::Other
+            }
+        }
+    }
+
+    /// The "what to do" line shown under the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PrepError::Usage { hint, .. }
+            | PrepError::BadData { hint, .. }
+            | PrepError::Storage { hint, .. } => hint.clone(),
+            PrepError::Config { .. } => {
+                Some("fix the pipeline file (see CONTRACT §2); `prep validate` lists every problem".into())
+            }
+            PrepError::OutputExists { .. } => Some(
+                "pass --overwrite to replace it, or point output.uri elsewhere (e.g. --set output.uri=...)".into(),
+            ),
+            PrepError::NoInput { .. } => Some(
+                "check input.uri: a directory/prefix reads every file under it, a glob like data/*.csv matches files".into(),
+            ),
+            PrepError::Interrupted { .. } => Some("rerun the same command with --overwrite".into()),
+            PrepError::Polars { .. } | PrepError::Io { .. } => None,
+        }
+    }
+
+    pub fn config(file: impl Into<String>, problem: impl Into<String>) -> Self {
+        PrepError::Config {
+            file: file.into(),
+            problems: vec![problem.into()],
+        }
+    }
+
+    pub fn bad_data(location: DataLocation, message: impl Into<String>, hint: Option<String>) -> Self {
+        PrepError::BadData {
+            location,
+            message: message.into(),
+            hint,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        PrepError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn polars(context: impl Into<String>, source: polars::prelude::PolarsError) -> Self {
+        PrepError::Polars {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = PrepError> = std::result::Result<T, E>;
+
+/// "did you mean `x`?" for a misspelt name, or `None` when nothing is close.
+pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(wanted, c), c))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(did_you_mean("ratng", ["rating", "price"]).as_deref(), Some("rating"));
+        assert_eq!(did_you_mean("zzz", ["rating", "price"]), None);
+    }
+
+    #[test]
+    fn exit_codes_follow_contract() {
+        assert_eq!(PrepError::config("p.toml", "x").exit_code(), ExitCode::Usage);
+        assert_eq!(
+            PrepError::bad_data(DataLocation::default(), "x", None).exit_code(),
+            ExitCode::BadData
+        );
+        assert_eq!(PrepError::NoInput { uri: "a".into() }.exit_code(), ExitCode::Storage);
+    }
+
+    #[test]
+    fn location_names_every_part() {
+        let loc = DataLocation {
+            file: "a.csv".into(),
+            line: Some(7),
+            row: None,
+            column: Some("price".into()),
+        };
+        assert_eq!(loc.to_string(), "a.csv, line 7, column `price`");
+    }
+}

@@ -1,0 +1,44 @@
+//! prep: a data-preprocessing pipeline engine.
+//!
+//! A run reads CSV or Parquet in chunks, drops rows with nulls, fits a
+//! standard scaler over the whole cleaned dataset, and writes shards that a
+//! batch-inference job can consume, plus `scaler.json`, `manifest.json` and
+//! `_SUCCESS`. The modules follow the data:
+//!
+//! | stage | module |
+//! |---|---|
+//! | command line, error rendering | [`cli`] |
+//! | TOML as written → validated plan | [`config`] → [`plan`] |
+//! | listing, reading, atomic writes | [`store`] |
+//! | CSV record splitting (bounded memory) | [`chunker`] |
+//! | chunked CSV / Parquet readers | [`source`] |
+//! | column names → roles | [`columns`] |
+//! | drop nulls, non-finite policy | [`clean`] |
+//! | mergeable moments | [`stats`] |
+//! | scaler artifact, apply | [`scaler`] |
+//! | spill between passes | [`spill`] |
+//! | row encoders, shards, manifest | [`encode`], [`sink`] |
+//! | orchestration | [`run`], [`validate`], [`inspect`], [`apply`] |
+//! | run report, progress | [`report`] |
+//! | errors and exit codes | [`error`] |
+
+pub mod apply;
+pub mod chunker;
+pub mod clean;
+pub mod cli;
+pub mod columns;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod inspect;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod scaler;
+pub mod signals;
+pub mod sink;
+pub mod source;
+pub mod spill;
+pub mod stats;
+pub mod store;
+pub mod validate;

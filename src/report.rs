@@ -1,0 +1,146 @@
+//! The run report (`_SUCCESS`), the final summary line, and progress output.
+//!
+//! Progress is an indicatif bar on stderr when stderr is a terminal, a plain
+//! log line every few seconds otherwise, and nothing with `--quiet`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::clean::CleanCounts;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowsDropped {
+    pub nulls: u64,
+    pub non_finite: u64,
+    pub nulls_by_column: BTreeMap<String, u64>,
+}
+
+/// The JSON written to `_SUCCESS`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub status: String,
+    pub pipeline: String,
+    pub prep_version: String,
+    pub input_uri: String,
+    pub output_uri: String,
+    pub input_objects: usize,
+    pub rows_read: u64,
+    pub rows_dropped: RowsDropped,
+    pub rows_written: u64,
+    pub shards: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Seconds per phase: fit, transform, finalize, total.
+    pub seconds: BTreeMap<String, f64>,
+    pub rows_per_second: f64,
+}
+
+impl RunReport {
+    pub fn dropped(counts: &CleanCounts) -> RowsDropped {
+        RowsDropped {
+            nulls: counts.dropped_nulls,
+            non_finite: counts.dropped_non_finite,
+            nulls_by_column: counts.nulls_by_column.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("report serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// One line for humans at the end of a run.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} rows read, {} dropped ({} nulls, {} non-finite), {} written to {} shard(s) in {:.2}s ({:.0} rows/s)",
+            self.pipeline,
+            self.rows_read,
+            self.rows_dropped.nulls + self.rows_dropped.non_finite,
+            self.rows_dropped.nulls,
+            self.rows_dropped.non_finite,
+            self.rows_written,
+            self.shards,
+            self.seconds.get("total").copied().unwrap_or_default(),
+            self.rows_per_second
+        )
+    }
+}
+
+/// Per-phase progress on stderr.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    phase: String,
+    total_bytes: u64,
+    started: Instant,
+    last_log: Instant,
+    every: Duration,
+}
+
+impl Progress {
+    pub fn new(phase: &str, total_bytes: u64, quiet: bool) -> Self {
+        let interactive = !quiet && std::io::stderr().is_terminal();
+        let bar = interactive.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(phase.to_string());
+            bar
+        });
+        let every = std::env::var("PREP_PROGRESS_INTERVAL")
+            .ok()
+            .and_then(|s| humantime::parse_duration(&s).ok())
+            .unwrap_or(Duration::from_secs(5));
+        Progress {
+            bar,
+            quiet,
+            phase: phase.to_string(),
+            total_bytes,
+            started: Instant::now(),
+            last_log: Instant::now(),
+            every,
+        }
+    }
+
+    pub fn update(&mut self, bytes: u64, rows: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes.min(self.total_bytes));
+            bar.set_message(format!("{rows} rows"));
+            return;
+        }
+        if self.quiet || self.last_log.elapsed() < self.every {
+            return;
+        }
+        self.last_log = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let pct = if self.total_bytes > 0 { 100.0 * bytes as f64 / self.total_bytes as f64 } else { 0.0 };
+        tracing::info!(
+            phase = %self.phase,
+            bytes,
+            total_bytes = self.total_bytes,
+            rows,
+            rows_per_second = (rows as f64 / secs).round(),
+            "{} {:.0}%: {} rows, {}",
+            self.phase,
+            pct.min(100.0),
+            rows,
+            bytesize::ByteSize(bytes)
+        );
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

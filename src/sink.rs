@@ -1,0 +1,375 @@
+//! Shard writers (JSON Lines, CSV, Parquet), the manifest and `_SUCCESS`.
+//!
+//! Rows arrive as scaled, projected and renamed chunks. A shard closes at
+//! whichever limit comes first, `shard_max_rows` or `shard_max_bytes`; a
+//! shard only exceeds the byte limit when a single row is larger. Every shard
+//! is a standalone file (CSV shards repeat the header when asked), written
+//! under a hidden name and renamed into place when complete.
+//!
+//! Byte limits are exact for uncompressed JSONL/CSV. With gzip they apply to
+//! the uncompressed bytes (the file is smaller). For Parquet they apply to
+//! the rows' in-memory Arrow size, which bounds the compressed file for all
+//! but tiny shards.
+
+use std::fs::File;
+use std::io::Write;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::encode::{csv_header, encode_rows, TextFormat};
+use crate::error::{PrepError, Result};
+use crate::plan::{OutputCompression, OutputFormat};
+use crate::store::{storage, OutputDir, PendingFile, PendingPath};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardInfo {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    pub format: OutputFormat,
+    pub compression: OutputCompression,
+    pub csv_header: bool,
+    pub max_rows: usize,
+    pub max_bytes: Option<u64>,
+    /// "part-" or "part-w0003-".
+    pub prefix: String,
+}
+
+enum TextOut {
+    Plain(PendingFile),
+    Gzip(flate2::write::GzEncoder<PendingFile>),
+}
+
+impl TextOut {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            TextOut::Plain(f) => f.write_all(b),
+            TextOut::Gzip(g) => g.write_all(b),
+        }
+    }
+    fn commit(self) -> Result<u64> {
+        match self {
+            TextOut::Plain(f) => f.commit(),
+            TextOut::Gzip(g) => {
+                let f = g
+                    .finish()
+                    .map_err(|e| PrepError::io("finishing a gzip shard", e))?;
+                f.commit()
+            }
+        }
+    }
+}
+
+enum OpenShard {
+    Text { out: TextOut },
+    Parquet { writer: Box<polars::io::parquet::write::BatchedWriter<File>>, path: PendingPath },
+}
+
+struct Current {
+    name: String,
+    shard: OpenShard,
+    rows: usize,
+    /// Bytes counted against `max_bytes`.
+    bytes: u64,
+}
+
+pub struct ShardSink {
+    out: OutputDir,
+    opts: SinkOptions,
+    current: Option<Current>,
+    pub shards: Vec<ShardInfo>,
+    header: Vec<u8>,
+}
+
+impl ShardSink {
+    pub fn new(out: OutputDir, opts: SinkOptions) -> Self {
+        ShardSink {
+            out,
+            opts,
+            current: None,
+            shards: Vec::new(),
+            header: Vec::new(),
+        }
+    }
+
+    fn extension(&self) -> String {
+        let ext = self.opts.format.extension();
+        match self.opts.compression {
+            OutputCompression::Gzip => format!("{ext}.gz"),
+            _ => ext.to_string(),
+        }
+    }
+
+    fn open(&mut self, schema: &Schema) -> Result<()> {
+        let name = format!("{}{:05}.{}", self.opts.prefix, self.shards.len(), self.extension());
+        let (shard, bytes) = match self.opts.format {
+            OutputFormat::Parquet => {
+                let (file, path) = self.out.create_raw(&name)?;
+                let compression = match self.opts.compression {
+                    OutputCompression::Snappy => ParquetCompression::Snappy,
+                    OutputCompression::None => ParquetCompression::Uncompressed,
+                    _ => ParquetCompression::Zstd(None),
+                };
+                let writer = ParquetWriter::new(file)
+                    .with_compression(compression)
+                    .batched(schema)
+                    .map_err(|e| PrepError::polars(format!("starting Parquet shard {}", self.out.display(&name)), e))?;
+                (
+                    OpenShard::Parquet {
+                        writer: Box::new(writer),
+                        path,
+                    },
+                    0,
+                )
+            }
+            OutputFormat::Jsonl | OutputFormat::Csv => {
+                let file = self.out.create(&name)?;
+                let mut out = match self.opts.compression {
+                    OutputCompression::Gzip => {
+                        TextOut::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
+                    }
+                    _ => TextOut::Plain(file),
+                };
+                let mut bytes = 0;
+                if self.opts.format == OutputFormat::Csv && self.opts.csv_header {
+                    out.write_all(&self.header)
+                        .map_err(|e| storage("writing", &self.out.dir.join(&name), e))?;
+                    bytes = self.header.len() as u64;
+                }
+                (OpenShard::Text { out }, bytes)
+            }
+        };
+        self.current = Some(Current {
+            name,
+            shard,
+            rows: 0,
+            bytes,
+        });
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let Some(cur) = self.current.take() else { return Ok(()) };
+        let size = match cur.shard {
+            OpenShard::Text { out } => out.commit()?,
+            OpenShard::Parquet { writer, path } => {
+                writer
+                    .finish()
+                    .map_err(|e| PrepError::polars(format!("finishing Parquet shard {}", self.out.display(&cur.name)), e))?;
+                drop(writer);
+                path.commit()?
+            }
+        };
+        tracing::debug!(shard = %cur.name, rows = cur.rows, bytes = size, "shard written");
+        self.shards.push(ShardInfo {
+            name: cur.name,
+            rows: cur.rows as u64,
+            bytes: size,
+        });
+        Ok(())
+    }
+
+    /// How many of the next rows fit in the open shard, given each row's
+    /// size; at least one when the shard is empty.
+    fn fitting(&self, cur: &Current, sizes: &dyn Fn(usize) -> u64, available: usize) -> usize {
+        let row_room = self.opts.max_rows - cur.rows;
+        let mut k = available.min(row_room);
+        if let Some(max) = self.opts.max_bytes {
+            let room = max.saturating_sub(cur.bytes);
+            // sizes(k) is the byte size of the first k rows; find the largest k that fits.
+            let (mut lo, mut hi) = (0usize, k);
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if sizes(mid) <= room {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            k = lo;
+            if k == 0 && cur.rows == 0 {
+                k = 1;
+            }
+        }
+        k
+    }
+
+    /// Appends a chunk of output rows.
+    pub fn write(&mut self, df: &DataFrame) -> Result<()> {
+        if df.height() == 0 {
+            return Ok(());
+        }
+        match self.opts.format {
+            OutputFormat::Parquet => self.write_parquet(df),
+            OutputFormat::Jsonl => self.write_text(df, TextFormat::Jsonl),
+            OutputFormat::Csv => {
+                if self.header.is_empty() {
+                    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+                    self.header = csv_header(&names);
+                }
+                self.write_text(df, TextFormat::Csv)
+            }
+        }
+    }
+
+    fn write_text(&mut self, df: &DataFrame, fmt: TextFormat) -> Result<()> {
+        let rows = encode_rows(df, fmt)?;
+        let schema = df.schema().as_ref().clone();
+        let mut next = 0usize;
+        while next < rows.rows() {
+            if self.current.is_none() {
+                self.open(&schema)?;
+            }
+            let cur = self.current.as_ref().expect("opened");
+            let base = rows.start(next);
+            let sizes = |k: usize| if k == 0 { 0 } else { (rows.ends[next + k - 1] - base) as u64 };
+            let k = self.fitting(cur, &sizes, rows.rows() - next);
+            if k == 0 {
+                self.close()?;
+                continue;
+            }
+            let end = rows.ends[next + k - 1];
+            let cur = self.current.as_mut().expect("opened");
+            let OpenShard::Text { out } = &mut cur.shard else { unreachable!("text shard") };
+            out.write_all(&rows.bytes[base..end])
+                .map_err(|e| storage("writing", &self.out.dir.join(&cur.name), e))?;
+            cur.rows += k;
+            cur.bytes += (end - base) as u64;
+            next += k;
+            if cur.rows >= self.opts.max_rows {
+                self.close()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_parquet(&mut self, df: &DataFrame) -> Result<()> {
+        let per_row = (df.estimated_size() as f64 / df.height() as f64).ceil().max(1.0) as u64;
+        let schema = df.schema().as_ref().clone();
+        let mut next = 0usize;
+        while next < df.height() {
+            if self.current.is_none() {
+                self.open(&schema)?;
+            }
+            let cur = self.current.as_ref().expect("opened");
+            let sizes = |k: usize| k as u64 * per_row;
+            let k = self.fitting(cur, &sizes, df.height() - next);
+            if k == 0 {
+                self.close()?;
+                continue;
+            }
+            let slice = df.slice(next as i64, k);
+            let cur = self.current.as_mut().expect("opened");
+            let OpenShard::Parquet { writer, .. } = &mut cur.shard else { unreachable!("parquet shard") };
+            writer
+                .write_batch(&slice)
+                .map_err(|e| PrepError::polars(format!("writing Parquet shard {}", self.out.display(&cur.name)), e))?;
+            cur.rows += k;
+            cur.bytes += k as u64 * per_row;
+            next += k;
+            if cur.rows >= self.opts.max_rows {
+                self.close()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the last shard; returns every shard written, in order.
+    pub fn finish(mut self) -> Result<Vec<ShardInfo>> {
+        self.close()?;
+        Ok(self.shards)
+    }
+}
+
+/// SageMaker's ManifestFile shape: `[{"prefix": ...}, "part-00000.jsonl", ...]`.
+pub fn manifest_json(prefix: &str, shards: &[String]) -> Vec<u8> {
+    let mut items = vec![serde_json::json!({ "prefix": prefix })];
+    items.extend(shards.iter().map(|s| serde_json::Value::String(s.clone())));
+    let mut v = serde_json::to_vec_pretty(&serde_json::Value::Array(items)).expect("manifest serializes");
+    v.push(b'\n');
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(dir: &std::path::Path, format: OutputFormat, max_rows: usize, max_bytes: Option<u64>) -> ShardSink {
+        ShardSink::new(
+            OutputDir::new(dir.to_str().unwrap()).unwrap(),
+            SinkOptions {
+                format,
+                compression: OutputCompression::None,
+                csv_header: true,
+                max_rows,
+                max_bytes,
+                prefix: "part-".into(),
+            },
+        )
+    }
+
+    fn frame(n: i64) -> DataFrame {
+        df!("id" => (0..n).collect::<Vec<_>>(), "t" => (0..n).map(|i| format!("row{i}")).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn rows_limit_fills_shards_across_chunks() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Jsonl, 4, None);
+        s.write(&frame(3)).unwrap();
+        s.write(&frame(7)).unwrap();
+        let shards = s.finish().unwrap();
+        let rows: Vec<u64> = shards.iter().map(|s| s.rows).collect();
+        assert_eq!(rows, vec![4, 4, 2]);
+        assert_eq!(shards[0].name, "part-00000.jsonl");
+    }
+
+    #[test]
+    fn byte_limit_is_never_exceeded_and_csv_repeats_header() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Csv, 1000, Some(40));
+        s.write(&frame(20)).unwrap();
+        let shards = s.finish().unwrap();
+        assert!(shards.len() > 2);
+        for sh in &shards {
+            let text = std::fs::read_to_string(d.path().join(&sh.name)).unwrap();
+            assert!(text.len() <= 40, "{} is {} bytes", sh.name, text.len());
+            assert!(text.starts_with("id,t\n"));
+        }
+        let total: u64 = shards.iter().map(|s| s.rows).sum();
+        assert_eq!(total, 20);
+    }
+
+    #[test]
+    fn a_row_larger_than_the_limit_gets_its_own_shard() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Jsonl, 1000, Some(5));
+        s.write(&frame(3)).unwrap();
+        let shards = s.finish().unwrap();
+        assert_eq!(shards.iter().map(|s| s.rows).collect::<Vec<_>>(), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn parquet_shards_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Parquet, 6, None);
+        s.write(&frame(10)).unwrap();
+        let shards = s.finish().unwrap();
+        assert_eq!(shards.len(), 2);
+        let f = std::fs::File::open(d.path().join("part-00001.parquet")).unwrap();
+        let back = ParquetReader::new(f).finish().unwrap();
+        assert_eq!(back.height(), 4);
+        assert_eq!(back.column("id").unwrap().i64().unwrap().get(0), Some(6));
+    }
+
+    #[test]
+    fn manifest_has_prefix_then_shards() {
+        let m: serde_json::Value = serde_json::from_slice(&manifest_json("/o/", &["part-00000.jsonl".into()])).unwrap();
+        assert_eq!(m, serde_json::json!([{"prefix": "/o/"}, "part-00000.jsonl"]));
+    }
+}

@@ -1,0 +1,464 @@
+//! Chunked readers: CSV (through `chunker.rs`, parsed by polars) and Parquet
+//! (one slice of rows at a time), yielding DataFrames with a fixed schema.
+//!
+//! The schema is fixed by the first file: CSV types are inferred from its
+//! first chunk (then `[input.schema]` overrides apply), Parquet types come
+//! from its footer. Every later chunk and file must fit it; a value that does
+//! not is bad input naming the file, line and column, with a hint to pin the
+//! type in `[input.schema]`.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use crate::chunker::{records_of, CsvChunk, RecordChunker};
+use crate::error::{did_you_mean, DataLocation, PrepError, Result};
+use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
+use crate::store::{open_read, InputObject};
+
+/// One chunk of input rows and where they came from.
+pub struct SourceChunk {
+    pub df: DataFrame,
+    pub file_index: usize,
+    /// CSV: the line each row starts on; Parquet: empty.
+    pub lines: Vec<u64>,
+    /// 1-based data-row number (within its file) of the first row.
+    pub first_row: u64,
+}
+
+impl SourceChunk {
+    /// Where row `i` of this chunk is, for error messages.
+    pub fn locate(&self, files: &[InputObject], i: usize, column: Option<&str>) -> DataLocation {
+        DataLocation {
+            file: files[self.file_index].uri.clone(),
+            line: self.lines.get(i).copied(),
+            row: if self.lines.is_empty() { Some(self.first_row + i as u64) } else { None },
+            column: column.map(str::to_string),
+        }
+    }
+}
+
+/// Format of one object: the configured one, else from its extension.
+pub fn format_of(obj: &InputObject, configured: Option<InputFormat>) -> Result<InputFormat> {
+    if let Some(f) = configured {
+        return Ok(f);
+    }
+    let k = obj.key.to_ascii_lowercase();
+    let k = k.trim_end_matches(".gz").trim_end_matches(".zst").trim_end_matches(".zstd");
+    if k.ends_with(".csv") || k.ends_with(".tsv") || k.ends_with(".txt") {
+        Ok(InputFormat::Csv)
+    } else if k.ends_with(".parquet") || k.ends_with(".pq") {
+        Ok(InputFormat::Parquet)
+    } else {
+        Err(PrepError::Usage {
+            message: format!("cannot tell the format of {} from its extension", obj.uri),
+            hint: Some("set input.format = \"csv\" or \"parquet\", or narrow input.uri with a glob such as data/*.csv".into()),
+        })
+    }
+}
+
+pub fn dtype_for(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::String => DataType::String,
+        ColumnType::Bool => DataType::Boolean,
+    }
+}
+
+fn parse_csv_bytes(bytes: Vec<u8>, schema: Option<SchemaRef>, csv: &CsvPlan) -> PolarsResult<DataFrame> {
+    let nulls: Vec<PlSmallStr> = csv.null_values.iter().map(|s| PlSmallStr::from(s.as_str())).collect();
+    let delimiter = csv.delimiter;
+    let quote = csv.quote;
+    CsvReadOptions::default()
+        .with_has_header(false)
+        .with_infer_schema_length(None)
+        .with_schema(schema)
+        .map_parse_options(|o| {
+            o.with_separator(delimiter)
+                .with_quote_char(quote)
+                .with_null_values(Some(NullValues::AllColumns(nulls.clone())))
+        })
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+}
+
+/// The shared, fixed schema and the file that set it.
+#[derive(Clone)]
+pub struct FixedSchema {
+    pub schema: SchemaRef,
+    pub origin: String,
+}
+
+/// Reads every input object in order, one chunk at a time.
+pub struct Source {
+    pub files: Vec<InputObject>,
+    plan: InputPlan,
+    pub schema: Option<FixedSchema>,
+    pub bytes_read: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Source {
+    pub fn new(files: Vec<InputObject>, plan: &InputPlan, cancel: Arc<AtomicBool>) -> Self {
+        Source {
+            files,
+            plan: plan.clone(),
+            schema: None,
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            cancel,
+        }
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Calls `f` on every chunk of every file, in order.
+    pub fn for_each_chunk(&mut self, f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>) -> Result<()> {
+        for idx in 0..self.files.len() {
+            match format_of(&self.files[idx], self.plan.format)? {
+                InputFormat::Csv => self.read_csv(idx, f)?,
+                InputFormat::Parquet => self.read_parquet(idx, f)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(PrepError::Interrupted {
+                signal: "a termination signal".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn read_csv(&mut self, idx: usize, f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>) -> Result<()> {
+        let obj = self.files[idx].clone();
+        let rx = spawn_chunker(&obj, &self.plan, self.bytes_read.clone())?;
+        let header = match rx.recv() {
+            Ok(Msg::Header(h)) => h,
+            Ok(Msg::Failed(e)) => return Err(e),
+            _ => return Ok(()),
+        };
+        let Some(header) = header else { return Ok(()) };
+        let names: Vec<String> = if self.plan.csv.has_header {
+            header
+        } else {
+            (1..=header.len()).map(|i| format!("column_{i}")).collect()
+        };
+        if let Some(fixed) = &self.schema {
+            check_same_columns(fixed, &names, &obj.uri)?;
+        }
+        let mut first_row = 1u64;
+        for msg in rx {
+            self.check_cancel()?;
+            let chunk = match msg {
+                Msg::Chunk(c) => c,
+                Msg::Failed(e) => return Err(e),
+                Msg::Header(_) => unreachable!("header comes first"),
+            };
+            if self.schema.is_none() {
+                self.schema = Some(self.infer_schema(&chunk, &names, &obj)?);
+            }
+            let fixed = self.schema.as_ref().expect("schema set above");
+            let lines = chunk.record_lines.clone();
+            let rows = chunk.rows() as u64;
+            let df = match parse_csv_bytes(chunk.bytes.clone(), Some(fixed.schema.clone()), &self.plan.csv) {
+                Ok(df) => df,
+                Err(e) => return Err(diagnose_parse_error(e, &chunk, &fixed.schema, &self.plan.csv, &obj.uri)),
+            };
+            if df.height() as u64 != rows {
+                return Err(PrepError::bad_data(
+                    DataLocation {
+                        file: obj.uri.clone(),
+                        line: lines.first().copied(),
+                        ..Default::default()
+                    },
+                    format!("the parser found {} rows where {} records were expected", df.height(), rows),
+                    Some("check the quoting in this part of the file".into()),
+                ));
+            }
+            f(
+                SourceChunk {
+                    df,
+                    file_index: idx,
+                    lines,
+                    first_row,
+                },
+                self,
+            )?;
+            first_row += rows;
+        }
+        Ok(())
+    }
+
+    /// Infers types from the first chunk, applies `[input.schema]`, and fixes the schema.
+    fn infer_schema(&self, chunk: &CsvChunk, names: &[String], obj: &InputObject) -> Result<FixedSchema> {
+        let inferred = parse_csv_bytes(chunk.bytes.clone(), None, &self.plan.csv)
+            .map_err(|e| diagnose_parse_error(e, chunk, &Schema::default(), &self.plan.csv, &obj.uri))?;
+        let mut schema = Schema::with_capacity(names.len());
+        for (name, col) in names.iter().zip(inferred.columns()) {
+            let dtype = match col.dtype() {
+                DataType::Null => DataType::String,
+                DataType::Int32 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+                DataType::Float32 => DataType::Float64,
+                d => d.clone(),
+            };
+            schema.with_column(PlSmallStr::from(name.as_str()), dtype);
+        }
+        for (col, ty) in &self.plan.schema_overrides {
+            if schema.get(col.as_str()).is_none() {
+                return Err(missing_column(&obj.uri, col, "[input.schema]", schema.iter_names().map(|s| s.as_str())));
+            }
+            schema.with_column(PlSmallStr::from(col.as_str()), dtype_for(*ty));
+        }
+        Ok(FixedSchema {
+            schema: Arc::new(schema),
+            origin: obj.uri.clone(),
+        })
+    }
+
+    fn read_parquet(&mut self, idx: usize, f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>) -> Result<()> {
+        let obj = self.files[idx].clone();
+        let open = || {
+            std::fs::File::open(&obj.path).map_err(|e| crate::store::storage("opening", &obj.path, e))
+        };
+        let bad_file = |e: PolarsError| {
+            PrepError::bad_data(
+                DataLocation {
+                    file: obj.uri.clone(),
+                    ..Default::default()
+                },
+                format!("cannot read it as Parquet: {e}"),
+                Some("check that the file is a complete Parquet file, or set input.format".into()),
+            )
+        };
+        let mut reader = ParquetReader::new(open()?);
+        let num_rows = reader.num_rows().map_err(bad_file)?;
+        let metadata = reader.get_metadata().map_err(bad_file)?.clone();
+        let arrow_schema = reader.schema().map_err(bad_file)?;
+        let file_schema: Schema = Schema::from_arrow_schema(&arrow_schema);
+        drop(reader);
+        match &self.schema {
+            Some(fixed) => check_same_schema(fixed, &file_schema, &obj.uri)?,
+            None => {
+                self.schema = Some(FixedSchema {
+                    schema: Arc::new(file_schema.clone()),
+                    origin: obj.uri.clone(),
+                })
+            }
+        }
+        let chunk_rows = self.plan.chunk_rows.get();
+        let mut offset = 0usize;
+        while offset < num_rows {
+            self.check_cancel()?;
+            let len = chunk_rows.min(num_rows - offset);
+            // A fresh reader per slice: polars memory-maps the file, and
+            // dropping the reader unmaps it, so resident pages stay bounded.
+            let mut reader = ParquetReader::new(open()?).with_slice(Some((offset, len)));
+            reader.set_metadata(metadata.clone());
+            let df = reader.finish().map_err(bad_file)?;
+            self.bytes_read.fetch_add(
+                (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
+                Ordering::Relaxed,
+            );
+            f(
+                SourceChunk {
+                    df,
+                    file_index: idx,
+                    lines: Vec::new(),
+                    first_row: offset as u64 + 1,
+                },
+                self,
+            )?;
+            offset += len;
+        }
+        Ok(())
+    }
+}
+
+enum Msg {
+    Header(Option<Vec<String>>),
+    Chunk(CsvChunk),
+    Failed(PrepError),
+}
+
+/// Reads, decompresses and splits a CSV object on a background thread, so
+/// I/O and record scanning overlap with parsing. The channel holds at most
+/// two chunks, which bounds memory.
+fn spawn_chunker(obj: &InputObject, plan: &InputPlan, counter: Arc<AtomicU64>) -> Result<Receiver<Msg>> {
+    let reader = open_read(obj, counter)?;
+    let (tx, rx) = sync_channel(2);
+    let uri = obj.uri.clone();
+    let csv = plan.csv.clone();
+    let chunk_rows = plan.chunk_rows.get();
+    std::thread::Builder::new()
+        .name("prep-csv-reader".into())
+        .spawn(move || {
+            let mut chunker = RecordChunker::new(reader, uri, csv.delimiter, csv.quote);
+            let header = match chunker.first_record(csv.has_header) {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = tx.send(Msg::Failed(e));
+                    return;
+                }
+            };
+            if tx.send(Msg::Header(header)).is_err() {
+                return;
+            }
+            loop {
+                match chunker.next_chunk(chunk_rows) {
+                    Ok(Some(c)) => {
+                        if tx.send(Msg::Chunk(c)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Msg::Failed(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| PrepError::io("starting the CSV reader thread", e))?;
+    Ok(rx)
+}
+
+pub fn missing_column<'a>(file: &str, col: &str, setting: &str, known: impl Iterator<Item = &'a str>) -> PrepError {
+    let known: Vec<&str> = known.collect();
+    let hint = match did_you_mean(col, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? fix {setting} in the pipeline file"),
+        None => format!("the data has: {}; fix {setting} in the pipeline file", known.join(", ")),
+    };
+    PrepError::bad_data(
+        DataLocation {
+            file: file.to_string(),
+            column: Some(col.to_string()),
+            ..Default::default()
+        },
+        format!("column `{col}` named in {setting} does not exist in the data"),
+        Some(hint),
+    )
+}
+
+fn check_same_columns(fixed: &FixedSchema, names: &[String], uri: &str) -> Result<()> {
+    let expected: Vec<&str> = fixed.schema.iter_names().map(|s| s.as_str()).collect();
+    if expected == names.iter().map(String::as_str).collect::<Vec<_>>() {
+        return Ok(());
+    }
+    let (col, detail) = first_difference(&expected, names);
+    Err(PrepError::bad_data(
+        DataLocation {
+            file: uri.to_string(),
+            line: Some(1),
+            column: Some(col),
+            ..Default::default()
+        },
+        format!("its header does not match {}: {detail}", fixed.origin),
+        Some("all input files must have the same columns in the same order; move other files out of input.uri or narrow it with a glob".into()),
+    ))
+}
+
+fn first_difference(expected: &[&str], got: &[String]) -> (String, String) {
+    for i in 0..expected.len().max(got.len()) {
+        match (expected.get(i), got.get(i)) {
+            (Some(e), Some(g)) if *e == g.as_str() => continue,
+            (Some(e), Some(g)) => return (g.clone(), format!("column {} is `{g}` here but `{e}` there", i + 1)),
+            (Some(e), None) => return (e.to_string(), format!("column `{e}` is missing here")),
+            (None, Some(g)) => return (g.clone(), format!("column `{g}` is extra here")),
+            (None, None) => break,
+        }
+    }
+    (String::new(), "columns differ".into())
+}
+
+fn check_same_schema(fixed: &FixedSchema, schema: &Schema, uri: &str) -> Result<()> {
+    let names: Vec<String> = schema.iter_names().map(|s| s.to_string()).collect();
+    let expected: Vec<&str> = fixed.schema.iter_names().map(|s| s.as_str()).collect();
+    if expected != names.iter().map(String::as_str).collect::<Vec<_>>() {
+        let (col, detail) = first_difference(&expected, &names);
+        return Err(PrepError::bad_data(
+            DataLocation {
+                file: uri.to_string(),
+                column: Some(col),
+                ..Default::default()
+            },
+            format!("its schema does not match {}: {detail}", fixed.origin),
+            Some("all input files must have the same columns in the same order".into()),
+        ));
+    }
+    for ((name, a), b) in fixed.schema.iter().zip(schema.iter_values()) {
+        if a != b {
+            return Err(PrepError::bad_data(
+                DataLocation {
+                    file: uri.to_string(),
+                    column: Some(name.to_string()),
+                    ..Default::default()
+                },
+                format!("column `{name}` is {b} here but {a} in {}", fixed.origin),
+                Some("all input files must agree on column types; rewrite the odd file with the same types".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turns a polars parse failure into "file, line, column: value does not fit
+/// type" by re-checking the chunk's records (only on the error path).
+fn diagnose_parse_error(e: PolarsError, chunk: &CsvChunk, schema: &Schema, csv: &CsvPlan, uri: &str) -> PrepError {
+    let nulls: std::collections::HashSet<&str> = csv.null_values.iter().map(String::as_str).collect();
+    for (line, fields) in records_of(chunk, csv.delimiter, csv.quote) {
+        for ((name, dtype), value) in schema.iter().zip(fields.iter()) {
+            if nulls.contains(value.as_str()) {
+                continue;
+            }
+            let v = value.trim();
+            let fits = match dtype {
+                DataType::Int64 => v.parse::<i64>().is_ok(),
+                DataType::Float64 => v.parse::<f64>().is_ok() || is_polars_float(v),
+                DataType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+                _ => true,
+            };
+            if !fits {
+                let ty = match dtype {
+                    DataType::Int64 => "int64",
+                    DataType::Float64 => "float64",
+                    DataType::Boolean => "bool",
+                    _ => "its type",
+                };
+                let wider = if matches!(dtype, DataType::Int64) && v.parse::<f64>().is_ok() { "float64" } else { "string" };
+                return PrepError::bad_data(
+                    DataLocation {
+                        file: uri.to_string(),
+                        line: Some(line),
+                        column: Some(name.to_string()),
+                        ..Default::default()
+                    },
+                    format!("value {value:?} does not fit the column's type {ty} (inferred from the first rows)"),
+                    Some(format!(
+                        "pin the type in the pipeline: [input.schema] {name} = \"{wider}\" (or add the value to input.csv.null_values if it means missing)"
+                    )),
+                );
+            }
+        }
+    }
+    PrepError::bad_data(
+        DataLocation {
+            file: uri.to_string(),
+            line: chunk.record_lines.first().copied(),
+            ..Default::default()
+        },
+        format!("cannot parse the rows starting here: {e}"),
+        Some("check the CSV settings in [input.csv] (delimiter, quote, header)".into()),
+    )
+}
+
+fn is_polars_float(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity")
+}
