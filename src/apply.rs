@@ -13,14 +13,21 @@ use crate::clean::CleanCounts;
 use crate::columns::is_numeric;
 use crate::error::{PrepError, Result};
 use crate::plan::{InputPlan, OutputCompression, OutputFormat};
-use crate::report::{RunReport};
+use crate::report::RunReport;
 use crate::run::prepare_output;
 use crate::scaler::Scaler;
 use crate::sink::{manifest_json, ShardSink, SinkOptions};
 use crate::source::{missing_column, Source};
 use crate::store::{list_inputs, read_uri, OutputDir};
 
-pub fn apply(scaler_uri: &str, input: &str, output: &str, format: &str, overwrite: bool, quiet: bool) -> Result<RunReport> {
+pub fn apply(
+    scaler_uri: &str,
+    input: &str,
+    output: &str,
+    format: &str,
+    overwrite: bool,
+    quiet: bool,
+) -> Result<RunReport> {
     let t0 = Instant::now();
     let scaler = Scaler::from_json(&read_uri(scaler_uri)?, scaler_uri)?;
     let files = list_inputs(input)?;
@@ -31,14 +38,22 @@ pub fn apply(scaler_uri: &str, input: &str, output: &str, format: &str, overwrit
         out.clone(),
         SinkOptions {
             format,
-            compression: if format == OutputFormat::Parquet { OutputCompression::Zstd } else { OutputCompression::None },
+            compression: if format == OutputFormat::Parquet {
+                OutputCompression::Zstd
+            } else {
+                OutputCompression::None
+            },
             csv_header: true,
             max_rows: 100_000,
             max_bytes: None,
             prefix: "part-".into(),
         },
     );
-    let mut source = Source::new(files.clone(), &InputPlan::defaults(input), crate::signals::install());
+    let mut source = Source::new(
+        files.clone(),
+        &InputPlan::defaults(input),
+        crate::signals::install(),
+    );
     let mut rows = 0u64;
     let mut checked = false;
     let mut progress = crate::report::Progress::new("apply", source.total_bytes(), quiet);
@@ -80,7 +95,10 @@ pub fn apply(scaler_uri: &str, input: &str, output: &str, format: &str, overwrit
     progress.finish();
     let shards = sink.finish()?;
     let names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();
-    out.put("manifest.json", &manifest_json(&out.manifest_prefix(), &names))?;
+    out.put(
+        "manifest.json",
+        &manifest_json(&out.manifest_prefix(), &names),
+    )?;
     let total = t0.elapsed().as_secs_f64();
     let report = RunReport {
         status: "success".into(),

@@ -236,7 +236,9 @@ impl<R: Read> RecordChunker<R> {
 fn read_error(file: &str, e: std::io::Error) -> PrepError {
     let is_decode = matches!(
         e.kind(),
-        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof
+        std::io::ErrorKind::InvalidData
+            | std::io::ErrorKind::InvalidInput
+            | std::io::ErrorKind::UnexpectedEof
     );
     if is_decode {
         PrepError::bad_data(

@@ -50,8 +50,18 @@ pub struct Cleaner {
 fn missing_mask(col: &Column) -> Vec<bool> {
     let s = col.as_materialized_series();
     match s.dtype() {
-        DataType::Float64 => s.f64().expect("f64").iter().map(|v| v.is_none_or(f64::is_nan)).collect(),
-        DataType::Float32 => s.f32().expect("f32").iter().map(|v| v.is_none_or(f32::is_nan)).collect(),
+        DataType::Float64 => s
+            .f64()
+            .expect("f64")
+            .iter()
+            .map(|v| v.is_none_or(f64::is_nan))
+            .collect(),
+        DataType::Float32 => s
+            .f32()
+            .expect("f32")
+            .iter()
+            .map(|v| v.is_none_or(f32::is_nan))
+            .collect(),
         _ => {
             if s.null_count() == 0 {
                 vec![false; s.len()]
@@ -65,14 +75,30 @@ fn missing_mask(col: &Column) -> Vec<bool> {
 fn infinite_mask(col: &Column) -> Option<Vec<bool>> {
     let s = col.as_materialized_series();
     match s.dtype() {
-        DataType::Float64 => Some(s.f64().expect("f64").iter().map(|v| v.is_some_and(f64::is_infinite)).collect()),
-        DataType::Float32 => Some(s.f32().expect("f32").iter().map(|v| v.is_some_and(f32::is_infinite)).collect()),
+        DataType::Float64 => Some(
+            s.f64()
+                .expect("f64")
+                .iter()
+                .map(|v| v.is_some_and(f64::is_infinite))
+                .collect(),
+        ),
+        DataType::Float32 => Some(
+            s.f32()
+                .expect("f32")
+                .iter()
+                .map(|v| v.is_some_and(f32::is_infinite))
+                .collect(),
+        ),
         _ => None,
     }
 }
 
 impl Cleaner {
-    pub fn apply(&self, chunk: SourceChunk, files: &[InputObject]) -> Result<(DataFrame, CleanCounts)> {
+    pub fn apply(
+        &self,
+        chunk: SourceChunk,
+        files: &[InputObject],
+    ) -> Result<(DataFrame, CleanCounts)> {
         let df = &chunk.df;
         let n = df.height();
         let mut keep = vec![true; n];
@@ -81,7 +107,9 @@ impl Cleaner {
             ..Default::default()
         };
         for name in &self.null_checked {
-            let col = df.column(name).map_err(|e| PrepError::polars(format!("cleaning column `{name}`"), e))?;
+            let col = df
+                .column(name)
+                .map_err(|e| PrepError::polars(format!("cleaning column `{name}`"), e))?;
             let mask = missing_mask(col);
             let mut nulls = 0u64;
             for (k, m) in keep.iter_mut().zip(&mask) {
@@ -97,8 +125,12 @@ impl Cleaner {
         counts.dropped_nulls = keep.iter().filter(|k| !**k).count() as u64;
 
         for name in &self.scaled {
-            let col = df.column(name).map_err(|e| PrepError::polars(format!("checking column `{name}`"), e))?;
-            let Some(inf) = infinite_mask(col) else { continue };
+            let col = df
+                .column(name)
+                .map_err(|e| PrepError::polars(format!("checking column `{name}`"), e))?;
+            let Some(inf) = infinite_mask(col) else {
+                continue;
+            };
             for (i, is_inf) in inf.iter().enumerate() {
                 if *is_inf && keep[i] {
                     match self.non_finite {
@@ -123,7 +155,9 @@ impl Cleaner {
             return Ok((chunk.df, counts));
         }
         let mask = BooleanChunked::from_slice(PlSmallStr::from_static("keep"), &keep);
-        let filtered = df.filter(&mask).map_err(|e| PrepError::polars("dropping rows", e))?;
+        let filtered = df
+            .filter(&mask)
+            .map_err(|e| PrepError::polars("dropping rows", e))?;
         Ok((filtered, counts))
     }
 }
@@ -207,7 +241,10 @@ mod tests {
             non_finite: NonFinite::Fail,
         };
         let err = c.apply(chunk(sample()), &files()).unwrap_err();
-        assert!(err.to_string().contains("in.csv, line 4, column `a`"), "{err}");
+        assert!(
+            err.to_string().contains("in.csv, line 4, column `a`"),
+            "{err}"
+        );
     }
 
     #[test]

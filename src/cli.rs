@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::{ExitCode, PrepError, Result};
 
 #[derive(Debug, Parser)]
-#[command(name = "prep", version, about = "Chunked CSV/Parquet -> cleaned, globally standardized, inference-ready shards")]
+#[command(
+    name = "prep",
+    version,
+    about = "Chunked CSV/Parquet -> cleaned, globally standardized, inference-ready shards"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -112,7 +116,10 @@ fn init_logging(log: &LogArgs) {
         .with_target(false);
     let _ = match log.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).compact().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .compact()
+            .try_init(),
     };
 }
 
@@ -165,7 +172,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { ExitCode::Usage as i32 } else { 0 };
+            let code = if e.use_stderr() {
+                ExitCode::Usage as i32
+            } else {
+                0
+            };
             let _ = e.print();
             return code;
         }

@@ -102,7 +102,9 @@ pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColum
             }
             return Err(PrepError::Config {
                 file: plan.file.clone(),
-                problems: vec![format!("output.rename renames `{from}`, which output.columns leaves out")],
+                problems: vec![format!(
+                    "output.rename renames `{from}`, which output.columns leaves out"
+                )],
             });
         }
     }
@@ -124,7 +126,9 @@ pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColum
         if !seen.insert(to) {
             return Err(PrepError::Config {
                 file: plan.file.clone(),
-                problems: vec![format!("two output columns would be named `{to}`; adjust output.rename")],
+                problems: vec![format!(
+                    "two output columns would be named `{to}`; adjust output.rename"
+                )],
             });
         }
     }

@@ -141,9 +141,8 @@ impl LoadedConfig {
 
 /// Reads the pipeline file, applies `--set key=value` overrides, and parses it.
 pub fn load(path: &str, sets: &[String]) -> Result<LoadedConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        PrepError::config(path, format!("cannot read the pipeline file: {e}"))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PrepError::config(path, format!("cannot read the pipeline file: {e}")))?;
     load_str(path, &text, sets)
 }
 
@@ -237,7 +236,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let key = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         let mut out = format!("{position}: unknown key `{key}` in {table}");
         if let Some(s) = did_you_mean(key, expected.iter().copied()) {
             out.push_str(&format!(", did you mean `{s}`?"));
@@ -274,7 +273,11 @@ mod tests {
         let p = problems(load_str("p.toml", &text, &[]).unwrap_err());
         assert_eq!(p.len(), 1);
         assert!(p[0].contains("line 6, column 1"), "{}", p[0]);
-        assert!(p[0].contains("unknown key `shard_rows` in [output]"), "{}", p[0]);
+        assert!(
+            p[0].contains("unknown key `shard_rows` in [output]"),
+            "{}",
+            p[0]
+        );
         assert!(p[0].contains("did you mean `shard_max_rows`?"), "{}", p[0]);
     }
 

@@ -67,19 +67,24 @@ fn normalize(df: &DataFrame) -> Result<DataFrame> {
         .iter()
         .map(|c| {
             let target = match c.dtype() {
-                DataType::Int64 | DataType::Float64 | DataType::Float32 | DataType::Boolean | DataType::String => None,
+                DataType::Int64
+                | DataType::Float64
+                | DataType::Float32
+                | DataType::Boolean
+                | DataType::String => None,
                 d if d.is_integer() => Some(DataType::Int64),
                 _ => Some(DataType::String),
             };
             match target {
                 None => Ok(c.clone()),
-                Some(t) => c
-                    .cast(&t)
-                    .map_err(|e| PrepError::polars(format!("converting column `{}` for output", c.name()), e)),
+                Some(t) => c.cast(&t).map_err(|e| {
+                    PrepError::polars(format!("converting column `{}` for output", c.name()), e)
+                }),
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut out = DataFrame::new(df.height(), cols).map_err(|e| PrepError::polars("assembling output columns", e))?;
+    let mut out = DataFrame::new(df.height(), cols)
+        .map_err(|e| PrepError::polars("assembling output columns", e))?;
     out.rechunk_mut_par();
     Ok(out)
 }
@@ -127,7 +132,9 @@ pub fn json_escape_into(out: &mut Vec<u8>, s: &str) {
 }
 
 fn csv_field_into(out: &mut Vec<u8>, s: &str, delimiter: u8) {
-    let needs = s.is_empty() || s.bytes().any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+    let needs = s.is_empty()
+        || s.bytes()
+            .any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
     if !needs {
         out.extend_from_slice(s.as_bytes());
         return;
@@ -156,7 +163,14 @@ fn write_f64(out: &mut Vec<u8>, v: f64, json: bool, ryu: &mut ryu::Buffer) {
     }
 }
 
-fn write_value(out: &mut Vec<u8>, col: &ColView, i: usize, fmt: TextFormat, ryu: &mut ryu::Buffer, ito: &mut itoa::Buffer) {
+fn write_value(
+    out: &mut Vec<u8>,
+    col: &ColView,
+    i: usize,
+    fmt: TextFormat,
+    ryu: &mut ryu::Buffer,
+    ito: &mut itoa::Buffer,
+) {
     let json = fmt == TextFormat::Jsonl;
     if col.is_null(i) {
         if json {
@@ -281,8 +295,14 @@ mod tests {
         let e = encode_rows(&sample(), TextFormat::Jsonl).unwrap();
         let text = String::from_utf8(e.bytes.clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], r#"{"id":1,"text":"a \"q\", b\nc","x":0.1,"ok":true,"small":3}"#);
-        assert_eq!(lines[1], r#"{"id":2,"text":null,"x":-1e-7,"ok":false,"small":4}"#);
+        assert_eq!(
+            lines[0],
+            r#"{"id":1,"text":"a \"q\", b\nc","x":0.1,"ok":true,"small":3}"#
+        );
+        assert_eq!(
+            lines[1],
+            r#"{"id":2,"text":null,"x":-1e-7,"ok":false,"small":4}"#
+        );
         assert_eq!(e.ends, vec![lines[0].len() + 1, text.len()]);
         for l in lines {
             serde_json::from_str::<serde_json::Value>(l).unwrap();
@@ -293,7 +313,10 @@ mod tests {
     fn csv_quotes_only_when_needed() {
         let e = encode_rows(&sample(), TextFormat::Csv).unwrap();
         let text = String::from_utf8(e.bytes).unwrap();
-        assert_eq!(text, "1,\"a \"\"q\"\", b\nc\",0.1,true,3\n2,,-1e-7,false,4\n");
+        assert_eq!(
+            text,
+            "1,\"a \"\"q\"\", b\nc\",0.1,true,3\n2,,-1e-7,false,4\n"
+        );
         assert_eq!(csv_header(&["a,b".into(), "c".into()]), b"\"a,b\",c\n");
     }
 
@@ -302,7 +325,11 @@ mod tests {
         let vals = [0.1 + 0.2, 1.0 / 3.0, 1e300, -2.5e-300, 123456789.123456789];
         let df = df!("v" => vals).unwrap();
         let e = encode_rows(&df, TextFormat::Csv).unwrap();
-        let parsed: Vec<f64> = String::from_utf8(e.bytes).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+        let parsed: Vec<f64> = String::from_utf8(e.bytes)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
         assert_eq!(parsed, vals);
     }
 }

@@ -51,7 +51,10 @@ pub enum PrepError {
 
     /// Wrong command-line usage that clap cannot catch (e.g. `--worker 5/2`).
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
 
     /// The output already holds a run and `--overwrite` was not given.
     #[error("output {uri} already exists")]
@@ -141,7 +144,11 @@ impl PrepError {
         }
     }
 
-    pub fn bad_data(location: DataLocation, message: impl Into<String>, hint: Option<String>) -> Self {
+    pub fn bad_data(
+        location: DataLocation,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Self {
         PrepError::BadData {
             location,
             message: message.into(),
@@ -167,7 +174,10 @@ impl PrepError {
 pub type Result<T, E = PrepError> = std::result::Result<T, E>;
 
 /// "did you mean `x`?" for a misspelt name, or `None` when nothing is close.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wanted, c), c))
@@ -182,18 +192,27 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("ratng", ["rating", "price"]).as_deref(), Some("rating"));
+        assert_eq!(
+            did_you_mean("ratng", ["rating", "price"]).as_deref(),
+            Some("rating")
+        );
         assert_eq!(did_you_mean("zzz", ["rating", "price"]), None);
     }
 
     #[test]
     fn exit_codes_follow_contract() {
-        assert_eq!(PrepError::config("p.toml", "x").exit_code(), ExitCode::Usage);
+        assert_eq!(
+            PrepError::config("p.toml", "x").exit_code(),
+            ExitCode::Usage
+        );
         assert_eq!(
             PrepError::bad_data(DataLocation::default(), "x", None).exit_code(),
             ExitCode::BadData
         );
-        assert_eq!(PrepError::NoInput { uri: "a".into() }.exit_code(), ExitCode::Storage);
+        assert_eq!(
+            PrepError::NoInput { uri: "a".into() }.exit_code(),
+            ExitCode::Storage
+        );
     }
 
     #[test]

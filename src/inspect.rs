@@ -65,10 +65,12 @@ pub fn inspect_data(uri: &str) -> Result<Inspection> {
         for (acc, col) in accs.iter_mut().zip(df.columns()) {
             acc.nulls += col.null_count() as u64;
             if is_numeric(col.dtype()) {
-                let f = col
-                    .cast(&DataType::Float64)
-                    .map_err(|e| PrepError::polars(format!("reading column `{}`", col.name()), e))?;
-                let ca = f.f64().map_err(|e| PrepError::polars("reading a column", e))?;
+                let f = col.cast(&DataType::Float64).map_err(|e| {
+                    PrepError::polars(format!("reading column `{}`", col.name()), e)
+                })?;
+                let ca = f
+                    .f64()
+                    .map_err(|e| PrepError::polars("reading a column", e))?;
                 let mut values = Vec::with_capacity(ca.len());
                 for v in ca.iter().flatten() {
                     if v.is_nan() {
@@ -156,13 +158,25 @@ pub fn inspect(uri: &str, json: bool) -> Result<String> {
         })
         .collect();
     let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: &[String]| -> String {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i < 2 { format!("{:<w$}", c, w = widths[i]) } else { format!("{:>w$}", c, w = widths[i]) })
+            .map(|(i, c)| {
+                if i < 2 {
+                    format!("{:<w$}", c, w = widths[i])
+                } else {
+                    format!("{:>w$}", c, w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()

@@ -182,7 +182,12 @@ impl Problems<'_> {
     }
 }
 
-fn single_byte(p: &mut Problems, v: &Option<crate::config::S<String>>, key: &str, default: u8) -> u8 {
+fn single_byte(
+    p: &mut Problems,
+    v: &Option<crate::config::S<String>>,
+    key: &str,
+    default: u8,
+) -> u8 {
     match v {
         None => default,
         Some(s) => {
@@ -191,20 +196,37 @@ fn single_byte(p: &mut Problems, v: &Option<crate::config::S<String>>, key: &str
             if text.len() == 1 && text.is_ascii() {
                 text.as_bytes()[0]
             } else {
-                p.at(s.span(), format!("`{key}` must be a single ASCII character, got {:?}", s.get_ref()));
+                p.at(
+                    s.span(),
+                    format!(
+                        "`{key}` must be a single ASCII character, got {:?}",
+                        s.get_ref()
+                    ),
+                );
                 default
             }
         }
     }
 }
 
-fn positive(p: &mut Problems, v: &Option<crate::config::S<i64>>, key: &str, default: usize) -> NonZeroUsize {
+fn positive(
+    p: &mut Problems,
+    v: &Option<crate::config::S<i64>>,
+    key: &str,
+    default: usize,
+) -> NonZeroUsize {
     match v {
         None => NonZeroUsize::new(default).expect("default is positive"),
-        Some(s) => match usize::try_from(*s.get_ref()).ok().and_then(NonZeroUsize::new) {
+        Some(s) => match usize::try_from(*s.get_ref())
+            .ok()
+            .and_then(NonZeroUsize::new)
+        {
             Some(n) => n,
             None => {
-                p.at(s.span(), format!("`{key}` must be a positive integer, got {}", s.get_ref()));
+                p.at(
+                    s.span(),
+                    format!("`{key}` must be a positive integer, got {}", s.get_ref()),
+                );
                 NonZeroUsize::new(default).expect("default is positive")
             }
         },
@@ -218,7 +240,9 @@ pub fn parse_byte_size(s: &str) -> std::result::Result<u64, String> {
         .parse()
         .map_err(|e| format!("`{s}` is not a byte size ({e}); use e.g. \"64MB\" or \"512MiB\""))?;
     if size.as_u64() == 0 {
-        return Err(format!("`{s}` is zero; a shard needs room for at least one row"));
+        return Err(format!(
+            "`{s}` is zero; a shard needs room for at least one row"
+        ));
     }
     Ok(size.as_u64())
 }
@@ -237,7 +261,10 @@ impl Plan {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         {
-            p.at(raw.name.span(), format!("`name` must match [a-z0-9_-]+, got {name:?}"));
+            p.at(
+                raw.name.span(),
+                format!("`name` must match [a-z0-9_-]+, got {name:?}"),
+            );
         }
 
         // [input]
@@ -245,25 +272,34 @@ impl Plan {
         if input_uri.is_empty() {
             p.at(raw.input.uri.span(), "`input.uri` is empty");
         }
-        let format = raw.input.format.as_ref().and_then(|f| match f.get_ref().as_str() {
-            "csv" => Some(InputFormat::Csv),
-            "parquet" => Some(InputFormat::Parquet),
-            other => {
-                p.at(f.span(), format!("`input.format` must be \"csv\" or \"parquet\", got {other:?}"));
-                None
-            }
-        });
+        let format = raw
+            .input
+            .format
+            .as_ref()
+            .and_then(|f| match f.get_ref().as_str() {
+                "csv" => Some(InputFormat::Csv),
+                "parquet" => Some(InputFormat::Parquet),
+                other => {
+                    p.at(
+                        f.span(),
+                        format!("`input.format` must be \"csv\" or \"parquet\", got {other:?}"),
+                    );
+                    None
+                }
+            });
         let chunk_rows = positive(&mut p, &raw.input.chunk_rows, "input.chunk_rows", 50_000);
         let second_pass = match raw.input.second_pass.as_ref() {
             None => SecondPass::Spill,
-            Some(s) => match s.get_ref().as_str() {
-                "spill" => SecondPass::Spill,
-                "reread" => SecondPass::Reread,
-                other => {
-                    p.at(s.span(), format!("`input.second_pass` must be \"spill\" or \"reread\", got {other:?}"));
-                    SecondPass::Spill
+            Some(s) => {
+                match s.get_ref().as_str() {
+                    "spill" => SecondPass::Spill,
+                    "reread" => SecondPass::Reread,
+                    other => {
+                        p.at(s.span(), format!("`input.second_pass` must be \"spill\" or \"reread\", got {other:?}"));
+                        SecondPass::Spill
+                    }
                 }
-            },
+            }
         };
         let csv_raw = &raw.input.csv;
         let delimiter = single_byte(&mut p, &csv_raw.delimiter, "input.csv.delimiter", b',');
@@ -293,25 +329,30 @@ impl Plan {
         for (col, ty) in &raw.input.schema {
             match ColumnType::parse(ty.get_ref()) {
                 Some(t) => schema_overrides.push((col.clone(), t)),
-                None => p.at(ty.span(), format!(
+                None => p.at(
+                    ty.span(),
+                    format!(
                     "[input.schema] `{col}` has type {:?}; use one of int64, float64, string, bool",
                     ty.get_ref()
-                )),
+                ),
+                ),
             }
         }
 
         // [clean]
         let drop_nulls = match raw.clean.drop_nulls.as_ref() {
             None => DropNulls::Any,
-            Some(s) => match s.get_ref() {
-                RawDropNulls::Keyword(k) if k == "any" => DropNulls::Any,
-                RawDropNulls::Keyword(k) if k == "none" => DropNulls::Columns(Vec::new()),
-                RawDropNulls::Keyword(k) => {
-                    p.at(s.span(), format!("`clean.drop_nulls` must be \"any\" or a list of columns, got {k:?}"));
-                    DropNulls::Any
+            Some(s) => {
+                match s.get_ref() {
+                    RawDropNulls::Keyword(k) if k == "any" => DropNulls::Any,
+                    RawDropNulls::Keyword(k) if k == "none" => DropNulls::Columns(Vec::new()),
+                    RawDropNulls::Keyword(k) => {
+                        p.at(s.span(), format!("`clean.drop_nulls` must be \"any\" or a list of columns, got {k:?}"));
+                        DropNulls::Any
+                    }
+                    RawDropNulls::Columns(c) => DropNulls::Columns(c.clone()),
                 }
-                RawDropNulls::Columns(c) => DropNulls::Columns(c.clone()),
-            },
+            }
         };
         let non_finite = match raw.clean.non_finite.as_ref() {
             None => NonFinite::Fail,
@@ -319,7 +360,10 @@ impl Plan {
                 "fail" => NonFinite::Fail,
                 "drop" => NonFinite::Drop,
                 other => {
-                    p.at(s.span(), format!("`clean.non_finite` must be \"fail\" or \"drop\", got {other:?}"));
+                    p.at(
+                        s.span(),
+                        format!("`clean.non_finite` must be \"fail\" or \"drop\", got {other:?}"),
+                    );
                     NonFinite::Fail
                 }
             },
@@ -328,26 +372,34 @@ impl Plan {
         // [scale]
         if let Some(m) = &raw.scale.method {
             if m.get_ref() != "standard" {
-                p.at(m.span(), format!("`scale.method` {:?} is not supported; the only method is \"standard\"", m.get_ref()));
+                p.at(
+                    m.span(),
+                    format!(
+                        "`scale.method` {:?} is not supported; the only method is \"standard\"",
+                        m.get_ref()
+                    ),
+                );
             }
         }
         let columns = match raw.scale.columns.as_ref() {
             None => ScaleColumns::Numeric,
-            Some(s) => match s.get_ref() {
-                RawColumns::Keyword(k) if k == "numeric" => ScaleColumns::Numeric,
-                RawColumns::Keyword(k) => {
-                    p.at(s.span(), format!("`scale.columns` must be \"numeric\" or a list of columns, got {k:?}"));
-                    ScaleColumns::Numeric
-                }
-                RawColumns::List(l) => {
-                    for c in l {
-                        if raw.scale.exclude.contains(c) {
-                            p.at(s.span(), format!("column `{c}` is both in `scale.columns` and `scale.exclude`"));
-                        }
+            Some(s) => {
+                match s.get_ref() {
+                    RawColumns::Keyword(k) if k == "numeric" => ScaleColumns::Numeric,
+                    RawColumns::Keyword(k) => {
+                        p.at(s.span(), format!("`scale.columns` must be \"numeric\" or a list of columns, got {k:?}"));
+                        ScaleColumns::Numeric
                     }
-                    ScaleColumns::List(l.clone())
+                    RawColumns::List(l) => {
+                        for c in l {
+                            if raw.scale.exclude.contains(c) {
+                                p.at(s.span(), format!("column `{c}` is both in `scale.columns` and `scale.exclude`"));
+                            }
+                        }
+                        ScaleColumns::List(l.clone())
+                    }
                 }
-            },
+            }
         };
         let with_mean = raw.scale.with_mean.unwrap_or(true);
         let with_std = raw.scale.with_std.unwrap_or(true);
@@ -361,11 +413,22 @@ impl Plan {
         let out_format = match out.format.as_ref() {
             None => OutputFormat::Parquet,
             Some(f) => OutputFormat::parse(f.get_ref()).unwrap_or_else(|| {
-                p.at(f.span(), format!("`output.format` must be \"jsonl\", \"parquet\" or \"csv\", got {:?}", f.get_ref()));
+                p.at(
+                    f.span(),
+                    format!(
+                        "`output.format` must be \"jsonl\", \"parquet\" or \"csv\", got {:?}",
+                        f.get_ref()
+                    ),
+                );
                 OutputFormat::Parquet
             }),
         };
-        let shard_max_rows = positive(&mut p, &out.shard_max_rows, "output.shard_max_rows", 100_000);
+        let shard_max_rows = positive(
+            &mut p,
+            &out.shard_max_rows,
+            "output.shard_max_rows",
+            100_000,
+        );
         let min_shards = positive(&mut p, &out.min_shards, "output.min_shards", 1);
         let shard_max_bytes = out.shard_max_bytes.as_ref().and_then(|s| {
             parse_byte_size(s.get_ref())
@@ -380,16 +443,25 @@ impl Plan {
                     (_, "none") => Some(OutputCompression::None),
                     (OutputFormat::Parquet, "zstd") => Some(OutputCompression::Zstd),
                     (OutputFormat::Parquet, "snappy") => Some(OutputCompression::Snappy),
-                    (OutputFormat::Jsonl | OutputFormat::Csv, "gzip") => Some(OutputCompression::Gzip),
+                    (OutputFormat::Jsonl | OutputFormat::Csv, "gzip") => {
+                        Some(OutputCompression::Gzip)
+                    }
                     _ => None,
                 };
                 parsed.unwrap_or_else(|| {
-                    let allowed = if fmt == OutputFormat::Parquet { "zstd, snappy or none" } else { "none or gzip" };
-                    p.at(c.span(), format!(
+                    let allowed = if fmt == OutputFormat::Parquet {
+                        "zstd, snappy or none"
+                    } else {
+                        "none or gzip"
+                    };
+                    p.at(
+                        c.span(),
+                        format!(
                         "`output.compression` {:?} is not available for {} output; use {allowed}",
                         c.get_ref(),
                         fmt.extension()
-                    ));
+                    ),
+                    );
                     OutputCompression::None
                 })
             }
@@ -402,7 +474,11 @@ impl Plan {
                 }
             }
         }
-        let rename: Vec<(String, String)> = out.rename.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+        let rename: Vec<(String, String)> = out
+            .rename
+            .iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
         let mut targets = std::collections::HashSet::new();
         for (from, to) in &rename {
             if to.is_empty() {
@@ -477,7 +553,8 @@ mod tests {
     use crate::config::load_str;
 
     fn build(extra: &str) -> Result<Plan> {
-        let text = format!("name = \"t\"\n[input]\nuri = \"in.csv\"\n{extra}\n[output]\nuri = \"out/\"\n");
+        let text =
+            format!("name = \"t\"\n[input]\nuri = \"in.csv\"\n{extra}\n[output]\nuri = \"out/\"\n");
         Plan::build(&load_str("p.toml", &text, &[])?)
     }
 
@@ -496,10 +573,16 @@ mod tests {
 
     #[test]
     fn reports_every_problem_at_once() {
-        let err = build("chunk_rows = 0\nformat = \"xml\"\n[input.csv]\ndelimiter = \";;\"").unwrap_err();
-        let PrepError::Config { problems, .. } = err else { panic!() };
+        let err =
+            build("chunk_rows = 0\nformat = \"xml\"\n[input.csv]\ndelimiter = \";;\"").unwrap_err();
+        let PrepError::Config { problems, .. } = err else {
+            panic!()
+        };
         assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].starts_with("line 4"), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with("line 4, column 14")),
+            "{problems:?}"
+        );
     }
 
     #[test]

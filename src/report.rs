@@ -86,7 +86,8 @@ impl Progress {
     pub fn new(phase: &str, total_bytes: u64, quiet: bool) -> Self {
         let interactive = !quiet && std::io::stderr().is_terminal();
         let bar = interactive.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
                     "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta}",
@@ -123,7 +124,11 @@ impl Progress {
         }
         self.last_log = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let pct = if self.total_bytes > 0 { 100.0 * bytes as f64 / self.total_bytes as f64 } else { 0.0 };
+        let pct = if self.total_bytes > 0 {
+            100.0 * bytes as f64 / self.total_bytes as f64
+        } else {
+            0.0
+        };
         tracing::info!(
             phase = %self.phase,
             bytes,

@@ -57,7 +57,16 @@ pub fn prepare_output(out: &OutputDir, overwrite: bool) -> Result<()> {
     }
     if !overwrite {
         return Err(PrepError::OutputExists {
-            uri: format!("{} (holds {})", out.uri, existing.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            uri: format!(
+                "{} (holds {})",
+                out.uri,
+                existing
+                    .iter()
+                    .take(3)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     out.delete("_SUCCESS")?;
@@ -69,11 +78,15 @@ pub fn prepare_output(out: &OutputDir, overwrite: bool) -> Result<()> {
 
 /// Collects the finite, non-null values of a column as f64.
 fn finite_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let col = df.column(name).map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
+    let col = df
+        .column(name)
+        .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
     let f = col
         .cast(&DataType::Float64)
         .map_err(|e| PrepError::polars(format!("casting column `{name}` to float64"), e))?;
-    let ca = f.f64().map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
+    let ca = f
+        .f64()
+        .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
     Ok(if ca.null_count() == 0 {
         ca.into_no_null_iter().filter(|v| !v.is_nan()).collect()
     } else {
@@ -83,11 +96,20 @@ fn finite_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
 
 /// Selects and renames the output columns.
 pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> {
-    let names: Vec<PlSmallStr> = output.iter().map(|(c, _)| PlSmallStr::from(c.as_str())).collect();
-    let mut df = df.select(names).map_err(|e| PrepError::polars("selecting output columns", e))?;
+    let names: Vec<PlSmallStr> = output
+        .iter()
+        .map(|(c, _)| PlSmallStr::from(c.as_str()))
+        .collect();
+    let mut df = df
+        .select(names)
+        .map_err(|e| PrepError::polars("selecting output columns", e))?;
     if output.iter().any(|(a, b)| a != b) {
-        let to: Vec<PlSmallStr> = output.iter().map(|(_, t)| PlSmallStr::from(t.as_str())).collect();
-        df.set_column_names(&to).map_err(|e| PrepError::polars("renaming output columns", e))?;
+        let to: Vec<PlSmallStr> = output
+            .iter()
+            .map(|(_, t)| PlSmallStr::from(t.as_str()))
+            .collect();
+        df.set_column_names(&to)
+            .map_err(|e| PrepError::polars("renaming output columns", e))?;
     }
     Ok(df)
 }
@@ -104,7 +126,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
     run_with_cancel(plan, opts, cancel)
 }
 
-pub fn run_with_cancel(plan: &Plan, opts: &RunOptions, cancel: Arc<AtomicBool>) -> Result<RunReport> {
+pub fn run_with_cancel(
+    plan: &Plan,
+    opts: &RunOptions,
+    cancel: Arc<AtomicBool>,
+) -> Result<RunReport> {
     let t0 = Instant::now();
     let out = OutputDir::new(&plan.output.uri)?;
     let files = list_inputs(&plan.input.uri)?;
@@ -131,7 +157,10 @@ pub fn run_with_cancel(plan: &Plan, opts: &RunOptions, cancel: Arc<AtomicBool>) 
     let mut progress = Progress::new("fit", source.total_bytes(), opts.quiet);
     source.for_each_chunk(&mut |chunk, src| {
         if fit.resolved.is_none() {
-            let schema = src.schema.as_ref().expect("schema fixed before the first chunk");
+            let schema = src
+                .schema
+                .as_ref()
+                .expect("schema fixed before the first chunk");
             let resolved = resolve(plan, &schema.schema, &schema.origin)?;
             let cleaner = Cleaner {
                 null_checked: resolved.null_checked.clone(),
@@ -144,7 +173,11 @@ pub fn run_with_cancel(plan: &Plan, opts: &RunOptions, cancel: Arc<AtomicBool>) 
         let (resolved, cleaner) = fit.resolved.as_ref().expect("resolved above");
         let (mut df, counts) = cleaner.apply(chunk, &src.files)?;
         fit.counts.add(&counts);
-        let updates: Vec<Result<Vec<f64>>> = resolved.scaled.par_iter().map(|c| finite_values(&df, c)).collect();
+        let updates: Vec<Result<Vec<f64>>> = resolved
+            .scaled
+            .par_iter()
+            .map(|c| finite_values(&df, c))
+            .collect();
         for (m, values) in fit.moments.iter_mut().zip(updates) {
             m.update(&values?);
         }
@@ -172,11 +205,18 @@ pub fn run_with_cancel(plan: &Plan, opts: &RunOptions, cancel: Arc<AtomicBool>) 
         plan.scale.with_std,
         scaler_source(&plan.input.uri, &files),
     );
-    tracing::info!(rows = rows_out, features = resolved.scaled.len(), seconds = t_fit, "fit done");
+    tracing::info!(
+        rows = rows_out,
+        features = resolved.scaled.len(),
+        seconds = t_fit,
+        "fit done"
+    );
 
     // Transform pass.
     let t1 = Instant::now();
-    let per_shard_for_min = rows_out.div_ceil(plan.output.min_shards.get() as u64).max(1) as usize;
+    let per_shard_for_min = rows_out
+        .div_ceil(plan.output.min_shards.get() as u64)
+        .max(1) as usize;
     let sink_opts = SinkOptions {
         format: plan.output.format,
         compression: plan.output.compression,
@@ -225,7 +265,10 @@ pub fn run_with_cancel(plan: &Plan, opts: &RunOptions, cancel: Arc<AtomicBool>) 
     let t2 = Instant::now();
     put_uri(&plan.scaler_uri, &scaler.to_json())?;
     let names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();
-    out.put("manifest.json", &manifest_json(&out.manifest_prefix(), &names))?;
+    out.put(
+        "manifest.json",
+        &manifest_json(&out.manifest_prefix(), &names),
+    )?;
     let total = t0.elapsed().as_secs_f64();
     let mut seconds = BTreeMap::new();
     seconds.insert("fit".to_string(), t_fit);

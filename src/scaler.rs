@@ -98,7 +98,11 @@ impl Scaler {
             ..Default::default()
         };
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            PrepError::bad_data(loc(), format!("not valid JSON: {e}"), Some("pass the scaler.json written by `prep run`".into()))
+            PrepError::bad_data(
+                loc(),
+                format!("not valid JSON: {e}"),
+                Some("pass the scaler.json written by `prep run`".into()),
+            )
         })?;
         let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
         if format != FORMAT {
@@ -124,7 +128,11 @@ impl Scaler {
             && s.scale.as_ref().is_none_or(|v| v.len() == n)
             && (s.scale.is_some() || !s.with_std);
         if !lens_ok {
-            return Err(PrepError::bad_data(loc(), "arrays do not line up with feature_names", None));
+            return Err(PrepError::bad_data(
+                loc(),
+                "arrays do not line up with feature_names",
+                None,
+            ));
         }
         Ok(s)
     }
@@ -134,7 +142,11 @@ impl Scaler {
         (0..self.feature_names.len())
             .map(|i| {
                 let mean = if self.with_mean { self.mean[i] } else { 0.0 };
-                let scale = if self.with_std { self.scale.as_ref().map(|s| s[i]) } else { None };
+                let scale = if self.with_std {
+                    self.scale.as_ref().map(|s| s[i])
+                } else {
+                    None
+                };
                 (mean, scale)
             })
             .collect()
@@ -149,11 +161,15 @@ impl Scaler {
             .par_iter()
             .zip(coef.par_iter())
             .map(|(name, (mean, scale))| {
-                let col = df.column(name).map_err(|e| PrepError::polars(format!("scaling column `{name}`"), e))?;
-                let f = col
-                    .cast(&DataType::Float64)
-                    .map_err(|e| PrepError::polars(format!("casting column `{name}` to float64"), e))?;
-                let ca = f.f64().map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
+                let col = df
+                    .column(name)
+                    .map_err(|e| PrepError::polars(format!("scaling column `{name}`"), e))?;
+                let f = col.cast(&DataType::Float64).map_err(|e| {
+                    PrepError::polars(format!("casting column `{name}` to float64"), e)
+                })?;
+                let ca = f
+                    .f64()
+                    .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
                 let out: Float64Chunked = match (with_mean, scale) {
                     (true, Some(s)) => ca.apply_values(|x| (x - mean) / s),
                     (false, Some(s)) => ca.apply_values(|x| x / s),
@@ -212,7 +228,8 @@ mod tests {
     fn rejects_foreign_artifacts() {
         let err = Scaler::from_json(br#"{"format":"other","version":1}"#, "s.json").unwrap_err();
         assert!(err.to_string().contains("expected \"prep-scaler\""));
-        let err = Scaler::from_json(br#"{"format":"prep-scaler","version":9}"#, "s.json").unwrap_err();
+        let err =
+            Scaler::from_json(br#"{"format":"prep-scaler","version":9}"#, "s.json").unwrap_err();
         assert!(err.to_string().contains("version 9"));
     }
 
@@ -222,11 +239,20 @@ mod tests {
         let s = fitted(true, true);
         let out = s.apply(df.clone()).unwrap();
         let scale = 1.25f64.sqrt();
-        let got: Vec<f64> = out.column("x").unwrap().f64().unwrap().into_no_null_iter().collect();
+        let got: Vec<f64> = out
+            .column("x")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(got, vec![(1.0 - 2.5) / scale, (4.0 - 2.5) / scale]);
         assert_eq!(out.column("id").unwrap().dtype(), &DataType::Int64);
         let out = fitted(false, true).apply(df.clone()).unwrap();
-        assert_eq!(out.column("x").unwrap().f64().unwrap().get(0), Some(1.0 / scale));
+        assert_eq!(
+            out.column("x").unwrap().f64().unwrap().get(0),
+            Some(1.0 / scale)
+        );
         let out = fitted(true, false).apply(df).unwrap();
         assert_eq!(out.column("x").unwrap().f64().unwrap().get(1), Some(1.5));
     }

@@ -66,8 +66,13 @@ impl TextOut {
 }
 
 enum OpenShard {
-    Text { out: TextOut },
-    Parquet { writer: Box<polars::io::parquet::write::BatchedWriter<File>>, path: PendingPath },
+    Text {
+        out: TextOut,
+    },
+    Parquet {
+        writer: Box<polars::io::parquet::write::BatchedWriter<File>>,
+        path: PendingPath,
+    },
 }
 
 struct Current {
@@ -106,7 +111,12 @@ impl ShardSink {
     }
 
     fn open(&mut self, schema: &Schema) -> Result<()> {
-        let name = format!("{}{:05}.{}", self.opts.prefix, self.shards.len(), self.extension());
+        let name = format!(
+            "{}{:05}.{}",
+            self.opts.prefix,
+            self.shards.len(),
+            self.extension()
+        );
         let (shard, bytes) = match self.opts.format {
             OutputFormat::Parquet => {
                 let (file, path) = self.out.create_raw(&name)?;
@@ -118,7 +128,12 @@ impl ShardSink {
                 let writer = ParquetWriter::new(file)
                     .with_compression(compression)
                     .batched(schema)
-                    .map_err(|e| PrepError::polars(format!("starting Parquet shard {}", self.out.display(&name)), e))?;
+                    .map_err(|e| {
+                        PrepError::polars(
+                            format!("starting Parquet shard {}", self.out.display(&name)),
+                            e,
+                        )
+                    })?;
                 (
                     OpenShard::Parquet {
                         writer: Box::new(writer),
@@ -130,9 +145,10 @@ impl ShardSink {
             OutputFormat::Jsonl | OutputFormat::Csv => {
                 let file = self.out.create(&name)?;
                 let mut out = match self.opts.compression {
-                    OutputCompression::Gzip => {
-                        TextOut::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
-                    }
+                    OutputCompression::Gzip => TextOut::Gzip(flate2::write::GzEncoder::new(
+                        file,
+                        flate2::Compression::default(),
+                    )),
                     _ => TextOut::Plain(file),
                 };
                 let mut bytes = 0;
@@ -154,13 +170,18 @@ impl ShardSink {
     }
 
     fn close(&mut self) -> Result<()> {
-        let Some(cur) = self.current.take() else { return Ok(()) };
+        let Some(cur) = self.current.take() else {
+            return Ok(());
+        };
         let size = match cur.shard {
             OpenShard::Text { out } => out.commit()?,
             OpenShard::Parquet { writer, path } => {
-                writer
-                    .finish()
-                    .map_err(|e| PrepError::polars(format!("finishing Parquet shard {}", self.out.display(&cur.name)), e))?;
+                writer.finish().map_err(|e| {
+                    PrepError::polars(
+                        format!("finishing Parquet shard {}", self.out.display(&cur.name)),
+                        e,
+                    )
+                })?;
                 drop(writer);
                 path.commit()?
             }
@@ -209,7 +230,11 @@ impl ShardSink {
             OutputFormat::Jsonl => self.write_text(df, TextFormat::Jsonl),
             OutputFormat::Csv => {
                 if self.header.is_empty() {
-                    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+                    let names: Vec<String> = df
+                        .get_column_names()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
                     self.header = csv_header(&names);
                 }
                 self.write_text(df, TextFormat::Csv)
@@ -227,7 +252,13 @@ impl ShardSink {
             }
             let cur = self.current.as_ref().expect("opened");
             let base = rows.start(next);
-            let sizes = |k: usize| if k == 0 { 0 } else { (rows.ends[next + k - 1] - base) as u64 };
+            let sizes = |k: usize| {
+                if k == 0 {
+                    0
+                } else {
+                    (rows.ends[next + k - 1] - base) as u64
+                }
+            };
             let k = self.fitting(cur, &sizes, rows.rows() - next);
             if k == 0 {
                 self.close()?;
@@ -235,7 +266,9 @@ impl ShardSink {
             }
             let end = rows.ends[next + k - 1];
             let cur = self.current.as_mut().expect("opened");
-            let OpenShard::Text { out } = &mut cur.shard else { unreachable!("text shard") };
+            let OpenShard::Text { out } = &mut cur.shard else {
+                unreachable!("text shard")
+            };
             out.write_all(&rows.bytes[base..end])
                 .map_err(|e| storage("writing", &self.out.dir.join(&cur.name), e))?;
             cur.rows += k;
@@ -249,7 +282,9 @@ impl ShardSink {
     }
 
     fn write_parquet(&mut self, df: &DataFrame) -> Result<()> {
-        let per_row = (df.estimated_size() as f64 / df.height() as f64).ceil().max(1.0) as u64;
+        let per_row = (df.estimated_size() as f64 / df.height() as f64)
+            .ceil()
+            .max(1.0) as u64;
         let schema = df.schema().as_ref().clone();
         let mut next = 0usize;
         while next < df.height() {
@@ -265,10 +300,15 @@ impl ShardSink {
             }
             let slice = df.slice(next as i64, k);
             let cur = self.current.as_mut().expect("opened");
-            let OpenShard::Parquet { writer, .. } = &mut cur.shard else { unreachable!("parquet shard") };
-            writer
-                .write_batch(&slice)
-                .map_err(|e| PrepError::polars(format!("writing Parquet shard {}", self.out.display(&cur.name)), e))?;
+            let OpenShard::Parquet { writer, .. } = &mut cur.shard else {
+                unreachable!("parquet shard")
+            };
+            writer.write_batch(&slice).map_err(|e| {
+                PrepError::polars(
+                    format!("writing Parquet shard {}", self.out.display(&cur.name)),
+                    e,
+                )
+            })?;
             cur.rows += k;
             cur.bytes += k as u64 * per_row;
             next += k;
@@ -290,7 +330,8 @@ impl ShardSink {
 pub fn manifest_json(prefix: &str, shards: &[String]) -> Vec<u8> {
     let mut items = vec![serde_json::json!({ "prefix": prefix })];
     items.extend(shards.iter().map(|s| serde_json::Value::String(s.clone())));
-    let mut v = serde_json::to_vec_pretty(&serde_json::Value::Array(items)).expect("manifest serializes");
+    let mut v =
+        serde_json::to_vec_pretty(&serde_json::Value::Array(items)).expect("manifest serializes");
     v.push(b'\n');
     v
 }
@@ -299,7 +340,12 @@ pub fn manifest_json(prefix: &str, shards: &[String]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn sink(dir: &std::path::Path, format: OutputFormat, max_rows: usize, max_bytes: Option<u64>) -> ShardSink {
+    fn sink(
+        dir: &std::path::Path,
+        format: OutputFormat,
+        max_rows: usize,
+        max_bytes: Option<u64>,
+    ) -> ShardSink {
         ShardSink::new(
             OutputDir::new(dir.to_str().unwrap()).unwrap(),
             SinkOptions {
@@ -351,7 +397,10 @@ mod tests {
         let mut s = sink(d.path(), OutputFormat::Jsonl, 1000, Some(5));
         s.write(&frame(3)).unwrap();
         let shards = s.finish().unwrap();
-        assert_eq!(shards.iter().map(|s| s.rows).collect::<Vec<_>>(), vec![1, 1, 1]);
+        assert_eq!(
+            shards.iter().map(|s| s.rows).collect::<Vec<_>>(),
+            vec![1, 1, 1]
+        );
     }
 
     #[test]
@@ -369,7 +418,11 @@ mod tests {
 
     #[test]
     fn manifest_has_prefix_then_shards() {
-        let m: serde_json::Value = serde_json::from_slice(&manifest_json("/o/", &["part-00000.jsonl".into()])).unwrap();
-        assert_eq!(m, serde_json::json!([{"prefix": "/o/"}, "part-00000.jsonl"]));
+        let m: serde_json::Value =
+            serde_json::from_slice(&manifest_json("/o/", &["part-00000.jsonl".into()])).unwrap();
+        assert_eq!(
+            m,
+            serde_json::json!([{"prefix": "/o/"}, "part-00000.jsonl"])
+        );
     }
 }

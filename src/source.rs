@@ -35,7 +35,11 @@ impl SourceChunk {
         DataLocation {
             file: files[self.file_index].uri.clone(),
             line: self.lines.get(i).copied(),
-            row: if self.lines.is_empty() { Some(self.first_row + i as u64) } else { None },
+            row: if self.lines.is_empty() {
+                Some(self.first_row + i as u64)
+            } else {
+                None
+            },
             column: column.map(str::to_string),
         }
     }
@@ -47,7 +51,10 @@ pub fn format_of(obj: &InputObject, configured: Option<InputFormat>) -> Result<I
         return Ok(f);
     }
     let k = obj.key.to_ascii_lowercase();
-    let k = k.trim_end_matches(".gz").trim_end_matches(".zst").trim_end_matches(".zstd");
+    let k = k
+        .trim_end_matches(".gz")
+        .trim_end_matches(".zst")
+        .trim_end_matches(".zstd");
     if k.ends_with(".csv") || k.ends_with(".tsv") || k.ends_with(".txt") {
         Ok(InputFormat::Csv)
     } else if k.ends_with(".parquet") || k.ends_with(".pq") {
@@ -69,8 +76,16 @@ pub fn dtype_for(t: ColumnType) -> DataType {
     }
 }
 
-fn parse_csv_bytes(bytes: Vec<u8>, schema: Option<SchemaRef>, csv: &CsvPlan) -> PolarsResult<DataFrame> {
-    let nulls: Vec<PlSmallStr> = csv.null_values.iter().map(|s| PlSmallStr::from(s.as_str())).collect();
+fn parse_csv_bytes(
+    bytes: Vec<u8>,
+    schema: Option<SchemaRef>,
+    csv: &CsvPlan,
+) -> PolarsResult<DataFrame> {
+    let nulls: Vec<PlSmallStr> = csv
+        .null_values
+        .iter()
+        .map(|s| PlSmallStr::from(s.as_str()))
+        .collect();
     let delimiter = csv.delimiter;
     let quote = csv.quote;
     CsvReadOptions::default()
@@ -118,7 +133,10 @@ impl Source {
     }
 
     /// Calls `f` on every chunk of every file, in order.
-    pub fn for_each_chunk(&mut self, f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>) -> Result<()> {
+    pub fn for_each_chunk(
+        &mut self,
+        f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
+    ) -> Result<()> {
         for idx in 0..self.files.len() {
             match format_of(&self.files[idx], self.plan.format)? {
                 InputFormat::Csv => self.read_csv(idx, f)?,
@@ -137,7 +155,11 @@ impl Source {
         Ok(())
     }
 
-    fn read_csv(&mut self, idx: usize, f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>) -> Result<()> {
+    fn read_csv(
+        &mut self,
+        idx: usize,
+        f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
+    ) -> Result<()> {
         let obj = self.files[idx].clone();
         let rx = spawn_chunker(&obj, &self.plan, self.bytes_read.clone())?;
         let header = match rx.recv() {
@@ -168,9 +190,21 @@ impl Source {
             let fixed = self.schema.as_ref().expect("schema set above");
             let lines = chunk.record_lines.clone();
             let rows = chunk.rows() as u64;
-            let df = match parse_csv_bytes(chunk.bytes.clone(), Some(fixed.schema.clone()), &self.plan.csv) {
+            let df = match parse_csv_bytes(
+                chunk.bytes.clone(),
+                Some(fixed.schema.clone()),
+                &self.plan.csv,
+            ) {
                 Ok(df) => df,
-                Err(e) => return Err(diagnose_parse_error(e, &chunk, &fixed.schema, &self.plan.csv, &obj.uri)),
+                Err(e) => {
+                    return Err(diagnose_parse_error(
+                        e,
+                        &chunk,
+                        &fixed.schema,
+                        &self.plan.csv,
+                        &obj.uri,
+                    ))
+                }
             };
             if df.height() as u64 != rows {
                 return Err(PrepError::bad_data(
@@ -179,7 +213,11 @@ impl Source {
                         line: lines.first().copied(),
                         ..Default::default()
                     },
-                    format!("the parser found {} rows where {} records were expected", df.height(), rows),
+                    format!(
+                        "the parser found {} rows where {} records were expected",
+                        df.height(),
+                        rows
+                    ),
                     Some("check the quoting in this part of the file".into()),
                 ));
             }
@@ -198,9 +236,15 @@ impl Source {
     }
 
     /// Infers types from the first chunk, applies `[input.schema]`, and fixes the schema.
-    fn infer_schema(&self, chunk: &CsvChunk, names: &[String], obj: &InputObject) -> Result<FixedSchema> {
-        let inferred = parse_csv_bytes(chunk.bytes.clone(), None, &self.plan.csv)
-            .map_err(|e| diagnose_parse_error(e, chunk, &Schema::default(), &self.plan.csv, &obj.uri))?;
+    fn infer_schema(
+        &self,
+        chunk: &CsvChunk,
+        names: &[String],
+        obj: &InputObject,
+    ) -> Result<FixedSchema> {
+        let inferred = parse_csv_bytes(chunk.bytes.clone(), None, &self.plan.csv).map_err(|e| {
+            diagnose_parse_error(e, chunk, &Schema::default(), &self.plan.csv, &obj.uri)
+        })?;
         let mut schema = Schema::with_capacity(names.len());
         for (name, col) in names.iter().zip(inferred.columns()) {
             let dtype = match col.dtype() {
@@ -213,7 +257,12 @@ impl Source {
         }
         for (col, ty) in &self.plan.schema_overrides {
             if schema.get(col.as_str()).is_none() {
-                return Err(missing_column(&obj.uri, col, "[input.schema]", schema.iter_names().map(|s| s.as_str())));
+                return Err(missing_column(
+                    &obj.uri,
+                    col,
+                    "[input.schema]",
+                    schema.iter_names().map(|s| s.as_str()),
+                ));
             }
             schema.with_column(PlSmallStr::from(col.as_str()), dtype_for(*ty));
         }
@@ -223,10 +272,15 @@ impl Source {
         })
     }
 
-    fn read_parquet(&mut self, idx: usize, f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>) -> Result<()> {
+    fn read_parquet(
+        &mut self,
+        idx: usize,
+        f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
+    ) -> Result<()> {
         let obj = self.files[idx].clone();
         let open = || {
-            std::fs::File::open(&obj.path).map_err(|e| crate::store::storage("opening", &obj.path, e))
+            std::fs::File::open(&obj.path)
+                .map_err(|e| crate::store::storage("opening", &obj.path, e))
         };
         let bad_file = |e: PolarsError| {
             PrepError::bad_data(
@@ -291,7 +345,11 @@ enum Msg {
 /// Reads, decompresses and splits a CSV object on a background thread, so
 /// I/O and record scanning overlap with parsing. The channel holds at most
 /// two chunks, which bounds memory.
-fn spawn_chunker(obj: &InputObject, plan: &InputPlan, counter: Arc<AtomicU64>) -> Result<Receiver<Msg>> {
+fn spawn_chunker(
+    obj: &InputObject,
+    plan: &InputPlan,
+    counter: Arc<AtomicU64>,
+) -> Result<Receiver<Msg>> {
     let reader = open_read(obj, counter)?;
     let (tx, rx) = sync_channel(2);
     let uri = obj.uri.clone();
@@ -330,11 +388,19 @@ fn spawn_chunker(obj: &InputObject, plan: &InputPlan, counter: Arc<AtomicU64>) -
     Ok(rx)
 }
 
-pub fn missing_column<'a>(file: &str, col: &str, setting: &str, known: impl Iterator<Item = &'a str>) -> PrepError {
+pub fn missing_column<'a>(
+    file: &str,
+    col: &str,
+    setting: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> PrepError {
     let known: Vec<&str> = known.collect();
     let hint = match did_you_mean(col, known.iter().copied()) {
         Some(s) => format!("did you mean `{s}`? fix {setting} in the pipeline file"),
-        None => format!("the data has: {}; fix {setting} in the pipeline file", known.join(", ")),
+        None => format!(
+            "the data has: {}; fix {setting} in the pipeline file",
+            known.join(", ")
+        ),
     };
     PrepError::bad_data(
         DataLocation {
@@ -369,7 +435,12 @@ fn first_difference(expected: &[&str], got: &[String]) -> (String, String) {
     for i in 0..expected.len().max(got.len()) {
         match (expected.get(i), got.get(i)) {
             (Some(e), Some(g)) if *e == g.as_str() => continue,
-            (Some(e), Some(g)) => return (g.clone(), format!("column {} is `{g}` here but `{e}` there", i + 1)),
+            (Some(e), Some(g)) => {
+                return (
+                    g.clone(),
+                    format!("column {} is `{g}` here but `{e}` there", i + 1),
+                )
+            }
             (Some(e), None) => return (e.to_string(), format!("column `{e}` is missing here")),
             (None, Some(g)) => return (g.clone(), format!("column `{g}` is extra here")),
             (None, None) => break,
@@ -411,8 +482,15 @@ fn check_same_schema(fixed: &FixedSchema, schema: &Schema, uri: &str) -> Result<
 
 /// Turns a polars parse failure into "file, line, column: value does not fit
 /// type" by re-checking the chunk's records (only on the error path).
-fn diagnose_parse_error(e: PolarsError, chunk: &CsvChunk, schema: &Schema, csv: &CsvPlan, uri: &str) -> PrepError {
-    let nulls: std::collections::HashSet<&str> = csv.null_values.iter().map(String::as_str).collect();
+fn diagnose_parse_error(
+    e: PolarsError,
+    chunk: &CsvChunk,
+    schema: &Schema,
+    csv: &CsvPlan,
+    uri: &str,
+) -> PrepError {
+    let nulls: std::collections::HashSet<&str> =
+        csv.null_values.iter().map(String::as_str).collect();
     for (line, fields) in records_of(chunk, csv.delimiter, csv.quote) {
         for ((name, dtype), value) in schema.iter().zip(fields.iter()) {
             if nulls.contains(value.as_str()) {
@@ -422,7 +500,9 @@ fn diagnose_parse_error(e: PolarsError, chunk: &CsvChunk, schema: &Schema, csv: 
             let fits = match dtype {
                 DataType::Int64 => v.parse::<i64>().is_ok(),
                 DataType::Float64 => v.parse::<f64>().is_ok() || is_polars_float(v),
-                DataType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+                DataType::Boolean => {
+                    v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+                }
                 _ => true,
             };
             if !fits {
@@ -432,7 +512,11 @@ fn diagnose_parse_error(e: PolarsError, chunk: &CsvChunk, schema: &Schema, csv: 
                     DataType::Boolean => "bool",
                     _ => "its type",
                 };
-                let wider = if matches!(dtype, DataType::Int64) && v.parse::<f64>().is_ok() { "float64" } else { "string" };
+                let wider = if matches!(dtype, DataType::Int64) && v.parse::<f64>().is_ok() {
+                    "float64"
+                } else {
+                    "string"
+                };
                 return PrepError::bad_data(
                     DataLocation {
                         file: uri.to_string(),
@@ -460,5 +544,8 @@ fn diagnose_parse_error(e: PolarsError, chunk: &CsvChunk, schema: &Schema, csv: 
 }
 
 fn is_polars_float(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity")
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity"
+    )
 }

@@ -30,7 +30,12 @@ impl Spill {
             Some(base) => b.tempdir_in(base),
             None => b.tempdir(),
         }
-        .map_err(|e| PrepError::io("creating the spill directory (set PREP_SPILL_DIR to a writable disk)", e))?;
+        .map_err(|e| {
+            PrepError::io(
+                "creating the spill directory (set PREP_SPILL_DIR to a writable disk)",
+                e,
+            )
+        })?;
         Ok(Spill {
             dir,
             files: Vec::new(),
@@ -39,8 +44,12 @@ impl Spill {
     }
 
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
-        let path = self.dir.path().join(format!("chunk-{:06}.arrow", self.files.len()));
-        let file = File::create(&path).map_err(|e| PrepError::io(format!("creating spill file {}", path.display()), e))?;
+        let path = self
+            .dir
+            .path()
+            .join(format!("chunk-{:06}.arrow", self.files.len()));
+        let file = File::create(&path)
+            .map_err(|e| PrepError::io(format!("creating spill file {}", path.display()), e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         IpcWriter::new(&mut w)
             .finish(df)
@@ -58,7 +67,8 @@ impl Spill {
     /// Reads chunk `i` back (into memory, not memory-mapped) and deletes it.
     pub fn take(&self, i: usize) -> Result<DataFrame> {
         let path = &self.files[i];
-        let bytes = std::fs::read(path).map_err(|e| PrepError::io(format!("reading spill file {}", path.display()), e))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| PrepError::io(format!("reading spill file {}", path.display()), e))?;
         let df = IpcReader::new(Cursor::new(bytes))
             .finish()
             .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))?;

@@ -40,7 +40,9 @@ pub fn local_path(uri: &str) -> Option<PathBuf> {
 fn unsupported(uri: &str) -> PrepError {
     PrepError::Usage {
         message: format!("`{uri}`: this build reads and writes local paths and file:// URIs only"),
-        hint: Some("object-store URIs (s3://, gs://, az://, http(s)://) are tracked in issue 3".into()),
+        hint: Some(
+            "object-store URIs (s3://, gs://, az://, http(s)://) are tracked in issue 3".into(),
+        ),
     }
 }
 
@@ -50,7 +52,8 @@ fn is_glob(s: &str) -> bool {
 
 /// Names prep never treats as input: hidden files, `_SUCCESS`, `_work/`.
 fn is_skipped(rel: &str) -> bool {
-    rel.split('/').any(|part| part.starts_with('.') || part.starts_with('_'))
+    rel.split('/')
+        .any(|part| part.starts_with('.') || part.starts_with('_'))
 }
 
 /// Lists the input objects of `uri` (a file, a directory, or a glob) in
@@ -77,7 +80,10 @@ pub fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
     } else if path.is_dir() {
         walk(&path, &path, &mut |p, rel| out.push((p.to_path_buf(), rel)))?;
     } else if path.is_file() {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         out.push((path.clone(), name));
     }
     let mut objects = Vec::new();
@@ -96,7 +102,9 @@ pub fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
     }
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     if objects.is_empty() {
-        return Err(PrepError::NoInput { uri: uri.to_string() });
+        return Err(PrepError::NoInput {
+            uri: uri.to_string(),
+        });
     }
     Ok(objects)
 }
@@ -177,12 +185,19 @@ impl<R: Read> Read for CountingReader<R> {
 /// `.zst`. `counter` receives the raw bytes read.
 pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
     let file = File::open(&obj.path).map_err(|e| storage("opening", &obj.path, e))?;
-    let raw = CountingReader { inner: file, counter };
+    let raw = CountingReader {
+        inner: file,
+        counter,
+    };
     let name = obj.key.to_ascii_lowercase();
     Ok(if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, raw)))
+        Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::with_capacity(1 << 20, raw),
+        ))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| storage("opening", &obj.path, e))?)
+        Box::new(
+            zstd::stream::read::Decoder::new(raw).map_err(|e| storage("opening", &obj.path, e))?,
+        )
     } else {
         Box::new(raw)
     })
@@ -241,7 +256,11 @@ impl OutputDir {
 
     pub fn delete(&self, name: &str) -> Result<()> {
         let p = self.dir.join(name);
-        let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
         match r {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -250,7 +269,8 @@ impl OutputDir {
     }
 
     pub fn ensure(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| storage("creating the output directory", &self.dir, e))
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| storage("creating the output directory", &self.dir, e))
     }
 
     /// Reserves `name`: returns an open file under a hidden temporary name
@@ -301,7 +321,8 @@ impl PendingPath {
     pub fn commit(mut self) -> Result<u64> {
         let tmp = self.tmp_path.take().expect("committed once");
         let file = File::open(&tmp).map_err(|e| storage("reopening", &tmp, e))?;
-        file.sync_all().map_err(|e| storage("syncing", &self.final_path, e))?;
+        file.sync_all()
+            .map_err(|e| storage("syncing", &self.final_path, e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         std::fs::rename(&tmp, &self.final_path)
             .map_err(|e| storage("renaming into", &self.final_path, e))?;
@@ -354,8 +375,14 @@ impl Write for PendingFile {
 /// output directory) atomically.
 pub fn put_uri(uri: &str, bytes: &[u8]) -> Result<()> {
     let path = local_path(uri).ok_or_else(|| unsupported(uri))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     OutputDir {
         uri: dir.display().to_string(),
         dir: dir.to_path_buf(),
@@ -382,7 +409,11 @@ mod tests {
             std::fs::write(root.join(f), "x\n1\n").unwrap();
         }
         std::fs::write(root.join("empty.csv"), "").unwrap();
-        let keys: Vec<String> = list_inputs(root.to_str().unwrap()).unwrap().into_iter().map(|o| o.key).collect();
+        let keys: Vec<String> = list_inputs(root.to_str().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(keys, vec!["a.csv", "b/2.csv"]);
     }
 
@@ -395,7 +426,11 @@ mod tests {
         std::fs::write(root.join("y.parquet"), "zz").unwrap();
         std::fs::write(root.join("data_old/z.csv"), "a\n1\n").unwrap();
         let pat = format!("{}/*.csv", root.display());
-        let keys: Vec<String> = list_inputs(&pat).unwrap().into_iter().map(|o| o.key).collect();
+        let keys: Vec<String> = list_inputs(&pat)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(keys, vec!["x.csv"]);
     }
 

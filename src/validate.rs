@@ -29,8 +29,15 @@ struct Peek {
 fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
     let obj = &files[0];
     let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-    let mut chunker = RecordChunker::new(reader, obj.uri.clone(), plan.input.csv.delimiter, plan.input.csv.quote);
-    let first = chunker.first_record(plan.input.csv.has_header)?.unwrap_or_default();
+    let mut chunker = RecordChunker::new(
+        reader,
+        obj.uri.clone(),
+        plan.input.csv.delimiter,
+        plan.input.csv.quote,
+    );
+    let first = chunker
+        .first_record(plan.input.csv.has_header)?
+        .unwrap_or_default();
     let names: Vec<String> = if plan.input.csv.has_header {
         first
     } else {
@@ -41,7 +48,9 @@ fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
     let rows = sample.filter(|c| c.rows() > 0).map(|c| {
         let avg = c.bytes.len() as f64 / c.rows() as f64;
         let total: u64 = files.iter().map(|f| f.size).sum();
-        let compressed = files.iter().any(|f| f.key.ends_with(".gz") || f.key.ends_with(".zst"));
+        let compressed = files
+            .iter()
+            .any(|f| f.key.ends_with(".gz") || f.key.ends_with(".zst"));
         let est = (total as f64 / avg).round() as u64;
         (if compressed { est * 4 } else { est }, false)
     });
@@ -67,13 +76,19 @@ fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
     let mut rows = 0u64;
     let mut schema = None;
     for obj in files {
-        let f = std::fs::File::open(&obj.path).map_err(|e| crate::store::storage("opening", &obj.path, e))?;
+        let f = std::fs::File::open(&obj.path)
+            .map_err(|e| crate::store::storage("opening", &obj.path, e))?;
         let mut r = ParquetReader::new(f);
-        let bad = |e: PolarsError| crate::error::PrepError::bad_data(
-            crate::error::DataLocation { file: obj.uri.clone(), ..Default::default() },
-            format!("cannot read the Parquet footer: {e}"),
-            None,
-        );
+        let bad = |e: PolarsError| {
+            crate::error::PrepError::bad_data(
+                crate::error::DataLocation {
+                    file: obj.uri.clone(),
+                    ..Default::default()
+                },
+                format!("cannot read the Parquet footer: {e}"),
+                None,
+            )
+        };
         rows += r.num_rows().map_err(bad)? as u64;
         if schema.is_none() {
             schema = Some(Schema::from_arrow_schema(r.schema().map_err(bad)?.as_ref()));
@@ -113,13 +128,22 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
         "input     {} — {} {} file(s), {} ({} bytes), read in chunks of {} rows",
         plan.input.uri,
         files.len(),
-        if format == InputFormat::Csv { "csv" } else { "parquet" },
+        if format == InputFormat::Csv {
+            "csv"
+        } else {
+            "parquet"
+        },
         bytesize::ByteSize(total),
         total,
         plan.input.chunk_rows
     );
     for f in files.iter().take(20) {
-        let _ = writeln!(s, "          {:>12}  {}", bytesize::ByteSize(f.size).to_string(), f.uri);
+        let _ = writeln!(
+            s,
+            "          {:>12}  {}",
+            bytesize::ByteSize(f.size).to_string(),
+            f.uri
+        );
     }
     if files.len() > 20 {
         let _ = writeln!(s, "          … and {} more", files.len() - 20);
@@ -137,7 +161,13 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
         plan.clean.non_finite
     );
     if peek.types_known || matches!(plan.scale.columns, ScaleColumns::List(_)) {
-        let _ = writeln!(s, "scale     {} (with_mean={}, with_std={})", resolved.scaled.join(", "), plan.scale.with_mean, plan.scale.with_std);
+        let _ = writeln!(
+            s,
+            "scale     {} (with_mean={}, with_std={})",
+            resolved.scaled.join(", "),
+            plan.scale.with_mean,
+            plan.scale.with_std
+        );
         for (c, why) in &resolved.not_scaled {
             let _ = writeln!(s, "          not scaled: {c} — {why}");
         }
@@ -159,7 +189,13 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
     let out_cols: Vec<String> = resolved
         .output
         .iter()
-        .map(|(a, b)| if a == b { a.clone() } else { format!("{a} as {b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.clone()
+            } else {
+                format!("{a} as {b}")
+            }
+        })
         .collect();
     let max_rows = plan.output.shard_max_rows.get() as u64;
     let _ = writeln!(
@@ -176,7 +212,9 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
     );
     match peek.rows {
         Some((rows, exact)) => {
-            let shards = rows.div_ceil(max_rows).max(plan.output.min_shards.get() as u64);
+            let shards = rows
+                .div_ceil(max_rows)
+                .max(plan.output.min_shards.get() as u64);
             let _ = writeln!(
                 s,
                 "estimate  {}{} input rows → about {} shard(s) before cleaning",

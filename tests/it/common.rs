@@ -1,0 +1,177 @@
+//! Shared helpers: run the binary, write pipelines and data, read outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn prep() -> Command {
+    let mut c = Command::cargo_bin("prep").expect("binary built");
+    c.current_dir(repo());
+    c.env_remove("PREP_LOG");
+    c
+}
+
+pub struct Case {
+    pub dir: tempfile::TempDir,
+}
+
+impl Case {
+    pub fn new() -> Case {
+        Case {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// A pipeline reading `input` (relative to the case dir) and writing `out/`.
+    pub fn pipeline(&self, input: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            "name = \"t\"\n[input]\nuri = \"{}\"\n{extra}\n",
+            self.path(input).display()
+        );
+        let text = if text.contains("[output]") {
+            text.replace(
+                "[output]",
+                &format!("[output]\nuri = \"{}\"", self.path("out").display()),
+            )
+        } else {
+            format!(
+                "{text}\n[output]\nuri = \"{}\"\nformat = \"jsonl\"\n",
+                self.path("out").display()
+            )
+        };
+        self.write("pipeline.toml", text)
+    }
+
+    pub fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        let mut c = prep();
+        c.arg("run")
+            .arg(self.path("pipeline.toml"))
+            .args(args)
+            .arg("--quiet");
+        c.assert()
+    }
+
+    pub fn out_file(&self, name: &str) -> PathBuf {
+        self.path("out").join(name)
+    }
+
+    pub fn has_success(&self) -> bool {
+        self.out_file("_SUCCESS").exists()
+    }
+
+    pub fn scaler(&self) -> serde_json::Value {
+        read_json(&self.out_file("scaler.json"))
+    }
+
+    /// Every JSONL row of every shard, in manifest order.
+    pub fn rows(&self) -> Vec<serde_json::Value> {
+        let manifest = read_json(&self.out_file("manifest.json"));
+        let mut rows = Vec::new();
+        for shard in manifest.as_array().unwrap().iter().skip(1) {
+            let text = std::fs::read_to_string(self.out_file(shard.as_str().unwrap())).unwrap();
+            for line in text.lines() {
+                rows.push(serde_json::from_str(line).unwrap());
+            }
+        }
+        rows
+    }
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).to_string()
+}
+
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+pub fn rel_err(a: f64, b: f64) -> f64 {
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs() / a.abs().max(b.abs())
+    }
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A Python interpreter with pandas and scikit-learn: `$PREP_PYTHON`, the
+/// repo's `.venv`, or `python3`. In CI a missing one fails the test.
+pub fn sklearn_python() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(p) = std::env::var("PREP_PYTHON") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(repo().join(".venv/bin/python"));
+    candidates.push(PathBuf::from("python3"));
+    for c in candidates {
+        let ok = StdCommand::new(&c)
+            .args(["-c", "import pandas, sklearn"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(c);
+        }
+    }
+    if in_ci() {
+        panic!("CI=true but no Python with pandas and scikit-learn was found (set PREP_PYTHON or create .venv); .ci/run installs them");
+    }
+    eprintln!("skipping: no Python with pandas + scikit-learn (set PREP_PYTHON)");
+    None
+}
+
+/// Rows are equal: same keys, same non-float values, floats within 1e-12
+/// (relative to max(|x|, 1)); chunk boundaries may change the last bits.
+pub fn assert_rows_close(a: &[serde_json::Value], b: &[serde_json::Value]) {
+    assert_eq!(a.len(), b.len(), "row counts differ");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let (x, y) = (x.as_object().unwrap(), y.as_object().unwrap());
+        assert_eq!(
+            x.keys().collect::<Vec<_>>(),
+            y.keys().collect::<Vec<_>>(),
+            "row {i}"
+        );
+        for (k, v) in x {
+            let w = &y[k];
+            match (v.as_f64(), w.as_f64(), v.is_f64()) {
+                (Some(p), Some(q), true) => {
+                    assert!(
+                        (p - q).abs() <= 1e-12 * p.abs().max(1.0),
+                        "row {i} {k}: {p} vs {q}"
+                    )
+                }
+                _ => assert_eq!(v, w, "row {i} {k}"),
+            }
+        }
+    }
+}

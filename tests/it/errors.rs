@@ -1,0 +1,261 @@
+//! Bad input: each case checks the exit code, the message (file, line or
+//! row, column, what to do) and that no `_SUCCESS` is written.
+
+use crate::common::*;
+
+const GOOD: &str = "id,text,price,qty\n1,a,1.5,3\n2,\"b, c\",2.5,4\n3,d,3.5,5\n";
+
+fn case_with(data: &str, extra: &str) -> Case {
+    let case = Case::new();
+    case.write("in.csv", data);
+    case.pipeline("in.csv", extra);
+    case
+}
+
+fn fails(case: &Case, code: i32, needles: &[&str]) -> String {
+    let a = case.run(&[]).code(code);
+    let err = stderr_of(&a);
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in:\n{err}");
+    }
+    assert!(!case.has_success(), "no _SUCCESS after a failure");
+    err
+}
+
+#[test]
+fn ragged_row_names_file_and_line() {
+    let case = case_with("id,text,price,qty\n1,a,1.5,3\n2,\"multi\nline\",2.5\n", "");
+    fails(
+        &case,
+        3,
+        &["in.csv, line 3", "expected 4 fields", "found 3", "hint:"],
+    );
+}
+
+#[test]
+fn files_with_different_schemas_name_both_and_the_column() {
+    let case = Case::new();
+    case.write("in/a.csv", GOOD);
+    case.write("in/b.csv", "id,text,cost,qty\n4,e,1.0,2\n");
+    case.pipeline("in", "");
+    fails(&case, 3, &["b.csv", "a.csv", "`cost`", "`price`"]);
+}
+
+#[test]
+fn parquet_type_mismatch_names_both_files() {
+    // Make two parquet files with prep itself, with different types for `price`.
+    let case = Case::new();
+    case.write("src1/x.csv", GOOD);
+    case.write("src2/x.csv", "id,text,price,qty\n1,a,7,3\n");
+    for (src, out) in [("src1", "p/1"), ("src2", "p/2")] {
+        let text = format!(
+            "name = \"m\"\n[input]\nuri = \"{}\"\n[scale]\ncolumns = [\"qty\"]\n[output]\nuri = \"{}\"\nformat = \"parquet\"\n",
+            case.path(src).display(),
+            case.path(out).display()
+        );
+        case.write("pipeline.toml", text);
+        case.run(&[]).success();
+    }
+    let text = format!(
+        "name = \"m\"\n[input]\nuri = \"{}/*/part-*.parquet\"\n[output]\nuri = \"{}\"\n",
+        case.path("p").display(),
+        case.path("out").display()
+    );
+    case.write("pipeline.toml", text);
+    let a = case.run(&[]).code(3);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("column `price`")
+            && err.contains("p/1/part-00000.parquet")
+            && err.contains("p/2/part-00000.parquet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_columns_get_did_you_mean() {
+    for (extra, setting, wrong, right) in [
+        (
+            "[scale]\ncolumns = [\"prise\"]",
+            "scale.columns",
+            "prise",
+            "price",
+        ),
+        (
+            "[clean]\ndrop_nulls = [\"txt\"]",
+            "clean.drop_nulls",
+            "txt",
+            "text",
+        ),
+        (
+            "[output]\ncolumns = [\"id\", \"qtty\"]",
+            "output.columns",
+            "qtty",
+            "qty",
+        ),
+        ("[scale]\nexclude = [\"idd\"]", "scale.exclude", "idd", "id"),
+    ] {
+        let case = case_with(GOOD, extra);
+        fails(
+            &case,
+            3,
+            &[
+                &format!("`{wrong}`"),
+                setting,
+                &format!("did you mean `{right}`?"),
+                "in.csv",
+            ],
+        );
+    }
+}
+
+#[test]
+fn non_numeric_scaled_column_is_a_config_error() {
+    let case = case_with(GOOD, "[scale]\ncolumns = [\"price\", \"text\"]");
+    fails(&case, 2, &["`text`", "not numeric"]);
+}
+
+#[test]
+fn infinity_fails_or_is_dropped_and_counted() {
+    let data = "id,price\n1,1.0\n2,inf\n3,2.0\n4,-inf\n";
+    let case = case_with(data, "");
+    fails(
+        &case,
+        3,
+        &[
+            "in.csv, line 3, column `price`",
+            "non-finite",
+            "non_finite = \"drop\"",
+        ],
+    );
+    let case = case_with(data, "[clean]\nnon_finite = \"drop\"");
+    case.run(&[]).success();
+    let report = read_json(&case.out_file("_SUCCESS"));
+    assert_eq!(report["rows_dropped"]["non_finite"], 2);
+    assert_eq!(report["rows_written"], 2);
+    assert_eq!(case.scaler()["mean"][1], 1.5);
+}
+
+#[test]
+fn nothing_left_says_which_columns_had_nulls() {
+    let case = case_with("id,a,b\n1,,x\n2,3,\n3,NA,NULL\n", "");
+    fails(
+        &case,
+        3,
+        &[
+            "no rows left after cleaning",
+            "3 rows read",
+            "a: 2",
+            "b: 2",
+            "drop_nulls",
+        ],
+    );
+}
+
+#[test]
+fn no_matching_input_is_a_storage_error_naming_the_uri() {
+    let case = Case::new();
+    case.pipeline("nothing/*.csv", "");
+    fails(&case, 4, &["no input files match", "nothing/*.csv"]);
+}
+
+#[test]
+fn unknown_key_and_bad_values_are_config_errors_with_positions() {
+    let case = Case::new();
+    case.write("in.csv", GOOD);
+    case.write(
+        "pipeline.toml",
+        format!(
+            "name = \"t\"\n[input]\nuri = \"{}\"\n[output]\nuri = \"o\"\nshard_rows = 5\n",
+            case.path("in.csv").display()
+        ),
+    );
+    fails(
+        &case,
+        2,
+        &[
+            "line 6, column 1",
+            "unknown key `shard_rows` in [output]",
+            "did you mean `shard_max_rows`?",
+        ],
+    );
+
+    case.write(
+        "pipeline.toml",
+        format!(
+            "name = \"Bad Name\"\n[input]\nuri = \"{}\"\nchunk_rows = -5\n[output]\nuri = \"o\"\nformat = \"xml\"\nshard_max_bytes = \"lots\"\n",
+            case.path("in.csv").display()
+        ),
+    );
+    let err = fails(
+        &case,
+        2,
+        &[
+            "line 1, column 8",
+            "line 4, column 14",
+            "line 7, column 10",
+            "line 8, column 19",
+        ],
+    );
+    // validate reports the same problems, all at once, without reading data.
+    let v = prep()
+        .arg("validate")
+        .arg(case.path("pipeline.toml"))
+        .assert()
+        .code(2);
+    let verr = stderr_of(&v);
+    assert_eq!(verr.matches("  - line").count(), 4, "{verr}");
+    assert!(err.contains("  - line"), "{err}");
+}
+
+#[test]
+fn a_later_value_that_does_not_fit_the_inferred_type() {
+    let mut data = String::from("id,qty\n");
+    for i in 0..50 {
+        data.push_str(&format!("{i},{i}\n"));
+    }
+    data.push_str("50,2.5\n");
+    let case = case_with(&data, "chunk_rows = 10");
+    fails(
+        &case,
+        3,
+        &[
+            "in.csv, line 52, column `qty`",
+            "\"2.5\"",
+            "int64",
+            "[input.schema] qty = \"float64\"",
+        ],
+    );
+    let case = case_with(&data, "chunk_rows = 10\n[input.schema]\nqty = \"float64\"");
+    case.run(&[]).success();
+}
+
+#[test]
+fn unterminated_quote_is_bad_input() {
+    let case = case_with("id,text\n1,\"never closed\n2,b\n", "");
+    fails(&case, 3, &["in.csv, line 2", "never closed"]);
+}
+
+#[test]
+fn truncated_gzip_is_bad_input() {
+    let case = Case::new();
+    let gz = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(
+            GOOD.repeat(200)
+                .replace("id,text,price,qty\n", "")
+                .as_bytes(),
+        )
+        .unwrap();
+        e.finish().unwrap()
+    };
+    let mut data = b"".to_vec();
+    data.extend_from_slice(&gz[..gz.len() / 2]);
+    case.write("in.csv.gz", data);
+    case.pipeline("in.csv.gz", "[input.csv]\nheader = false");
+    let a = case.run(&[]).failure();
+    let code = a.get_output().status.code().unwrap();
+    assert_eq!(code, 3, "{}", stderr_of(&a));
+    assert!(stderr_of(&a).contains("in.csv.gz"));
+}

@@ -1,0 +1,10 @@
+//! Integration tests: they run the real `prep` binary on temp dirs and check
+//! exit codes, messages, shards, manifests and the scaler.
+
+mod common;
+mod errors;
+mod golden;
+mod outputs;
+mod parity;
+mod pipelines;
+mod run_basics;

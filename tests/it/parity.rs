@@ -1,0 +1,101 @@
+//! Live parity with scikit-learn on generated data (runs Python; in CI a
+//! missing pandas/scikit-learn fails the test instead of skipping).
+
+use std::process::Command;
+
+use crate::common::*;
+
+/// Deterministic generator (xorshift) so the test needs no extra crates.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn generate(rows: usize, seed: u64) -> String {
+    let mut r = Rng(seed);
+    let mut s = String::from("id,big,small,wide,count,const,label\n");
+    for i in 0..rows {
+        let null = |r: &mut Rng| r.next() < 0.02;
+        let big = if null(&mut r) {
+            String::new()
+        } else {
+            format!("{}", 1e9 + (r.next() - 0.5) * 2e-3)
+        };
+        let small = if null(&mut r) {
+            "NA".into()
+        } else {
+            format!("{}", (r.next() - 0.5) * 1e-8)
+        };
+        let wide = format!("{}", (r.next() - 0.3) * 1e12);
+        let count = if null(&mut r) {
+            String::new()
+        } else {
+            format!("{}", (r.next() * 1000.0) as i64)
+        };
+        s.push_str(&format!(
+            "{i},{big},{small},{wide},{count},7.25,{}\n",
+            i % 2
+        ));
+    }
+    s
+}
+
+#[test]
+fn matches_sklearn_on_generated_data() {
+    let Some(python) = sklearn_python() else {
+        return;
+    };
+    let c = Case::new();
+    let input = c.write("in.csv", generate(20_000, 0x9e3779b97f4a7c15));
+    c.pipeline("in.csv", "chunk_rows = 1234\n[scale]\nexclude = [\"id\", \"label\"]\n[output]\nformat = \"jsonl\"\nshard_max_rows = 1000000");
+    c.run(&[]).success();
+    let out = c.path("sk.json");
+    let status = Command::new(&python)
+        .arg(repo().join("tests/parity/sklearn_parity.py"))
+        .arg("--input")
+        .arg(&input)
+        .args(["--exclude", "id,label", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sk = read_json(&out);
+    let ours = c.scaler();
+    assert_eq!(ours["feature_names"], sk["feature_names"]);
+    assert_eq!(ours["n_samples_seen"], sk["n_samples_seen"]);
+    for (k, tol) in [("mean", 1e-12), ("scale", 1e-10)] {
+        for (i, (a, b)) in floats(&ours[k]).into_iter().zip(floats(&sk[k])).enumerate() {
+            assert!(rel_err(a, b) <= tol, "{k}[{i}]: prep {a} vs sklearn {b}");
+        }
+    }
+    let rows = c.rows();
+    let names: Vec<String> = sk["feature_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let means = floats(&sk["mean"]);
+    let scales = floats(&sk["scale"]);
+    for (i, sk_row) in sk["transformed_first_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        for (j, name) in names.iter().enumerate() {
+            let g = sk_row[j].as_f64().unwrap();
+            let o = rows[i][name.as_str()].as_f64().unwrap();
+            let tol = 1e-9 * g.abs().max(1.0) + 1e-12 * means[j].abs() / scales[j];
+            assert!(
+                (g - o).abs() <= tol,
+                "row {i} {name}: prep {o} vs sklearn {g}"
+            );
+        }
+    }
+}
