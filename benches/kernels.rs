@@ -1,0 +1,2 @@
+//! Placeholder replaced by the kernel benchmarks.
+fn main() {}
