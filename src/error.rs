@@ -63,7 +63,7 @@ pub enum PrepError {
     /// The input data violates what the pipeline expects.
     #[error("bad input data in {location}: {message}")]
     BadData {
-        location: DataLocation,
+        location: Box<DataLocation>,
         message: String,
         hint: Option<String>,
     },
@@ -150,7 +150,7 @@ impl PrepError {
         hint: Option<String>,
     ) -> Self {
         PrepError::BadData {
-            location,
+            location: Box::new(location),
             message: message.into(),
             hint,
         }

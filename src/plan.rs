@@ -547,6 +547,26 @@ impl Plan {
     }
 }
 
+impl InputPlan {
+    /// The contract's input defaults, for commands that take a bare URI
+    /// (`inspect`, `apply`).
+    pub fn defaults(uri: &str) -> InputPlan {
+        InputPlan {
+            uri: uri.to_string(),
+            format: None,
+            chunk_rows: NonZeroUsize::new(50_000).expect("positive"),
+            second_pass: SecondPass::Spill,
+            csv: CsvPlan {
+                delimiter: b',',
+                has_header: true,
+                quote: Some(b'"'),
+                null_values: DEFAULT_NULL_VALUES.iter().map(|s| s.to_string()).collect(),
+            },
+            schema_overrides: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,25 +612,5 @@ mod tests {
         assert_eq!(parse_byte_size("1000").unwrap(), 1000);
         assert!(parse_byte_size("lots").is_err());
         assert!(parse_byte_size("0").is_err());
-    }
-}
-
-impl InputPlan {
-    /// The contract's input defaults, for commands that take a bare URI
-    /// (`inspect`, `apply`).
-    pub fn defaults(uri: &str) -> InputPlan {
-        InputPlan {
-            uri: uri.to_string(),
-            format: None,
-            chunk_rows: NonZeroUsize::new(50_000).expect("positive"),
-            second_pass: SecondPass::Spill,
-            csv: CsvPlan {
-                delimiter: b',',
-                has_header: true,
-                quote: Some(b'"'),
-                null_values: DEFAULT_NULL_VALUES.iter().map(|s| s.to_string()).collect(),
-            },
-            schema_overrides: Vec::new(),
-        }
     }
 }

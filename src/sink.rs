@@ -42,7 +42,7 @@ pub struct SinkOptions {
 
 enum TextOut {
     Plain(PendingFile),
-    Gzip(flate2::write::GzEncoder<PendingFile>),
+    Gzip(Box<flate2::write::GzEncoder<PendingFile>>),
 }
 
 impl TextOut {
@@ -67,7 +67,7 @@ impl TextOut {
 
 enum OpenShard {
     Text {
-        out: TextOut,
+        out: Box<TextOut>,
     },
     Parquet {
         writer: Box<polars::io::parquet::write::BatchedWriter<File>>,
@@ -145,9 +145,8 @@ impl ShardSink {
             OutputFormat::Jsonl | OutputFormat::Csv => {
                 let file = self.out.create(&name)?;
                 let mut out = match self.opts.compression {
-                    OutputCompression::Gzip => TextOut::Gzip(flate2::write::GzEncoder::new(
-                        file,
-                        flate2::Compression::default(),
+                    OutputCompression::Gzip => TextOut::Gzip(Box::new(
+                        flate2::write::GzEncoder::new(file, flate2::Compression::default()),
                     )),
                     _ => TextOut::Plain(file),
                 };
@@ -157,7 +156,7 @@ impl ShardSink {
                         .map_err(|e| storage("writing", &self.out.dir.join(&name), e))?;
                     bytes = self.header.len() as u64;
                 }
-                (OpenShard::Text { out }, bytes)
+                (OpenShard::Text { out: Box::new(out) }, bytes)
             }
         };
         self.current = Some(Current {

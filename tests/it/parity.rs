@@ -99,3 +99,46 @@ fn matches_sklearn_on_generated_data() {
         }
     }
 }
+
+#[test]
+fn readme_snippet_rebuilds_the_scaler_in_sklearn() {
+    let Some(python) = sklearn_python() else {
+        return;
+    };
+    let c = Case::new();
+    c.write(
+        "in.csv",
+        std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
+    );
+    c.pipeline("in.csv", "[scale]\nexclude = [\"review_id\", \"label\"]\n[output]\nformat = \"jsonl\"\nshard_max_rows = 700");
+    c.run(&[]).success();
+    let out = Command::new(&python)
+        .arg(repo().join("tests/parity/rebuild_scaler.py"))
+        .arg(c.out_file("scaler.json"))
+        .arg(c.path("in.csv"))
+        .arg(c.path("out"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("rows=2396"), "{text}");
+    // The README shows exactly this snippet.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let script = std::fs::read_to_string(repo().join("tests/parity/rebuild_scaler.py")).unwrap();
+    let snippet = script
+        .split("# --- README snippet begin ---\n")
+        .nth(1)
+        .unwrap()
+        .split("# --- README snippet end ---")
+        .next()
+        .unwrap()
+        .replace("open(scaler_path)", "open(\"out/sentiment/scaler.json\")");
+    assert!(
+        readme.contains(&snippet),
+        "README's snippet differs from tests/parity/rebuild_scaler.py"
+    );
+}
