@@ -74,6 +74,8 @@ impl RunReport {
 /// Per-phase progress on stderr.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Whether the bar counts bytes (reading) or rows (writing).
+    bytes_unit: bool,
     quiet: bool,
     phase: String,
     total_bytes: u64,
@@ -83,6 +85,22 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress counted in rows (the transform pass knows its row total).
+    pub fn rows(phase: &str, total_rows: u64, quiet: bool) -> Self {
+        let mut p = Progress::new(phase, total_rows, quiet);
+        p.bytes_unit = false;
+        if let Some(bar) = &p.bar {
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+        }
+        p
+    }
+
     pub fn new(phase: &str, total_bytes: u64, quiet: bool) -> Self {
         let interactive = !quiet && std::io::stderr().is_terminal();
         let bar = interactive.then(|| {
@@ -104,6 +122,7 @@ impl Progress {
             .unwrap_or(Duration::from_secs(5));
         Progress {
             bar,
+            bytes_unit: true,
             quiet,
             phase: phase.to_string(),
             total_bytes,
@@ -116,7 +135,9 @@ impl Progress {
     pub fn update(&mut self, bytes: u64, rows: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(bytes.min(self.total_bytes));
-            bar.set_message(format!("{rows} rows"));
+            if self.bytes_unit {
+                bar.set_message(format!("{rows} rows"));
+            }
             return;
         }
         if self.quiet || self.last_log.elapsed() < self.every {
@@ -129,18 +150,34 @@ impl Progress {
         } else {
             0.0
         };
-        tracing::info!(
-            phase = %self.phase,
-            bytes,
-            total_bytes = self.total_bytes,
-            rows,
-            rows_per_second = (rows as f64 / secs).round(),
-            "{} {:.0}%: {} rows, {}",
-            self.phase,
-            pct.min(100.0),
-            rows,
-            bytesize::ByteSize(bytes)
-        );
+        let rate = (rows as f64 / secs).round();
+        if self.bytes_unit {
+            tracing::info!(
+                phase = %self.phase,
+                bytes,
+                total_bytes = self.total_bytes,
+                rows,
+                rows_per_second = rate,
+                "{} {:.0}%: {} rows, {} of {}",
+                self.phase,
+                pct.min(100.0),
+                rows,
+                bytesize::ByteSize(bytes),
+                bytesize::ByteSize(self.total_bytes)
+            );
+        } else {
+            tracing::info!(
+                phase = %self.phase,
+                rows,
+                total_rows = self.total_bytes,
+                rows_per_second = rate,
+                "{} {:.0}%: {} of {} rows",
+                self.phase,
+                pct.min(100.0),
+                rows,
+                self.total_bytes
+            );
+        }
     }
 
     pub fn finish(self) {

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ use crate::error::{PrepError, Result};
 use crate::plan::{Plan, SecondPass};
 use crate::report::{Progress, RunReport};
 use crate::scaler::{Scaler, ScalerSource, SourceObject};
-use crate::sink::{manifest_json, ShardSink, SinkOptions};
+use crate::sink::{manifest_json, ShardInfo, ShardSink, SinkBatch, SinkOptions};
 use crate::source::Source;
 use crate::spill::Spill;
 use crate::stats::Moments;
@@ -114,11 +115,210 @@ pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> 
     Ok(df)
 }
 
-/// State of the fit pass.
-struct Fit {
-    resolved: Option<(ResolvedColumns, Cleaner)>,
-    moments: Vec<Moments>,
-    counts: CleanCounts,
+/// What the fit pass learned.
+pub struct Fitted {
+    pub resolved: ResolvedColumns,
+    pub cleaner: Cleaner,
+    pub moments: Vec<Moments>,
+    pub counts: CleanCounts,
+    pub bytes_in: u64,
+    /// The cleaned chunks, when `second_pass = "spill"`.
+    pub spill: Option<Spill>,
+}
+
+fn interrupted() -> PrepError {
+    PrepError::Interrupted {
+        signal: "a termination signal".into(),
+    }
+}
+
+/// Error a producer reports when its consumer thread stopped first; the
+/// consumer's own error is the one shown.
+fn consumer_gone() -> PrepError {
+    PrepError::io(
+        "a pipeline thread stopped early",
+        std::io::Error::other("channel closed"),
+    )
+}
+
+/// The fit pass: reads and cleans every chunk, accumulates the moments of
+/// the scaled columns, and (in spill mode) hands the cleaned chunks to a
+/// writer thread, so spilling overlaps with parsing.
+pub fn fit_pass(
+    plan: &Plan,
+    files: &[InputObject],
+    cancel: Arc<AtomicBool>,
+    quiet: bool,
+) -> Result<Option<Fitted>> {
+    let mut source = Source::new(files.to_vec(), &plan.input, cancel);
+    let mut resolved: Option<(ResolvedColumns, Cleaner)> = None;
+    let mut moments: Vec<Moments> = Vec::new();
+    let mut counts = CleanCounts::default();
+    let mut progress = Progress::new("fit", source.total_bytes(), quiet);
+    let spill_mode = plan.input.second_pass == SecondPass::Spill;
+
+    let (read, spill) = std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<DataFrame>(2);
+        let spiller = spill_mode.then(|| {
+            scope.spawn(move || -> Result<Spill> {
+                let mut spill = Spill::new()?;
+                for mut df in rx {
+                    spill.write(&mut df)?;
+                }
+                Ok(spill)
+            })
+        });
+        let read = source.for_each_chunk(&mut |chunk, src| {
+            if resolved.is_none() {
+                let schema = src
+                    .schema
+                    .as_ref()
+                    .expect("schema fixed before the first chunk");
+                let cols = resolve(plan, &schema.schema, &schema.origin)?;
+                let cleaner = Cleaner {
+                    null_checked: cols.null_checked.clone(),
+                    scaled: cols.scaled.clone(),
+                    non_finite: plan.clean.non_finite,
+                };
+                moments = vec![Moments::default(); cols.scaled.len()];
+                resolved = Some((cols, cleaner));
+            }
+            let (cols, cleaner) = resolved.as_ref().expect("resolved above");
+            let (df, c) = cleaner.apply(chunk, &src.files)?;
+            counts.add(&c);
+            let updates: Vec<Result<Vec<f64>>> = cols
+                .scaled
+                .par_iter()
+                .map(|c| finite_values(&df, c))
+                .collect();
+            for (m, values) in moments.iter_mut().zip(updates) {
+                m.update(&values?);
+            }
+            if spill_mode && tx.send(df).is_err() {
+                return Err(consumer_gone());
+            }
+            progress.update(src.bytes_read.load(Ordering::Relaxed), counts.rows_in);
+            Ok(())
+        });
+        drop(tx);
+        let spill = spiller.map(|h| h.join().expect("spill thread panicked"));
+        (read, spill)
+    });
+    progress.finish();
+    let spill = match (read, spill) {
+        (_, Some(Err(e))) => return Err(e),
+        (Err(e), _) => return Err(e),
+        (Ok(()), spill) => spill.transpose()?,
+    };
+    let bytes_in = source.bytes_read.load(Ordering::Relaxed);
+    Ok(resolved.map(|(resolved, cleaner)| Fitted {
+        resolved,
+        cleaner,
+        moments,
+        counts,
+        bytes_in,
+        spill,
+    }))
+}
+
+enum WriterMsg {
+    Batch(SinkBatch),
+    /// Sent only after the last batch: commit the last shard. Without it
+    /// (an error upstream) the open shard is discarded.
+    Finish,
+}
+
+/// The transform pass, as three stages on their own threads: a reader (spill
+/// or re-read + clean), the scaler and encoder (this thread, parallel inside),
+/// and the shard writer. Bounded channels keep at most a few chunks in flight.
+#[allow(clippy::too_many_arguments)]
+pub fn transform_pass(
+    plan: &Plan,
+    files: &[InputObject],
+    fitted: Fitted,
+    scaler: &Scaler,
+    out: &OutputDir,
+    sink_opts: SinkOptions,
+    cancel: Arc<AtomicBool>,
+    quiet: bool,
+) -> Result<(Vec<ShardInfo>, u64)> {
+    let Fitted {
+        resolved,
+        cleaner,
+        counts,
+        spill,
+        ..
+    } = fitted;
+    let format = sink_opts.format;
+    let mut progress = Progress::rows("transform", counts.rows_out(), quiet);
+    let mut written = 0u64;
+    let (read, main, write) = std::thread::scope(|scope| {
+        let (in_tx, in_rx) = sync_channel::<Result<DataFrame>>(1);
+        let cancel_reader = cancel.clone();
+        let cleaner = &cleaner;
+        let reader = scope.spawn(move || -> Result<()> {
+            match spill {
+                Some(spill) => {
+                    for i in 0..spill.chunks() {
+                        if in_tx.send(spill.take(i)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
+                None => {
+                    let mut source = Source::new(files.to_vec(), &plan.input, cancel_reader);
+                    source.for_each_chunk(&mut |chunk, src| {
+                        let (df, _) = cleaner.apply(chunk, &src.files)?;
+                        in_tx.send(Ok(df)).map_err(|_| consumer_gone())
+                    })
+                }
+            }
+        });
+        let (out_tx, out_rx) = sync_channel::<WriterMsg>(2);
+        let writer = scope.spawn(move || -> Result<Vec<ShardInfo>> {
+            let mut sink = ShardSink::new(out.clone(), sink_opts);
+            for msg in out_rx {
+                match msg {
+                    WriterMsg::Batch(b) => sink.write_batch(b)?,
+                    WriterMsg::Finish => return sink.finish(),
+                }
+            }
+            Err(interrupted())
+        });
+        let main = (|| -> Result<()> {
+            for df in in_rx {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(interrupted());
+                }
+                let scaled = scaler.apply(df?)?;
+                let projected = project(scaled, &resolved.output)?;
+                written += projected.height() as u64;
+                let batch = ShardSink::prepare(format, &projected)?;
+                out_tx
+                    .send(WriterMsg::Batch(batch))
+                    .map_err(|_| consumer_gone())?;
+                progress.update(written, written);
+            }
+            Ok(())
+        })();
+        if main.is_ok() {
+            let _ = out_tx.send(WriterMsg::Finish);
+        }
+        drop(out_tx);
+        let write = writer.join().expect("writer thread panicked");
+        let read = reader.join().expect("reader thread panicked");
+        (read, main, write)
+    });
+    progress.finish();
+    // Report the root cause: a reader/writer failure beats "thread stopped".
+    read?;
+    match (main, write) {
+        (Err(e), Err(_)) if e.to_string() != consumer_gone().to_string() => Err(e),
+        (_, Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(()), Ok(shards)) => Ok((shards, written)),
+    }
 }
 
 pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
@@ -143,76 +343,30 @@ pub fn run_with_cancel(
         "starting run"
     );
 
-    // Fit pass.
-    let mut source = Source::new(files.clone(), &plan.input, cancel.clone());
-    let mut spill = match plan.input.second_pass {
-        SecondPass::Spill => Some(Spill::new()?),
-        SecondPass::Reread => None,
-    };
-    let mut fit = Fit {
-        resolved: None,
-        moments: Vec::new(),
-        counts: CleanCounts::default(),
-    };
-    let mut progress = Progress::new("fit", source.total_bytes(), opts.quiet);
-    source.for_each_chunk(&mut |chunk, src| {
-        if fit.resolved.is_none() {
-            let schema = src
-                .schema
-                .as_ref()
-                .expect("schema fixed before the first chunk");
-            let resolved = resolve(plan, &schema.schema, &schema.origin)?;
-            let cleaner = Cleaner {
-                null_checked: resolved.null_checked.clone(),
-                scaled: resolved.scaled.clone(),
-                non_finite: plan.clean.non_finite,
-            };
-            fit.moments = vec![Moments::default(); resolved.scaled.len()];
-            fit.resolved = Some((resolved, cleaner));
-        }
-        let (resolved, cleaner) = fit.resolved.as_ref().expect("resolved above");
-        let (mut df, counts) = cleaner.apply(chunk, &src.files)?;
-        fit.counts.add(&counts);
-        let updates: Vec<Result<Vec<f64>>> = resolved
-            .scaled
-            .par_iter()
-            .map(|c| finite_values(&df, c))
-            .collect();
-        for (m, values) in fit.moments.iter_mut().zip(updates) {
-            m.update(&values?);
-        }
-        if let Some(spill) = spill.as_mut() {
-            spill.write(&mut df)?;
-        }
-        progress.update(src.bytes_read.load(Ordering::Relaxed), fit.counts.rows_in);
-        Ok(())
-    })?;
-    progress.finish();
-    let bytes_in = source.bytes_read.load(Ordering::Relaxed);
+    let fitted = fit_pass(plan, &files, cancel.clone(), opts.quiet)?;
     let t_fit = t0.elapsed().as_secs_f64();
-
-    let Some((resolved, cleaner)) = fit.resolved else {
-        return Err(nothing_left(&plan.input.uri, &fit.counts));
+    let Some(fitted) = fitted else {
+        return Err(nothing_left(&plan.input.uri, &CleanCounts::default()));
     };
-    let rows_out = fit.counts.rows_out();
+    let counts = fitted.counts.clone();
+    let rows_out = counts.rows_out();
     if rows_out == 0 {
-        return Err(nothing_left(&plan.input.uri, &fit.counts));
+        return Err(nothing_left(&plan.input.uri, &counts));
     }
     let scaler = Scaler::fit(
-        &resolved.scaled,
-        &fit.moments,
+        &fitted.resolved.scaled,
+        &fitted.moments,
         plan.scale.with_mean,
         plan.scale.with_std,
         scaler_source(&plan.input.uri, &files),
     );
     tracing::info!(
         rows = rows_out,
-        features = resolved.scaled.len(),
+        features = fitted.resolved.scaled.len(),
         seconds = t_fit,
         "fit done"
     );
 
-    // Transform pass.
     let t1 = Instant::now();
     let per_shard_for_min = rows_out
         .div_ceil(plan.output.min_shards.get() as u64)
@@ -225,40 +379,10 @@ pub fn run_with_cancel(
         max_bytes: plan.output.shard_max_bytes,
         prefix: "part-".into(),
     };
-    let mut sink = ShardSink::new(out.clone(), sink_opts);
-    let mut written = 0u64;
-    let mut progress = Progress::new("transform", rows_out, opts.quiet);
-    let mut emit = |df: DataFrame, sink: &mut ShardSink| -> Result<()> {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(PrepError::Interrupted {
-                signal: "a termination signal".into(),
-            });
-        }
-        let scaled = scaler.apply(df)?;
-        let projected = project(scaled, &resolved.output)?;
-        written += projected.height() as u64;
-        sink.write(&projected)?;
-        progress.update(written, written);
-        Ok(())
-    };
-    match &spill {
-        Some(spill) => {
-            for i in 0..spill.chunks() {
-                emit(spill.take(i)?, &mut sink)?;
-            }
-        }
-        None => {
-            let mut source = Source::new(files.clone(), &plan.input, cancel.clone());
-            source.for_each_chunk(&mut |chunk, src| {
-                let (df, _) = cleaner.apply(chunk, &src.files)?;
-                emit(df, &mut sink)
-            })?;
-        }
-    }
-    let spill_bytes = spill.as_ref().map_or(0, |s| s.bytes);
-    drop(spill.take());
-    let shards = sink.finish()?;
-    progress.finish();
+    let bytes_in = fitted.bytes_in;
+    let (shards, written) = transform_pass(
+        plan, &files, fitted, &scaler, &out, sink_opts, cancel, opts.quiet,
+    )?;
     let t_transform = t1.elapsed().as_secs_f64();
 
     // Finalize: scaler, manifest, then _SUCCESS last.
@@ -269,6 +393,9 @@ pub fn run_with_cancel(
         "manifest.json",
         &manifest_json(&out.manifest_prefix(), &names),
     )?;
+    let mut durable = names.clone();
+    durable.push("manifest.json".into());
+    out.sync(&durable)?;
     let total = t0.elapsed().as_secs_f64();
     let mut seconds = BTreeMap::new();
     seconds.insert("fit".to_string(), t_fit);
@@ -282,16 +409,15 @@ pub fn run_with_cancel(
         input_uri: plan.input.uri.clone(),
         output_uri: plan.output.uri.clone(),
         input_objects: files.len(),
-        rows_read: fit.counts.rows_in,
-        rows_dropped: RunReport::dropped(&fit.counts),
+        rows_read: counts.rows_in,
+        rows_dropped: RunReport::dropped(&counts),
         rows_written: written,
         shards: shards.len(),
         bytes_in,
         bytes_out: shards.iter().map(|s| s.bytes).sum(),
         seconds,
-        rows_per_second: (fit.counts.rows_in as f64 / total.max(1e-9)).round(),
+        rows_per_second: (counts.rows_in as f64 / total.max(1e-9)).round(),
     };
-    tracing::debug!(spill_bytes, "spill size");
     out.put("_SUCCESS", &report.to_json())?;
     Ok(report)
 }

@@ -17,7 +17,7 @@ use std::io::Write;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::encode::{csv_header, encode_rows, TextFormat};
+use crate::encode::{csv_header, encode_rows, EncodedRows, TextFormat};
 use crate::error::{PrepError, Result};
 use crate::plan::{OutputCompression, OutputFormat};
 use crate::store::{storage, OutputDir, PendingFile, PendingPath};
@@ -38,6 +38,15 @@ pub struct SinkOptions {
     pub max_bytes: Option<u64>,
     /// "part-" or "part-w0003-".
     pub prefix: String,
+}
+
+/// A chunk ready for the writer: encoded rows (JSONL/CSV) or a frame (Parquet).
+pub enum SinkBatch {
+    Text {
+        rows: EncodedRows,
+        names: Vec<String>,
+    },
+    Frame(DataFrame),
 }
 
 enum TextOut {
@@ -110,7 +119,7 @@ impl ShardSink {
         }
     }
 
-    fn open(&mut self, schema: &Schema) -> Result<()> {
+    fn open(&mut self, schema: Option<&Schema>) -> Result<()> {
         let name = format!(
             "{}{:05}.{}",
             self.opts.prefix,
@@ -127,7 +136,7 @@ impl ShardSink {
                 };
                 let writer = ParquetWriter::new(file)
                     .with_compression(compression)
-                    .batched(schema)
+                    .batched(schema.expect("parquet shards are opened with a schema"))
                     .map_err(|e| {
                         PrepError::polars(
                             format!("starting Parquet shard {}", self.out.display(&name)),
@@ -219,35 +228,53 @@ impl ShardSink {
         k
     }
 
+    /// Encodes a chunk for this sink's format. Separate from writing so the
+    /// (parallel) encoding can run on one thread while another writes.
+    pub fn prepare(format: OutputFormat, df: &DataFrame) -> Result<SinkBatch> {
+        let names = || -> Vec<String> {
+            df.get_column_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        Ok(match format {
+            OutputFormat::Parquet => SinkBatch::Frame(df.clone()),
+            OutputFormat::Jsonl => SinkBatch::Text {
+                rows: encode_rows(df, TextFormat::Jsonl)?,
+                names: names(),
+            },
+            OutputFormat::Csv => SinkBatch::Text {
+                rows: encode_rows(df, TextFormat::Csv)?,
+                names: names(),
+            },
+        })
+    }
+
     /// Appends a chunk of output rows.
     pub fn write(&mut self, df: &DataFrame) -> Result<()> {
-        if df.height() == 0 {
-            return Ok(());
-        }
-        match self.opts.format {
-            OutputFormat::Parquet => self.write_parquet(df),
-            OutputFormat::Jsonl => self.write_text(df, TextFormat::Jsonl),
-            OutputFormat::Csv => {
+        let batch = Self::prepare(self.opts.format, df)?;
+        self.write_batch(batch)
+    }
+
+    /// Appends a prepared chunk.
+    pub fn write_batch(&mut self, batch: SinkBatch) -> Result<()> {
+        match batch {
+            SinkBatch::Frame(df) if df.height() > 0 => self.write_parquet(&df),
+            SinkBatch::Frame(_) => Ok(()),
+            SinkBatch::Text { rows, names } => {
                 if self.header.is_empty() {
-                    let names: Vec<String> = df
-                        .get_column_names()
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
                     self.header = csv_header(&names);
                 }
-                self.write_text(df, TextFormat::Csv)
+                self.write_text(&rows)
             }
         }
     }
 
-    fn write_text(&mut self, df: &DataFrame, fmt: TextFormat) -> Result<()> {
-        let rows = encode_rows(df, fmt)?;
-        let schema = df.schema().as_ref().clone();
+    fn write_text(&mut self, rows: &EncodedRows) -> Result<()> {
         let mut next = 0usize;
         while next < rows.rows() {
             if self.current.is_none() {
-                self.open(&schema)?;
+                self.open(None)?;
             }
             let cur = self.current.as_ref().expect("opened");
             let base = rows.start(next);
@@ -288,7 +315,7 @@ impl ShardSink {
         let mut next = 0usize;
         while next < df.height() {
             if self.current.is_none() {
-                self.open(&schema)?;
+                self.open(Some(&schema))?;
             }
             let cur = self.current.as_ref().expect("opened");
             let sizes = |k: usize| k as u64 * per_row;

@@ -299,6 +299,20 @@ impl OutputDir {
         })
     }
 
+    /// fsyncs the named files and the directory: called before `_SUCCESS`
+    /// so that a reader who sees it also sees the data after a crash.
+    pub fn sync(&self, names: &[String]) -> Result<()> {
+        for n in names {
+            let p = self.dir.join(n);
+            let f = File::open(&p).map_err(|e| storage("opening", &p, e))?;
+            f.sync_all().map_err(|e| storage("syncing", &p, e))?;
+        }
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
     /// Writes a small file (manifest, scaler, report) atomically.
     pub fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let mut f = self.create(name)?;
@@ -317,12 +331,12 @@ pub struct PendingPath {
 }
 
 impl PendingPath {
-    /// Syncs the data and renames the file into place; returns its size.
+    /// Renames the file into place; returns its size. Durability is handled
+    /// once per run by [`OutputDir::sync`] before `_SUCCESS`, so the kernel
+    /// can write shards back while later ones are produced.
     pub fn commit(mut self) -> Result<u64> {
         let tmp = self.tmp_path.take().expect("committed once");
         let file = File::open(&tmp).map_err(|e| storage("reopening", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| storage("syncing", &self.final_path, e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         std::fs::rename(&tmp, &self.final_path)
             .map_err(|e| storage("renaming into", &self.final_path, e))?;
