@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::clean::CleanCounts;
 use crate::columns::is_numeric;
 use crate::error::{PrepError, Result};
-use crate::plan::{InputPlan, OutputCompression, OutputFormat};
+use crate::plan::{InputPlan, OutputCompression, OutputFormat, StoragePlan};
 use crate::report::RunReport;
 use crate::run::prepare_output;
 use crate::scaler::Scaler;
@@ -29,9 +29,10 @@ pub fn apply(
     quiet: bool,
 ) -> Result<RunReport> {
     let t0 = Instant::now();
-    let scaler = Scaler::from_json(&read_uri(scaler_uri)?, scaler_uri)?;
-    let files = list_inputs(input)?;
-    let out = OutputDir::new(output)?;
+    let storage = StoragePlan::default();
+    let scaler = Scaler::from_json(&read_uri(scaler_uri, &storage)?, scaler_uri)?;
+    let files = list_inputs(input, &storage)?;
+    let out = OutputDir::new(output, &storage)?;
     prepare_output(&out, overwrite)?;
     let format = OutputFormat::parse(format).expect("clap checked the format");
     let mut sink = ShardSink::new(

@@ -202,13 +202,7 @@ mod tests {
     }
 
     fn files() -> Vec<InputObject> {
-        vec![InputObject {
-            uri: "in.csv".into(),
-            key: "in.csv".into(),
-            size: 1,
-            etag: None,
-            path: "in.csv".into(),
-        }]
+        vec![InputObject::local("in.csv".into(), "in.csv".into(), 1)]
     }
 
     fn sample() -> DataFrame {

@@ -125,15 +125,26 @@ fn init_logging(log: &LogArgs) {
 
 /// Prints `error: …`, `caused by:` lines and a `hint:`; or one JSON object.
 pub fn render_error(err: &PrepError, format: LogFormat) -> String {
-    let mut causes = Vec::new();
+    // Wrapped errors often repeat their inner error in their own message;
+    // show a cause only when it adds something, on one line, bounded.
+    let mut chain = Vec::new();
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
-        let text = s.to_string();
-        if !causes.contains(&text) {
-            causes.push(text);
-        }
+        chain.push(s.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
         source = s.source();
     }
+    let causes: Vec<String> = chain
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| chain.get(i + 1).is_none_or(|next| !c.contains(next.as_str())))
+        .map(|(_, c)| {
+            if c.chars().count() > 400 {
+                format!("{}…", c.chars().take(400).collect::<String>())
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
     let hint = err.hint();
     match format {
         LogFormat::Json => {

@@ -44,7 +44,7 @@ struct Acc {
 }
 
 pub fn inspect_data(uri: &str) -> Result<Inspection> {
-    let files = list_inputs(uri)?;
+    let files = list_inputs(uri, &crate::plan::StoragePlan::default())?;
     let plan = InputPlan::defaults(uri);
     let mut source = Source::new(files.clone(), &plan, Arc::new(AtomicBool::new(false)));
     let mut accs: Vec<Acc> = Vec::new();

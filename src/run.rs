@@ -332,8 +332,8 @@ pub fn run_with_cancel(
     cancel: Arc<AtomicBool>,
 ) -> Result<RunReport> {
     let t0 = Instant::now();
-    let out = OutputDir::new(&plan.output.uri)?;
-    let files = list_inputs(&plan.input.uri)?;
+    let out = OutputDir::new(&plan.output.uri, &plan.storage)?;
+    let files = list_inputs(&plan.input.uri, &plan.storage)?;
     prepare_output(&out, opts.overwrite)?;
     tracing::info!(
         pipeline = %plan.name,
@@ -387,7 +387,7 @@ pub fn run_with_cancel(
 
     // Finalize: scaler, manifest, then _SUCCESS last.
     let t2 = Instant::now();
-    put_uri(&plan.scaler_uri, &scaler.to_json())?;
+    put_uri(&plan.scaler_uri, &scaler.to_json(), &plan.storage)?;
     let names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();
     out.put(
         "manifest.json",

@@ -11,7 +11,6 @@
 //! the rows' in-memory Arrow size, which bounds the compressed file for all
 //! but tiny shards.
 
-use std::fs::File;
 use std::io::Write;
 
 use polars::prelude::*;
@@ -20,7 +19,7 @@ use serde::Serialize;
 use crate::encode::{csv_header, encode_rows, EncodedRows, TextFormat};
 use crate::error::{PrepError, Result};
 use crate::plan::{OutputCompression, OutputFormat};
-use crate::store::{storage, OutputDir, PendingFile, PendingPath};
+use crate::store::{storage_uri, OutputDir, PendingFile};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShardInfo {
@@ -79,8 +78,8 @@ enum OpenShard {
         out: Box<TextOut>,
     },
     Parquet {
-        writer: Box<polars::io::parquet::write::BatchedWriter<File>>,
-        path: PendingPath,
+        writer: Box<polars::io::parquet::write::BatchedWriter<PendingFile>>,
+        file: PendingFile,
     },
 }
 
@@ -128,13 +127,13 @@ impl ShardSink {
         );
         let (shard, bytes) = match self.opts.format {
             OutputFormat::Parquet => {
-                let (file, path) = self.out.create_raw(&name)?;
+                let file = self.out.create(&name)?;
                 let compression = match self.opts.compression {
                     OutputCompression::Snappy => ParquetCompression::Snappy,
                     OutputCompression::None => ParquetCompression::Uncompressed,
                     _ => ParquetCompression::Zstd(None),
                 };
-                let writer = ParquetWriter::new(file)
+                let writer = ParquetWriter::new(file.clone())
                     .with_compression(compression)
                     .batched(schema.expect("parquet shards are opened with a schema"))
                     .map_err(|e| {
@@ -146,7 +145,7 @@ impl ShardSink {
                 (
                     OpenShard::Parquet {
                         writer: Box::new(writer),
-                        path,
+                        file,
                     },
                     0,
                 )
@@ -162,7 +161,7 @@ impl ShardSink {
                 let mut bytes = 0;
                 if self.opts.format == OutputFormat::Csv && self.opts.csv_header {
                     out.write_all(&self.header)
-                        .map_err(|e| storage("writing", &self.out.dir.join(&name), e))?;
+                        .map_err(|e| storage_uri("writing", &self.out.display(&name), e))?;
                     bytes = self.header.len() as u64;
                 }
                 (OpenShard::Text { out: Box::new(out) }, bytes)
@@ -183,7 +182,7 @@ impl ShardSink {
         };
         let size = match cur.shard {
             OpenShard::Text { out } => out.commit()?,
-            OpenShard::Parquet { writer, path } => {
+            OpenShard::Parquet { writer, file } => {
                 writer.finish().map_err(|e| {
                     PrepError::polars(
                         format!("finishing Parquet shard {}", self.out.display(&cur.name)),
@@ -191,7 +190,7 @@ impl ShardSink {
                     )
                 })?;
                 drop(writer);
-                path.commit()?
+                file.commit()?
             }
         };
         tracing::debug!(shard = %cur.name, rows = cur.rows, bytes = size, "shard written");
@@ -296,7 +295,7 @@ impl ShardSink {
                 unreachable!("text shard")
             };
             out.write_all(&rows.bytes[base..end])
-                .map_err(|e| storage("writing", &self.out.dir.join(&cur.name), e))?;
+                .map_err(|e| storage_uri("writing", &self.out.display(&cur.name), e))?;
             cur.rows += k;
             cur.bytes += (end - base) as u64;
             next += k;
@@ -373,7 +372,7 @@ mod tests {
         max_bytes: Option<u64>,
     ) -> ShardSink {
         ShardSink::new(
-            OutputDir::new(dir.to_str().unwrap()).unwrap(),
+            OutputDir::local(dir),
             SinkOptions {
                 format,
                 compression: OutputCompression::None,

@@ -17,6 +17,7 @@ use polars::prelude::*;
 use crate::chunker::{records_of, CsvChunk, RecordChunker};
 use crate::error::{did_you_mean, DataLocation, PrepError, Result};
 use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
+use crate::parquet_input::ParquetInput;
 use crate::store::{open_read, InputObject};
 
 /// One chunk of input rows and where they came from.
@@ -278,26 +279,9 @@ impl Source {
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
         let obj = self.files[idx].clone();
-        let open = || {
-            std::fs::File::open(&obj.path)
-                .map_err(|e| crate::store::storage("opening", &obj.path, e))
-        };
-        let bad_file = |e: PolarsError| {
-            PrepError::bad_data(
-                DataLocation {
-                    file: obj.uri.clone(),
-                    ..Default::default()
-                },
-                format!("cannot read it as Parquet: {e}"),
-                Some("check that the file is a complete Parquet file, or set input.format".into()),
-            )
-        };
-        let mut reader = ParquetReader::new(open()?);
-        let num_rows = reader.num_rows().map_err(bad_file)?;
-        let metadata = reader.get_metadata().map_err(bad_file)?.clone();
-        let arrow_schema = reader.schema().map_err(bad_file)?;
-        let file_schema: Schema = Schema::from_arrow_schema(&arrow_schema);
-        drop(reader);
+        let input = ParquetInput::open(&obj)?;
+        let num_rows = input.num_rows;
+        let file_schema = input.schema.clone();
         match &self.schema {
             Some(fixed) => check_same_schema(fixed, &file_schema, &obj.uri)?,
             None => {
@@ -312,11 +296,7 @@ impl Source {
         while offset < num_rows {
             self.check_cancel()?;
             let len = chunk_rows.min(num_rows - offset);
-            // A fresh reader per slice: polars memory-maps the file, and
-            // dropping the reader unmaps it, so resident pages stay bounded.
-            let mut reader = ParquetReader::new(open()?).with_slice(Some((offset, len)));
-            reader.set_metadata(metadata.clone());
-            let df = reader.finish().map_err(bad_file)?;
+            let df = input.read(offset, len)?;
             self.bytes_read.fetch_add(
                 (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
                 Ordering::Relaxed,

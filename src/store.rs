@@ -2,20 +2,32 @@
 //! and writing output files atomically.
 //!
 //! Local paths and `file://` URIs are served from the filesystem directly
-//! (plain `File` reads through a bounded buffer, never a memory map). Output
-//! files are written under a hidden temporary name and renamed into place on
-//! commit, so a reader never sees a half-written shard under its final name.
+//! (plain `File` reads through a bounded buffer, never a memory map); other
+//! schemes go through `remote.rs` (object_store). Output files are written
+//! under a hidden temporary name and renamed into place on commit (locally)
+//! or uploaded as a multipart upload completed on commit (object stores), so
+//! a reader never sees a half-written shard under its final name.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{PrepError, Result};
+use crate::plan::StoragePlan;
+use crate::remote::{self, RemoteLocation};
+
+/// Where an input object lives.
+#[derive(Debug, Clone)]
+pub enum ObjectLocation {
+    Local(PathBuf),
+    /// The store, with `path` set to the object's key.
+    Remote(RemoteLocation),
+}
 
 /// One input object, in read order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct InputObject {
     /// What users see in messages and in the scaler's `source.objects`.
     pub uri: String,
@@ -23,7 +35,19 @@ pub struct InputObject {
     pub key: String,
     pub size: u64,
     pub etag: Option<String>,
-    pub path: PathBuf,
+    pub location: ObjectLocation,
+}
+
+impl InputObject {
+    pub fn local(path: PathBuf, key: String, size: u64) -> Self {
+        InputObject {
+            uri: path.to_string_lossy().to_string(),
+            key,
+            size,
+            etag: None,
+            location: ObjectLocation::Local(path),
+        }
+    }
 }
 
 /// Strips `file://` and returns a local path, or `None` for a remote scheme.
@@ -37,15 +61,6 @@ pub fn local_path(uri: &str) -> Option<PathBuf> {
     }
 }
 
-fn unsupported(uri: &str) -> PrepError {
-    PrepError::Usage {
-        message: format!("`{uri}`: this build reads and writes local paths and file:// URIs only"),
-        hint: Some(
-            "object-store URIs (s3://, gs://, az://, http(s)://) are tracked in issue 3".into(),
-        ),
-    }
-}
-
 fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -56,50 +71,26 @@ fn is_skipped(rel: &str) -> bool {
         .any(|part| part.starts_with('.') || part.starts_with('_'))
 }
 
-/// Lists the input objects of `uri` (a file, a directory, or a glob) in
-/// lexicographic key order, skipping hidden/underscore names and empty files.
-pub fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
-    let path = local_path(uri).ok_or_else(|| unsupported(uri))?;
-    let text = path.to_string_lossy().to_string();
-    let mut out = Vec::new();
-    if is_glob(&text) {
-        let base = glob_base(&text);
-        let matcher = globset::GlobBuilder::new(&text)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| PrepError::Usage {
-                message: format!("input.uri `{uri}` is not a valid glob: {e}"),
-                hint: None,
-            })?
-            .compile_matcher();
-        walk(&base, &base, &mut |p, rel| {
-            if matcher.is_match(p) {
-                out.push((p.to_path_buf(), rel));
-            }
-        })?;
-    } else if path.is_dir() {
-        walk(&path, &path, &mut |p, rel| out.push((p.to_path_buf(), rel)))?;
-    } else if path.is_file() {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        out.push((path.clone(), name));
-    }
-    let mut objects = Vec::new();
-    for (p, rel) in out {
-        let meta = std::fs::metadata(&p).map_err(|e| storage("reading metadata of", &p, e))?;
-        if meta.len() == 0 || is_skipped(&rel) {
-            continue;
-        }
-        objects.push(InputObject {
-            uri: p.to_string_lossy().to_string(),
-            key: rel,
-            size: meta.len(),
-            etag: None,
-            path: p,
-        });
-    }
+fn glob_matcher(uri: &str, pattern: &str) -> Result<globset::GlobMatcher> {
+    Ok(globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| PrepError::Usage {
+            message: format!("input.uri `{uri}` is not a valid glob: {e}"),
+            hint: None,
+        })?
+        .compile_matcher())
+}
+
+/// Lists the input objects of `uri` (a file, a directory/prefix, or a glob)
+/// in lexicographic key order, skipping hidden/underscore names, folder
+/// markers and empty objects.
+pub fn list_inputs(uri: &str, storage: &StoragePlan) -> Result<Vec<InputObject>> {
+    let mut objects = match local_path(uri) {
+        Some(path) => list_local(uri, &path)?,
+        None => list_remote(uri, storage)?,
+    };
+    objects.retain(|o| o.size > 0 && !is_skipped(&o.key));
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     if objects.is_empty() {
         return Err(PrepError::NoInput {
@@ -107,6 +98,81 @@ pub fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
         });
     }
     Ok(objects)
+}
+
+fn list_local(uri: &str, path: &Path) -> Result<Vec<InputObject>> {
+    let text = path.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    if is_glob(&text) {
+        let base = glob_base(&text);
+        let matcher = glob_matcher(uri, &text)?;
+        walk(&base, &base, &mut |p, rel| {
+            if matcher.is_match(p) {
+                found.push((p.to_path_buf(), rel));
+            }
+        })?;
+    } else if path.is_dir() {
+        walk(path, path, &mut |p, rel| found.push((p.to_path_buf(), rel)))?;
+    } else if path.is_file() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        found.push((path.to_path_buf(), name));
+    }
+    let mut objects = Vec::new();
+    for (p, rel) in found {
+        let meta = std::fs::metadata(&p).map_err(|e| storage("reading metadata of", &p, e))?;
+        objects.push(InputObject::local(p, rel, meta.len()));
+    }
+    Ok(objects)
+}
+
+fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<Vec<InputObject>> {
+    // The part before the first wildcard segment is listed as a folder.
+    let (list_uri, pattern) = match uri.find(['*', '?', '[']) {
+        Some(i) => {
+            let cut = uri[..i].rfind('/').map_or(0, |j| j + 1);
+            (uri[..cut].to_string(), Some(uri.to_string()))
+        }
+        None => (uri.to_string(), None),
+    };
+    let loc = remote::parse(&list_uri, storage_plan)?;
+    let make = |l: remote::Listed, key: String| {
+        let mut obj_loc = loc.clone();
+        let uri = loc.uri_of(&l.path);
+        obj_loc.path = l.path;
+        InputObject {
+            uri,
+            key,
+            size: l.size,
+            etag: l.etag,
+            location: ObjectLocation::Remote(obj_loc),
+        }
+    };
+    if pattern.is_none() && !uri.ends_with('/') && !loc.path.as_ref().is_empty() {
+        if let Some(one) = remote::head(&loc, &loc.path)? {
+            let key = one.path.filename().unwrap_or_default().to_string();
+            return Ok(vec![make(one, key)]);
+        }
+    }
+    let matcher = pattern.map(|p| glob_matcher(uri, &p)).transpose()?;
+    let prefix_len = if loc.path.as_ref().is_empty() { 0 } else { loc.path.as_ref().len() + 1 };
+    let mut out = Vec::new();
+    for l in remote::list(&loc)? {
+        let full = l.path.as_ref().to_string();
+        if full.ends_with('/') {
+            continue; // folder marker
+        }
+        let rel = full.get(prefix_len..).unwrap_or(&full).to_string();
+        if let Some(m) = &matcher {
+            if !m.is_match(loc.uri_of(&l.path)) {
+                continue;
+            }
+        }
+        out.push(make(l, rel));
+    }
+    Ok(out)
 }
 
 /// The directory part of a glob before its first wildcard component.
@@ -151,6 +217,10 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&Path, String)) -> Result<()>
 }
 
 pub fn storage(action: &str, path: &Path, e: std::io::Error) -> PrepError {
+    storage_uri(action, &path.display().to_string(), e)
+}
+
+pub fn storage_uri(action: &str, uri: &str, e: std::io::Error) -> PrepError {
     let hint = match e.kind() {
         std::io::ErrorKind::NotFound => Some("check that the path exists".to_string()),
         std::io::ErrorKind::PermissionDenied => {
@@ -160,7 +230,7 @@ pub fn storage(action: &str, path: &Path, e: std::io::Error) -> PrepError {
     };
     PrepError::Storage {
         action: action.to_string(),
-        uri: path.display().to_string(),
+        uri: uri.to_string(),
         hint,
         source: Box::new(e),
     }
@@ -181,13 +251,19 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// Opens an object as a byte stream, transparently decompressing `.gz` and
-/// `.zst`. `counter` receives the raw bytes read.
+/// Opens an object as a byte stream (a local file, or a streaming GET),
+/// transparently decompressing `.gz` and `.zst`. `counter` receives the raw
+/// bytes read.
 pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
-    let file = File::open(&obj.path).map_err(|e| storage("opening", &obj.path, e))?;
-    let raw = CountingReader {
-        inner: file,
-        counter,
+    let raw: Box<dyn Read + Send> = match &obj.location {
+        ObjectLocation::Local(path) => {
+            let file = File::open(path).map_err(|e| storage("opening", path, e))?;
+            Box::new(CountingReader { inner: file, counter })
+        }
+        ObjectLocation::Remote(loc) => Box::new(CountingReader {
+            inner: remote::StreamReader::open(loc.store.clone(), loc.path.clone()),
+            counter,
+        }),
     };
     let name = obj.key.to_ascii_lowercase();
     Ok(if name.ends_with(".gz") {
@@ -196,33 +272,55 @@ pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn R
         ))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
         Box::new(
-            zstd::stream::read::Decoder::new(raw).map_err(|e| storage("opening", &obj.path, e))?,
+            zstd::stream::read::Decoder::new(raw)
+                .map_err(|e| storage_uri("opening", &obj.uri, e))?,
         )
     } else {
-        Box::new(raw)
+        raw
     })
 }
 
-/// The output location: a local directory for now.
+#[derive(Debug, Clone)]
+enum OutTarget {
+    Local(PathBuf),
+    Remote(RemoteLocation),
+}
+
+/// The output location: a local directory or an object-store prefix.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     pub uri: String,
-    pub dir: PathBuf,
+    target: OutTarget,
 }
 
 impl OutputDir {
-    pub fn new(uri: &str) -> Result<Self> {
-        let dir = local_path(uri).ok_or_else(|| unsupported(uri))?;
+    pub fn new(uri: &str, storage: &StoragePlan) -> Result<Self> {
+        let target = match local_path(uri) {
+            Some(dir) => OutTarget::Local(dir),
+            None => OutTarget::Remote(remote::parse(uri, storage)?),
+        };
         Ok(OutputDir {
             uri: uri.to_string(),
-            dir,
+            target,
         })
     }
 
-    /// The manifest prefix: the absolute directory, ending in `/`.
+    pub fn local(dir: &Path) -> Self {
+        OutputDir {
+            uri: dir.display().to_string(),
+            target: OutTarget::Local(dir.to_path_buf()),
+        }
+    }
+
+    /// The manifest prefix: the absolute directory or the URI, ending in `/`.
     pub fn manifest_prefix(&self) -> String {
-        let abs = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
-        let mut s = abs.to_string_lossy().to_string();
+        let mut s = match &self.target {
+            OutTarget::Local(dir) => std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.clone())
+                .to_string_lossy()
+                .to_string(),
+            OutTarget::Remote(loc) => loc.uri_of(&loc.path),
+        };
         if !s.ends_with('/') {
             s.push('/');
         }
@@ -230,121 +328,162 @@ impl OutputDir {
     }
 
     pub fn display(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
+        match &self.target {
+            OutTarget::Local(dir) => dir.join(name).display().to_string(),
+            OutTarget::Remote(loc) => loc.uri_of(&loc.child(name)),
+        }
     }
 
-    pub fn exists(&self, name: &str) -> bool {
-        self.dir.join(name).exists()
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        match &self.target {
+            OutTarget::Local(dir) => Ok(dir.join(name).exists()),
+            OutTarget::Remote(loc) => Ok(remote::head(loc, &loc.child(name))?.is_some()),
+        }
     }
 
-    /// Names of the files directly in the output directory.
+    /// Names directly under the output (files, and folders such as `_work`).
     pub fn list_names(&self) -> Result<Vec<String>> {
-        match std::fs::read_dir(&self.dir) {
-            Ok(entries) => {
-                let mut names = Vec::new();
-                for e in entries {
-                    let e = e.map_err(|e| storage("listing", &self.dir, e))?;
-                    names.push(e.file_name().to_string_lossy().to_string());
+        let mut names = match &self.target {
+            OutTarget::Local(dir) => match std::fs::read_dir(dir) {
+                Ok(entries) => {
+                    let mut names = Vec::new();
+                    for e in entries {
+                        let e = e.map_err(|e| storage("listing", dir, e))?;
+                        names.push(e.file_name().to_string_lossy().to_string());
+                    }
+                    names
                 }
-                names.sort();
-                Ok(names)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(storage("listing", &self.dir, e)),
-        }
-    }
-
-    pub fn delete(&self, name: &str) -> Result<()> {
-        let p = self.dir.join(name);
-        let r = if p.is_dir() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(storage("deleting", &p, e)),
-        }
-    }
-
-    pub fn ensure(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| storage("creating the output directory", &self.dir, e))
-    }
-
-    /// Reserves `name`: returns an open file under a hidden temporary name
-    /// and the guard that renames it into place (or removes it on drop).
-    pub fn create_raw(&self, name: &str) -> Result<(File, PendingPath)> {
-        self.ensure()?;
-        let final_path = self.dir.join(name);
-        let tmp_path = self.dir.join(format!(".{name}.inprogress"));
-        let file = File::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
-        Ok((
-            file,
-            PendingPath {
-                tmp_path: Some(tmp_path),
-                final_path,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(storage("listing", dir, e)),
             },
-        ))
+            OutTarget::Remote(loc) => {
+                let prefix_len = if loc.path.as_ref().is_empty() { 0 } else { loc.path.as_ref().len() + 1 };
+                let mut names: Vec<String> = remote::list(loc)?
+                    .into_iter()
+                    .filter_map(|l| {
+                        let full = l.path.as_ref().to_string();
+                        let rel = full.get(prefix_len..)?.to_string();
+                        Some(rel.split('/').next().unwrap_or_default().to_string())
+                    })
+                    .collect();
+                names.dedup();
+                names
+            }
+        };
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
-    /// Starts an atomically committed file `name`.
+    /// Deletes a file, or a folder (such as `_work`) with everything in it.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        match &self.target {
+            OutTarget::Local(dir) => {
+                let p = dir.join(name);
+                let r = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                match r {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(storage("deleting", &p, e)),
+                }
+            }
+            OutTarget::Remote(loc) => {
+                let mut sub = loc.clone();
+                sub.path = loc.child(name);
+                for l in remote::list(&sub)? {
+                    remote::delete(loc, &l.path)?;
+                }
+                remote::delete(loc, &sub.path)
+            }
+        }
+    }
+
+    fn ensure(&self) -> Result<()> {
+        match &self.target {
+            OutTarget::Local(dir) => std::fs::create_dir_all(dir)
+                .map_err(|e| storage("creating the output directory", dir, e)),
+            OutTarget::Remote(_) => Ok(()),
+        }
+    }
+
+    /// Starts `name`: locally a hidden temporary file renamed on commit; on
+    /// an object store a multipart upload completed on commit. Either way a
+    /// reader never sees a half-written file under its final name.
     pub fn create(&self, name: &str) -> Result<PendingFile> {
-        let (file, path) = self.create_raw(name)?;
+        self.ensure()?;
+        let target = match &self.target {
+            OutTarget::Local(dir) => {
+                let final_path = dir.join(name);
+                let tmp_path = dir.join(format!(".{name}.inprogress"));
+                let file = File::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
+                Target::Local(LocalTarget {
+                    writer: BufWriter::with_capacity(1 << 20, file),
+                    tmp_path: Some(tmp_path),
+                    final_path,
+                })
+            }
+            OutTarget::Remote(loc) => Target::Remote(remote::UploadWriter::new(loc, &loc.child(name))),
+        };
         Ok(PendingFile {
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
-            path,
-            written: 0,
+            shared: Arc::new(Mutex::new(Some(target))),
+            display: self.display(name),
+            written: Arc::new(AtomicU64::new(0)),
         })
-    }
-
-    /// fsyncs the named files and the directory: called before `_SUCCESS`
-    /// so that a reader who sees it also sees the data after a crash.
-    pub fn sync(&self, names: &[String]) -> Result<()> {
-        for n in names {
-            let p = self.dir.join(n);
-            let f = File::open(&p).map_err(|e| storage("opening", &p, e))?;
-            f.sync_all().map_err(|e| storage("syncing", &p, e))?;
-        }
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
     }
 
     /// Writes a small file (manifest, scaler, report) atomically.
     pub fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let mut f = self.create(name)?;
-        f.write_all(bytes)
-            .map_err(|e| storage("writing", &f.path.final_path, e))?;
-        f.commit()?;
+        match &self.target {
+            OutTarget::Remote(loc) => remote::put(loc, &loc.child(name), bytes),
+            OutTarget::Local(_) => {
+                let mut f = self.create(name)?;
+                f.write_all(bytes)
+                    .map_err(|e| storage_uri("writing", &self.display(name), e))?;
+                f.commit()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// fsyncs the named files and the directory: called before `_SUCCESS`
+    /// so that a reader who sees it also sees the data after a crash. (An
+    /// object store makes an object durable when the upload completes.)
+    pub fn sync(&self, names: &[String]) -> Result<()> {
+        let OutTarget::Local(dir) = &self.target else { return Ok(()) };
+        for n in names {
+            let p = dir.join(n);
+            let f = File::open(&p).map_err(|e| storage("opening", &p, e))?;
+            f.sync_all().map_err(|e| storage("syncing", &p, e))?;
+        }
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
         Ok(())
     }
 }
 
-/// A temporary file that becomes `final_path` on `commit`, and is removed if
-/// dropped first, so a failed run leaves no half-written file behind.
-pub struct PendingPath {
+struct LocalTarget {
+    writer: BufWriter<File>,
     tmp_path: Option<PathBuf>,
-    pub final_path: PathBuf,
+    final_path: PathBuf,
 }
 
-impl PendingPath {
-    /// Renames the file into place; returns its size. Durability is handled
-    /// once per run by [`OutputDir::sync`] before `_SUCCESS`, so the kernel
-    /// can write shards back while later ones are produced.
-    pub fn commit(mut self) -> Result<u64> {
+impl LocalTarget {
+    fn commit(mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| storage("writing", &self.final_path, e))?;
         let tmp = self.tmp_path.take().expect("committed once");
-        let file = File::open(&tmp).map_err(|e| storage("reopening", &tmp, e))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         std::fs::rename(&tmp, &self.final_path)
-            .map_err(|e| storage("renaming into", &self.final_path, e))?;
-        Ok(size)
+            .map_err(|e| storage("renaming into", &self.final_path, e))
     }
 }
 
-impl Drop for PendingPath {
+impl Drop for LocalTarget {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp_path.take() {
             let _ = std::fs::remove_file(tmp);
@@ -352,61 +491,96 @@ impl Drop for PendingPath {
     }
 }
 
-/// A buffered file being written under a temporary name (see [`PendingPath`]).
+enum Target {
+    Local(LocalTarget),
+    Remote(remote::UploadWriter),
+}
+
+/// A file being written (see [`OutputDir::create`]). Clones share the same
+/// file, so a writer that takes ownership (Parquet's) can be handed one
+/// while the sink keeps another to commit. Dropped without `commit`, the
+/// file is discarded (temp file removed / multipart upload aborted).
+#[derive(Clone)]
 pub struct PendingFile {
-    writer: Option<BufWriter<File>>,
-    pub path: PendingPath,
-    written: u64,
+    shared: Arc<Mutex<Option<Target>>>,
+    display: String,
+    written: Arc<AtomicU64>,
 }
 
 impl PendingFile {
     pub fn bytes_written(&self) -> u64 {
-        self.written
+        self.written.load(Ordering::Relaxed)
     }
 
-    /// Flushes and renames into place; returns the final size.
-    pub fn commit(mut self) -> Result<u64> {
-        let w = self.writer.take().expect("writer present until commit");
-        w.into_inner()
-            .map_err(|e| storage("writing", &self.path.final_path, e.into_error()))?;
-        let PendingFile { path, .. } = self;
-        path.commit()
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Makes the file visible under its final name; returns its size.
+    pub fn commit(self) -> Result<u64> {
+        let target = self
+            .shared
+            .lock()
+            .expect("pending file lock")
+            .take()
+            .expect("committed once");
+        match target {
+            Target::Local(t) => t.commit()?,
+            Target::Remote(w) => w.finish()?,
+        }
+        Ok(self.bytes_written())
     }
 }
 
 impl Write for PendingFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.writer.as_mut().expect("writer present").write(buf)?;
-        self.written += n as u64;
+        let mut guard = self.shared.lock().expect("pending file lock");
+        let n = match guard.as_mut() {
+            Some(Target::Local(t)) => t.writer.write(buf)?,
+            Some(Target::Remote(w)) => w.write(buf)?,
+            None => return Err(std::io::Error::other("file already committed")),
+        };
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.as_mut().expect("writer present").flush()
+        match self.shared.lock().expect("pending file lock").as_mut() {
+            Some(Target::Local(t)) => t.writer.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
 /// Writes a file that may live anywhere (e.g. `artifacts.scaler` outside the
 /// output directory) atomically.
-pub fn put_uri(uri: &str, bytes: &[u8]) -> Result<()> {
-    let path = local_path(uri).ok_or_else(|| unsupported(uri))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    OutputDir {
-        uri: dir.display().to_string(),
-        dir: dir.to_path_buf(),
+pub fn put_uri(uri: &str, bytes: &[u8], storage_plan: &StoragePlan) -> Result<()> {
+    match local_path(uri) {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            OutputDir::local(dir).put(&name, bytes)
+        }
+        None => {
+            let loc = remote::parse(uri, storage_plan)?;
+            remote::put(&loc, &loc.path, bytes)
+        }
     }
-    .put(&name, bytes)
 }
 
-pub fn read_uri(uri: &str) -> Result<Vec<u8>> {
-    let path = local_path(uri).ok_or_else(|| unsupported(uri))?;
-    std::fs::read(&path).map_err(|e| storage("reading", &path, e))
+pub fn read_uri(uri: &str, storage_plan: &StoragePlan) -> Result<Vec<u8>> {
+    match local_path(uri) {
+        Some(path) => std::fs::read(&path).map_err(|e| storage("reading", &path, e)),
+        None => {
+            let loc = remote::parse(uri, storage_plan)?;
+            remote::get_all(&loc, &loc.path)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -423,7 +597,7 @@ mod tests {
             std::fs::write(root.join(f), "x\n1\n").unwrap();
         }
         std::fs::write(root.join("empty.csv"), "").unwrap();
-        let keys: Vec<String> = list_inputs(root.to_str().unwrap())
+        let keys: Vec<String> = list_inputs(root.to_str().unwrap(), &StoragePlan::default())
             .unwrap()
             .into_iter()
             .map(|o| o.key)
@@ -440,7 +614,7 @@ mod tests {
         std::fs::write(root.join("y.parquet"), "zz").unwrap();
         std::fs::write(root.join("data_old/z.csv"), "a\n1\n").unwrap();
         let pat = format!("{}/*.csv", root.display());
-        let keys: Vec<String> = list_inputs(&pat)
+        let keys: Vec<String> = list_inputs(&pat, &StoragePlan::default())
             .unwrap()
             .into_iter()
             .map(|o| o.key)
@@ -450,19 +624,19 @@ mod tests {
 
     #[test]
     fn nothing_matching_is_no_input() {
-        let err = list_inputs("/definitely/not/here/*.csv").unwrap_err();
+        let err = list_inputs("/definitely/not/here/*.csv", &StoragePlan::default()).unwrap_err();
         assert!(matches!(err, PrepError::NoInput { .. }));
     }
 
     #[test]
     fn pending_file_is_invisible_until_commit() {
         let d = tempfile::tempdir().unwrap();
-        let out = OutputDir::new(d.path().to_str().unwrap()).unwrap();
+        let out = OutputDir::local(d.path());
         let mut f = out.create("part-00000.csv").unwrap();
         f.write_all(b"abc").unwrap();
-        assert!(!out.exists("part-00000.csv"));
+        assert!(!out.exists("part-00000.csv").unwrap());
         assert_eq!(f.commit().unwrap(), 3);
-        assert!(out.exists("part-00000.csv"));
+        assert!(out.exists("part-00000.csv").unwrap());
         drop(out.create("part-00001.csv").unwrap());
         assert_eq!(out.list_names().unwrap(), vec!["part-00000.csv"]);
     }

@@ -76,22 +76,10 @@ fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
     let mut rows = 0u64;
     let mut schema = None;
     for obj in files {
-        let f = std::fs::File::open(&obj.path)
-            .map_err(|e| crate::store::storage("opening", &obj.path, e))?;
-        let mut r = ParquetReader::new(f);
-        let bad = |e: PolarsError| {
-            crate::error::PrepError::bad_data(
-                crate::error::DataLocation {
-                    file: obj.uri.clone(),
-                    ..Default::default()
-                },
-                format!("cannot read the Parquet footer: {e}"),
-                None,
-            )
-        };
-        rows += r.num_rows().map_err(bad)? as u64;
+        let input = crate::parquet_input::ParquetInput::open(obj)?;
+        rows += input.num_rows as u64;
         if schema.is_none() {
-            schema = Some(Schema::from_arrow_schema(r.schema().map_err(bad)?.as_ref()));
+            schema = Some(input.schema.clone());
         }
     }
     Ok(Peek {
@@ -104,7 +92,7 @@ fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
 pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
     let loaded = load(pipeline, sets)?;
     let plan = Plan::build(&loaded)?;
-    let files = list_inputs(&plan.input.uri)?;
+    let files = list_inputs(&plan.input.uri, &plan.storage)?;
     let format = format_of(&files[0], plan.input.format)?;
     for f in &files[1..] {
         if format_of(f, plan.input.format)? != format {
