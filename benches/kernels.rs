@@ -299,7 +299,7 @@ fn bench_sink(c: &mut Criterion) {
             let dir = dir.to_str().expect("UTF-8 temporary path").to_string();
             group.bench_with_input(BenchmarkId::new(name, label(n)), &df, |b, df| {
                 b.iter(|| {
-                    let out = OutputDir::new(&dir).expect("output dir");
+                    let out = OutputDir::local(std::path::Path::new(&dir));
                     let mut sink = ShardSink::new(
                         out,
                         SinkOptions {

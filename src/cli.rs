@@ -130,13 +130,22 @@ pub fn render_error(err: &PrepError, format: LogFormat) -> String {
     let mut chain = Vec::new();
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
-        chain.push(s.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
+        chain.push(
+            s.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         source = s.source();
     }
     let causes: Vec<String> = chain
         .iter()
         .enumerate()
-        .filter(|(i, c)| chain.get(i + 1).is_none_or(|next| !c.contains(next.as_str())))
+        .filter(|(i, c)| {
+            chain
+                .get(i + 1)
+                .is_none_or(|next| !c.contains(next.as_str()))
+        })
         .map(|(_, c)| {
             if c.chars().count() > 400 {
                 format!("{}…", c.chars().take(400).collect::<String>())

@@ -105,7 +105,8 @@ impl ParquetInput {
                 if &tail[n - 4..] != b"PAR1" {
                     return Err(bad_file(&obj.uri, "no PAR1 magic at the end"));
                 }
-                let meta_len = u32::from_le_bytes(tail[n - 8..n - 4].try_into().expect("4 bytes")) as u64;
+                let meta_len =
+                    u32::from_le_bytes(tail[n - 8..n - 4].try_into().expect("4 bytes")) as u64;
                 let footer_len = meta_len + 8;
                 if footer_len > size {
                     return Err(bad_file(&obj.uri, "footer longer than the object"));
@@ -116,12 +117,16 @@ impl ParquetInput {
                 let start = size - tail.len() as u64;
                 let mut buf = SparseBuf::new(size as usize);
                 buf.place(start, &tail);
-                let r: ParquetReader<Box<dyn MmapBytesReader>> = ParquetReader::new(Box::new(Cursor::new(buf)));
+                let r: ParquetReader<Box<dyn MmapBytesReader>> =
+                    ParquetReader::new(Box::new(Cursor::new(buf)));
                 (r, Some((start, tail)))
             }
         };
         let num_rows = reader.num_rows().map_err(|e| bad_file(&obj.uri, e))?;
-        let metadata = reader.get_metadata().map_err(|e| bad_file(&obj.uri, e))?.clone();
+        let metadata = reader
+            .get_metadata()
+            .map_err(|e| bad_file(&obj.uri, e))?
+            .clone();
         let arrow_schema = reader.schema().map_err(|e| bad_file(&obj.uri, e))?;
         Ok(ParquetInput {
             obj: obj.clone(),

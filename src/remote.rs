@@ -116,7 +116,9 @@ fn bad_uri(uri: &str, why: impl std::fmt::Display) -> PrepError {
 
 /// Builds the store for `uri`, honouring `[storage]` and the environment.
 pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
-    let (scheme, rest) = uri.split_once("://").ok_or_else(|| bad_uri(uri, "no scheme"))?;
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| bad_uri(uri, "no scheme"))?;
     let scheme = scheme.to_ascii_lowercase();
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -169,7 +171,9 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
                 .with_retry(retry)
                 .with_client_options(client_options());
             if let Some(ep) = &storage.endpoint {
-                b = b.with_endpoint(ep.clone()).with_allow_http(ep.starts_with("http://"));
+                b = b
+                    .with_endpoint(ep.clone())
+                    .with_allow_http(ep.starts_with("http://"));
             }
             Arc::new(b.build().map_err(|e| bad_uri(uri, e))?)
         }
@@ -205,7 +209,9 @@ pub fn credential_source(scheme: &str) -> String {
                 "the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)".into()
             } else if has("AWS_WEB_IDENTITY_TOKEN_FILE") {
                 "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, e.g. EKS IRSA)".into()
-            } else if has("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || has("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+            } else if has("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                || has("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            {
                 "the container credentials endpoint (ECS/Batch/SageMaker task role)".into()
             } else {
                 "the EC2 instance metadata service (instance role)".into()
@@ -213,7 +219,8 @@ pub fn credential_source(scheme: &str) -> String {
         }
         "gs" | "gcs" => {
             if has("GOOGLE_SERVICE_ACCOUNT") || has("GOOGLE_APPLICATION_CREDENTIALS") {
-                "the service-account file in GOOGLE_APPLICATION_CREDENTIALS/GOOGLE_SERVICE_ACCOUNT".into()
+                "the service-account file in GOOGLE_APPLICATION_CREDENTIALS/GOOGLE_SERVICE_ACCOUNT"
+                    .into()
             } else {
                 "application default credentials / the GCE metadata server".into()
             }
@@ -239,11 +246,21 @@ pub fn storage_error(action: &str, uri: &str, scheme: &str, e: object_store::Err
     let denied = matches!(
         e,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
-    ) || ["AccessDenied", "403 Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "401 Unauthorized"]
-        .iter()
-        .any(|k| text.contains(k));
+    ) || [
+        "AccessDenied",
+        "403 Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "401 Unauthorized",
+    ]
+    .iter()
+    .any(|k| text.contains(k));
     let hint = if text.contains("NoSuchBucket") {
-        let bucket = uri.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+        let bucket = uri
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("");
         format!("the bucket `{bucket}` does not exist (or is in another account/endpoint); create it or fix the URI")
     } else if denied {
         format!(
@@ -299,7 +316,12 @@ pub fn head(loc: &RemoteLocation, path: &Path) -> Result<Option<Listed>> {
             etag: m.e_tag,
         })),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(storage_error("reading metadata of", &loc.uri_of(path), &loc.scheme, e)),
+        Err(e) => Err(storage_error(
+            "reading metadata of",
+            &loc.uri_of(path),
+            &loc.scheme,
+            e,
+        )),
     }
 }
 

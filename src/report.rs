@@ -87,33 +87,30 @@ pub struct Progress {
 impl Progress {
     /// Progress counted in rows (the transform pass knows its row total).
     pub fn rows(phase: &str, total_rows: u64, quiet: bool) -> Self {
-        let mut p = Progress::new(phase, total_rows, quiet);
-        p.bytes_unit = false;
-        if let Some(bar) = &p.bar {
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-        }
-        p
+        Progress::with_unit(phase, total_rows, quiet, false)
     }
 
+    /// Progress counted in input bytes.
     pub fn new(phase: &str, total_bytes: u64, quiet: bool) -> Self {
+        Progress::with_unit(phase, total_bytes, quiet, true)
+    }
+
+    fn with_unit(phase: &str, total: u64, quiet: bool, bytes_unit: bool) -> Self {
         let interactive = !quiet && std::io::stderr().is_terminal();
         let bar = interactive.then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+            let template = if bytes_unit {
+                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta}"
+            } else {
+                "{prefix:>9} [{bar:30}] {human_pos}/{human_len} rows ETA {eta}"
+            };
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             bar.set_prefix(phase.to_string());
+            bar.set_draw_target(ProgressDrawTarget::stderr());
             bar
         });
         let every = std::env::var("PREP_PROGRESS_INTERVAL")
@@ -122,10 +119,10 @@ impl Progress {
             .unwrap_or(Duration::from_secs(5));
         Progress {
             bar,
-            bytes_unit: true,
+            bytes_unit,
             quiet,
             phase: phase.to_string(),
-            total_bytes,
+            total_bytes: total,
             started: Instant::now(),
             last_log: Instant::now(),
             every,

@@ -16,8 +16,8 @@ use polars::prelude::*;
 
 use crate::chunker::{records_of, CsvChunk, RecordChunker};
 use crate::error::{did_you_mean, DataLocation, PrepError, Result};
-use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
 use crate::parquet_input::ParquetInput;
+use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
 use crate::store::{open_read, InputObject};
 
 /// One chunk of input rows and where they came from.

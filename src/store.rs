@@ -157,7 +157,11 @@ fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<Vec<InputObject>
         }
     }
     let matcher = pattern.map(|p| glob_matcher(uri, &p)).transpose()?;
-    let prefix_len = if loc.path.as_ref().is_empty() { 0 } else { loc.path.as_ref().len() + 1 };
+    let prefix_len = if loc.path.as_ref().is_empty() {
+        0
+    } else {
+        loc.path.as_ref().len() + 1
+    };
     let mut out = Vec::new();
     for l in remote::list(&loc)? {
         let full = l.path.as_ref().to_string();
@@ -258,7 +262,10 @@ pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn R
     let raw: Box<dyn Read + Send> = match &obj.location {
         ObjectLocation::Local(path) => {
             let file = File::open(path).map_err(|e| storage("opening", path, e))?;
-            Box::new(CountingReader { inner: file, counter })
+            Box::new(CountingReader {
+                inner: file,
+                counter,
+            })
         }
         ObjectLocation::Remote(loc) => Box::new(CountingReader {
             inner: remote::StreamReader::open(loc.store.clone(), loc.path.clone()),
@@ -357,7 +364,11 @@ impl OutputDir {
                 Err(e) => return Err(storage("listing", dir, e)),
             },
             OutTarget::Remote(loc) => {
-                let prefix_len = if loc.path.as_ref().is_empty() { 0 } else { loc.path.as_ref().len() + 1 };
+                let prefix_len = if loc.path.as_ref().is_empty() {
+                    0
+                } else {
+                    loc.path.as_ref().len() + 1
+                };
                 let mut names: Vec<String> = remote::list(loc)?
                     .into_iter()
                     .filter_map(|l| {
@@ -419,14 +430,17 @@ impl OutputDir {
             OutTarget::Local(dir) => {
                 let final_path = dir.join(name);
                 let tmp_path = dir.join(format!(".{name}.inprogress"));
-                let file = File::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
+                let file =
+                    File::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
                 Target::Local(LocalTarget {
                     writer: BufWriter::with_capacity(1 << 20, file),
                     tmp_path: Some(tmp_path),
                     final_path,
                 })
             }
-            OutTarget::Remote(loc) => Target::Remote(remote::UploadWriter::new(loc, &loc.child(name))),
+            OutTarget::Remote(loc) => {
+                Target::Remote(remote::UploadWriter::new(loc, &loc.child(name)))
+            }
         };
         Ok(PendingFile {
             shared: Arc::new(Mutex::new(Some(target))),
@@ -453,7 +467,9 @@ impl OutputDir {
     /// so that a reader who sees it also sees the data after a crash. (An
     /// object store makes an object durable when the upload completes.)
     pub fn sync(&self, names: &[String]) -> Result<()> {
-        let OutTarget::Local(dir) = &self.target else { return Ok(()) };
+        let OutTarget::Local(dir) = &self.target else {
+            return Ok(());
+        };
         for n in names {
             let p = dir.join(n);
             let f = File::open(&p).map_err(|e| storage("opening", &p, e))?;

@@ -8,3 +8,5 @@ mod outputs;
 mod parity;
 mod pipelines;
 mod run_basics;
+mod s3;
+mod s3_support;

@@ -550,6 +550,8 @@ pub enum FaultMode {
     Reset { first_n: usize },
     /// Every connection gets `503 Slow Down`.
     Always503,
+    /// Every connection gets `403 Forbidden` with S3's `AccessDenied` body.
+    Always403,
     /// The first `first_n` connections read the request and get no answer
     /// for `hold`, then are closed (for client timeouts); later ones are
     /// forwarded.
@@ -564,6 +566,7 @@ pub const SLOWDOWN_BODY: &str =
 enum Action {
     Forward,
     Fail503,
+    Fail403,
     Reset,
     Stall(Duration),
 }
@@ -652,6 +655,7 @@ fn accept_loop(listener: TcpListener, upstream: String, state: Arc<ProxyState>) 
             match m.0 {
                 FaultMode::Forward => Action::Forward,
                 FaultMode::Always503 => Action::Fail503,
+                FaultMode::Always403 => Action::Fail403,
                 FaultMode::Fail503 { first_n } if i < first_n => Action::Fail503,
                 FaultMode::Reset { first_n } if i < first_n => Action::Reset,
                 FaultMode::Stall { first_n, hold } if i < first_n => Action::Stall(hold),
@@ -668,6 +672,7 @@ fn accept_loop(listener: TcpListener, upstream: String, state: Arc<ProxyState>) 
             .spawn(move || match action {
                 Action::Forward => forward(client, &upstream),
                 Action::Fail503 => answer_503(client),
+                Action::Fail403 => answer_403(client),
                 Action::Reset => reset(client),
                 Action::Stall(hold) => stall(client, hold, &st),
             });
@@ -705,6 +710,20 @@ fn drain(c: &mut TcpStream, limit: Duration) {
             Err(_) => return,
         }
     }
+}
+
+fn answer_403(mut c: TcpStream) {
+    read_head(&mut c);
+    let body = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    let resp = format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = c.write_all(resp.as_bytes());
+    let _ = c.flush();
+    let _ = c.shutdown(Shutdown::Write);
+    drain(&mut c, Duration::from_secs(5));
 }
 
 fn answer_503(mut c: TcpStream) {

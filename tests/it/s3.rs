@@ -1,0 +1,375 @@
+//! The same pipelines against a real S3-compatible server (moto) on
+//! 127.0.0.1, plus faults injected by a proxy in front of it. In CI a
+//! missing server fails these tests (see `s3_support.rs`).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
+use crate::s3_support::{s3, FaultMode, S3Server};
+
+fn sample() -> Vec<u8> {
+    std::fs::read(repo().join("sample_data/reviews.csv")).unwrap()
+}
+
+/// Writes a pipeline file with the given URIs (and extra TOML) into `case`.
+fn pipeline(case: &Case, input: &str, output: &str, extra: &str) {
+    case.write(
+        "pipeline.toml",
+        format!(
+            "name = \"s3\"\n[input]\nuri = \"{input}\"\nchunk_rows = 700\n[scale]\nexclude = [\"review_id\", \"label\"]\n[output]\nuri = \"{output}\"\n{extra}\n"
+        ),
+    );
+}
+
+fn run(
+    case: &Case,
+    server: &S3Server,
+    endpoint: Option<&str>,
+    args: &[&str],
+) -> assert_cmd::assert::Assert {
+    let mut cmd = prep();
+    match endpoint {
+        Some(ep) => server.apply_via(&mut cmd, ep),
+        None => server.apply(&mut cmd),
+    };
+    cmd.arg("run")
+        .arg(case.path("pipeline.toml"))
+        .arg("--quiet")
+        .args(args);
+    cmd.assert()
+}
+
+fn shard_names(manifest: &serde_json::Value) -> Vec<String> {
+    manifest.as_array().unwrap()[1..]
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn s3_to_s3_equals_local_to_local() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/reviews.csv", sample());
+    // Things a prefix must not pick up: a sibling folder with a common
+    // prefix, a folder marker, a _SUCCESS, _work/ and hidden objects.
+    server.put(&bucket, "raw_old/other.csv", "x,y\n1,2\n");
+    server.put(&bucket, "raw/sub/", "");
+    server.put(&bucket, "raw/_SUCCESS", "{}");
+    server.put(&bucket, "raw/_work/partial.csv", "x\n1\n");
+    server.put(&bucket, "raw/.hidden.csv", "x\n1\n");
+
+    let remote = Case::new();
+    let out_uri = server.uri(&bucket, "out/");
+    pipeline(
+        &remote,
+        &server.uri(&bucket, "raw"),
+        &out_uri,
+        "format = \"jsonl\"\nshard_max_rows = 1000",
+    );
+    run(&remote, server, None, &[]).success();
+
+    let local = Case::new();
+    local.write("in/reviews.csv", sample());
+    pipeline(
+        &local,
+        &local.path("in").display().to_string(),
+        &local.path("out").display().to_string(),
+        "format = \"jsonl\"\nshard_max_rows = 1000",
+    );
+    run(&local, server, None, &[]).success();
+
+    let listed = server.list(&bucket, "out");
+    assert_eq!(
+        listed,
+        [
+            "out/_SUCCESS",
+            "out/manifest.json",
+            "out/part-00000.jsonl",
+            "out/part-00001.jsonl",
+            "out/part-00002.jsonl",
+            "out/scaler.json"
+        ]
+    );
+    for shard in ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"] {
+        assert_eq!(
+            server.get(&bucket, &format!("out/{shard}")).unwrap(),
+            std::fs::read(local.out_file(shard)).unwrap(),
+            "{shard} differs between S3 and local"
+        );
+    }
+    let remote_scaler: serde_json::Value =
+        serde_json::from_slice(&server.get(&bucket, "out/scaler.json").unwrap()).unwrap();
+    let local_scaler = local.scaler();
+    for k in ["feature_names", "mean", "var", "scale", "n_samples_seen"] {
+        assert_eq!(remote_scaler[k], local_scaler[k], "{k}");
+    }
+    let objects = remote_scaler["source"]["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["key"], "reviews.csv");
+    assert!(objects[0]["etag"].is_string(), "S3 objects carry an etag");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&server.get(&bucket, "out/manifest.json").unwrap()).unwrap();
+    assert_eq!(manifest[0]["prefix"], out_uri.as_str());
+    assert_eq!(shard_names(&manifest).len(), 3);
+}
+
+#[test]
+fn parquet_in_and_out_of_s3_with_globs() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/a.csv", sample());
+    let case = Case::new();
+    pipeline(
+        &case,
+        &server.uri(&bucket, "raw/*.csv"),
+        &server.uri(&bucket, "pq/"),
+        "format = \"parquet\"\nshard_max_rows = 500",
+    );
+    run(&case, server, None, &[]).success();
+    assert_eq!(
+        server
+            .list(&bucket, "pq")
+            .iter()
+            .filter(|k| k.ends_with(".parquet"))
+            .count(),
+        5
+    );
+
+    // Parquet from S3 (footer + row-group range reads) back to local JSONL.
+    let back = Case::new();
+    back.write(
+        "pipeline.toml",
+        format!(
+            "name = \"b\"\n[input]\nuri = \"{}\"\nchunk_rows = 100\n[scale]\ncolumns = [\"price\"]\n[output]\nuri = \"{}\"\nformat = \"jsonl\"\n",
+            server.uri(&bucket, "pq/part-*.parquet"),
+            back.path("out").display()
+        ),
+    );
+    run(&back, server, None, &[]).success();
+    assert_eq!(back.rows().len(), 2396);
+    let s = back.scaler();
+    assert!(s["mean"][0].as_f64().unwrap().abs() < 1e-12);
+}
+
+#[test]
+fn overwrite_on_s3_refuses_then_replaces_without_stale_shards() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/r.csv", sample());
+    let case = Case::new();
+    let (input, output) = (server.uri(&bucket, "raw/"), server.uri(&bucket, "out/"));
+    pipeline(
+        &case,
+        &input,
+        &output,
+        "format = \"csv\"\nshard_max_rows = 200",
+    );
+    run(&case, server, None, &[]).success();
+    assert!(server.get(&bucket, "out/part-00011.csv").is_some());
+    let a = run(&case, server, None, &[]).code(2);
+    assert!(stderr_of(&a).contains(&output), "{}", stderr_of(&a));
+    pipeline(
+        &case,
+        &input,
+        &output,
+        "format = \"csv\"\nshard_max_rows = 5000",
+    );
+    run(&case, server, None, &["--overwrite"]).success();
+    let keys = server.list(&bucket, "out");
+    assert_eq!(
+        keys,
+        [
+            "out/_SUCCESS",
+            "out/manifest.json",
+            "out/part-00000.csv",
+            "out/scaler.json"
+        ]
+    );
+}
+
+#[test]
+fn transient_503_and_resets_are_retried() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/r.csv", sample());
+    for mode in [
+        FaultMode::Fail503 { first_n: 3 },
+        FaultMode::Reset { first_n: 2 },
+    ] {
+        let proxy = server.proxy(mode);
+        let case = Case::new();
+        let out = format!("out-{}/", proxy.addr().replace([':', '.'], "-"));
+        pipeline(
+            &case,
+            &server.uri(&bucket, "raw/"),
+            &server.uri(&bucket, &out),
+            "format = \"jsonl\"",
+        );
+        let mut cmd = prep();
+        server.apply_via(&mut cmd, &proxy.endpoint());
+        cmd.env("PREP_MAX_RETRIES", "5");
+        let a = cmd
+            .arg("run")
+            .arg(case.path("pipeline.toml"))
+            .arg("--quiet")
+            .assert();
+        assert!(
+            a.get_output().status.success(),
+            "{mode:?}: {}",
+            stderr_of(&a)
+        );
+        assert!(proxy.faults() >= 2, "{mode:?}: the proxy injected faults");
+        assert!(server.get(&bucket, &format!("{out}_SUCCESS")).is_some());
+    }
+}
+
+#[test]
+fn persistent_failure_exits_4_naming_the_object() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/r.csv", sample());
+    let proxy = server.proxy(FaultMode::Always503);
+    let case = Case::new();
+    pipeline(
+        &case,
+        &server.uri(&bucket, "raw/r.csv"),
+        &case.path("out").display().to_string(),
+        "",
+    );
+    let mut cmd = prep();
+    server.apply_via(&mut cmd, &proxy.endpoint());
+    cmd.env("PREP_MAX_RETRIES", "2");
+    let a = cmd
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .assert()
+        .code(4);
+    let err = stderr_of(&a);
+    assert!(err.contains(&format!("s3://{bucket}/raw/r.csv")), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(proxy.faults() >= 3, "retried before giving up");
+    assert!(!case.has_success());
+}
+
+#[test]
+fn missing_bucket_and_missing_object_exit_4() {
+    let Some(server) = s3() else { return };
+    let case = Case::new();
+    pipeline(
+        &case,
+        "s3://no-such-bucket-prep/raw/",
+        &case.path("out").display().to_string(),
+        "",
+    );
+    let a = run(&case, server, None, &[]).code(4);
+    assert!(
+        stderr_of(&a).contains("bucket `no-such-bucket-prep` does not exist"),
+        "{}",
+        stderr_of(&a)
+    );
+    let bucket = server.new_bucket();
+    pipeline(
+        &case,
+        &server.uri(&bucket, "raw/missing.csv"),
+        &case.path("out").display().to_string(),
+        "",
+    );
+    let a = run(&case, server, None, &[]).code(4);
+    assert!(
+        stderr_of(&a).contains("no input files match"),
+        "{}",
+        stderr_of(&a)
+    );
+}
+
+#[test]
+fn access_denied_names_the_credential_source_not_the_secret() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    let proxy = server.proxy(FaultMode::Always403);
+    let case = Case::new();
+    pipeline(
+        &case,
+        &server.uri(&bucket, "raw/"),
+        &case.path("out").display().to_string(),
+        "",
+    );
+    let mut cmd = prep();
+    server.apply_via(&mut cmd, &proxy.endpoint());
+    cmd.env("AWS_SECRET_ACCESS_KEY", "sEcReT-vAlUe-123");
+    let a = cmd
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .assert()
+        .code(4);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("access was denied with credentials from the environment (AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("sEcReT-vAlUe-123"),
+        "the secret must never be printed"
+    );
+}
+
+#[test]
+fn interrupted_run_leaves_no_success_and_a_rerun_succeeds() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    // Large enough to take a while: 40 copies of the sample's rows.
+    let text = String::from_utf8(sample()).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    let mut big = format!("{header}\n");
+    for _ in 0..40 {
+        big.push_str(body);
+    }
+    server.put(&bucket, "raw/big.csv", big);
+    let case = Case::new();
+    let out = server.uri(&bucket, "out/");
+    pipeline(
+        &case,
+        &server.uri(&bucket, "raw/"),
+        &out,
+        "format = \"jsonl\"\nshard_max_rows = 2000",
+    );
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("prep"));
+    for (k, v) in server.env() {
+        cmd.env(k, v);
+    }
+    cmd.env("PREP_MAX_RETRIES", "0");
+    let mut child = cmd
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .arg("--quiet")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    if status.success() {
+        eprintln!("run finished before the signal; nothing to check");
+    } else {
+        assert_eq!(status.code(), Some(1), "interrupted runs exit 1");
+        assert!(server.get(&bucket, "out/_SUCCESS").is_none());
+    }
+    run(&case, server, None, &["--overwrite"]).success();
+    assert!(server.get(&bucket, "out/_SUCCESS").is_some());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&server.get(&bucket, "out/manifest.json").unwrap()).unwrap();
+    let listed: Vec<String> = server
+        .list(&bucket, "out")
+        .into_iter()
+        .filter(|k| k.contains("part-"))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        shard_names(&manifest).len(),
+        "no stale shards: {listed:?}"
+    );
+}
