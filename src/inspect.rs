@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::columns::is_numeric;
 use crate::error::{PrepError, Result};
-use crate::plan::InputPlan;
+use crate::parquet_input::ParquetInput;
+use crate::plan::{InputFormat, InputPlan};
+use crate::source::format_of;
 use crate::source::Source;
 use crate::stats::Moments;
 use crate::store::list_inputs;
@@ -43,8 +45,111 @@ struct Acc {
     moments: Moments,
 }
 
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            nulls: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            moments: Moments::default(),
+        }
+    }
+
+    /// Counts nulls (and NaN) and, for numeric columns, min/max/moments.
+    fn add(&mut self, col: &Column) -> Result<()> {
+        self.nulls += col.null_count() as u64;
+        if !is_numeric(col.dtype()) {
+            return Ok(());
+        }
+        let f = col
+            .cast(&DataType::Float64)
+            .map_err(|e| PrepError::polars(format!("reading column `{}`", col.name()), e))?;
+        let ca = f
+            .f64()
+            .map_err(|e| PrepError::polars("reading a column", e))?;
+        let mut values = Vec::with_capacity(ca.len());
+        for v in ca.iter().flatten() {
+            if v.is_nan() {
+                self.nulls += 1;
+                continue;
+            }
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+            if v.is_finite() {
+                values.push(v);
+            }
+        }
+        self.moments.update(&values);
+        Ok(())
+    }
+}
+
+/// Parquet: the schema, row count and the null counts of non-numeric
+/// columns come from the footers; only the numeric columns are read (for
+/// min/max/mean/std).
+fn inspect_parquet(uri: &str, files: &[crate::store::InputObject]) -> Result<Inspection> {
+    let mut schema: Option<Schema> = None;
+    let mut rows = 0u64;
+    let mut accs: Vec<Acc> = Vec::new();
+    for obj in files {
+        let input = ParquetInput::open(obj)?;
+        let names: Vec<String> = input.schema.iter_names().map(|s| s.to_string()).collect();
+        if schema.is_none() {
+            accs = names.iter().map(|_| Acc::new()).collect();
+            schema = Some(input.schema.clone());
+        }
+        let fixed = schema.as_ref().expect("set above");
+        let file_names: Vec<&str> = fixed.iter_names().map(|s| s.as_str()).collect();
+        if file_names != names.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(PrepError::bad_data(
+                crate::error::DataLocation {
+                    file: obj.uri.clone(),
+                    ..Default::default()
+                },
+                format!("its columns differ from {}", files[0].uri),
+                Some("inspect one schema at a time (narrow the URI with a glob)".into()),
+            ));
+        }
+        rows += input.num_rows as u64;
+        let footer_nulls = input.footer_null_counts();
+        let mut scan = Vec::new();
+        for (i, (name, dtype)) in fixed.iter().enumerate() {
+            match footer_nulls[i] {
+                Some(n) if !is_numeric(dtype) => accs[i].nulls += n,
+                _ => scan.push((i, name.to_string())),
+            }
+        }
+        if scan.is_empty() {
+            continue;
+        }
+        let cols: Vec<String> = scan.iter().map(|(_, n)| n.clone()).collect();
+        let mut offset = 0;
+        while offset < input.num_rows {
+            let len = 50_000.min(input.num_rows - offset);
+            let df = input.read_columns(offset, len, &cols)?;
+            for ((i, _), col) in scan.iter().zip(df.columns()) {
+                accs[*i].add(col)?;
+            }
+            offset += len;
+        }
+    }
+    Ok(summarize(
+        uri,
+        files,
+        rows,
+        &schema.unwrap_or_default(),
+        &accs,
+    ))
+}
+
 pub fn inspect_data(uri: &str) -> Result<Inspection> {
     let files = list_inputs(uri, &crate::plan::StoragePlan::default())?;
+    if files
+        .iter()
+        .all(|f| matches!(format_of(f, None), Ok(InputFormat::Parquet)))
+    {
+        return inspect_parquet(uri, &files);
+    }
     let plan = InputPlan::defaults(uri);
     let mut source = Source::new(files.clone(), &plan, Arc::new(AtomicBool::new(false)));
     let mut accs: Vec<Acc> = Vec::new();
@@ -52,43 +157,25 @@ pub fn inspect_data(uri: &str) -> Result<Inspection> {
     source.for_each_chunk(&mut |chunk, _| {
         let df = chunk.df;
         if accs.is_empty() {
-            accs = (0..df.width())
-                .map(|_| Acc {
-                    nulls: 0,
-                    min: f64::INFINITY,
-                    max: f64::NEG_INFINITY,
-                    moments: Moments::default(),
-                })
-                .collect();
+            accs = (0..df.width()).map(|_| Acc::new()).collect();
         }
         rows += df.height() as u64;
         for (acc, col) in accs.iter_mut().zip(df.columns()) {
-            acc.nulls += col.null_count() as u64;
-            if is_numeric(col.dtype()) {
-                let f = col.cast(&DataType::Float64).map_err(|e| {
-                    PrepError::polars(format!("reading column `{}`", col.name()), e)
-                })?;
-                let ca = f
-                    .f64()
-                    .map_err(|e| PrepError::polars("reading a column", e))?;
-                let mut values = Vec::with_capacity(ca.len());
-                for v in ca.iter().flatten() {
-                    if v.is_nan() {
-                        acc.nulls += 1;
-                        continue;
-                    }
-                    acc.min = acc.min.min(v);
-                    acc.max = acc.max.max(v);
-                    if v.is_finite() {
-                        values.push(v);
-                    }
-                }
-                acc.moments.update(&values);
-            }
+            acc.add(col)?;
         }
         Ok(())
     })?;
     let schema = source.schema.map(|s| s.schema).unwrap_or_default();
+    Ok(summarize(uri, &files, rows, &schema, &accs))
+}
+
+fn summarize(
+    uri: &str,
+    files: &[crate::store::InputObject],
+    rows: u64,
+    schema: &Schema,
+    accs: &[Acc],
+) -> Inspection {
     let columns = schema
         .iter()
         .enumerate()
@@ -107,13 +194,13 @@ pub fn inspect_data(uri: &str) -> Result<Inspection> {
             }
         })
         .collect();
-    Ok(Inspection {
+    Inspection {
         uri: uri.to_string(),
         objects: files.iter().map(|f| f.uri.clone()).collect(),
         bytes: files.iter().map(|f| f.size).sum(),
         rows,
         columns,
-    })
+    }
 }
 
 fn num(v: Option<f64>) -> String {

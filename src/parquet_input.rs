@@ -138,8 +138,50 @@ impl ParquetInput {
         })
     }
 
+    /// Null count per top-level column from the footer statistics, or
+    /// `None` for a column where some row group lacks them.
+    pub fn footer_null_counts(&self) -> Vec<Option<u64>> {
+        let footer = self.metadata.footer_buf.as_ref();
+        self.schema
+            .iter_names()
+            .map(|name| {
+                let mut total = 0u64;
+                for rg in &self.metadata.row_groups {
+                    let chunks: Vec<_> = rg
+                        .parquet_columns()
+                        .iter()
+                        .filter(|c| {
+                            c.descriptor().path_in_schema.first().map(|p| p.as_str())
+                                == Some(name.as_str())
+                        })
+                        .collect();
+                    if chunks.len() != 1 {
+                        return None; // nested or missing: not answerable from stats
+                    }
+                    let stats = chunks[0].statistics(footer)?.ok()?;
+                    total += u64::try_from(stats.null_count()?).ok()?;
+                }
+                Some(total)
+            })
+            .collect()
+    }
+
+    /// Reads rows `offset..offset + len` of the named columns only.
+    pub fn read_columns(&self, offset: usize, len: usize, columns: &[String]) -> Result<DataFrame> {
+        self.read_impl(offset, len, Some(columns.to_vec()))
+    }
+
     /// Reads rows `offset..offset + len`.
     pub fn read(&self, offset: usize, len: usize) -> Result<DataFrame> {
+        self.read_impl(offset, len, None)
+    }
+
+    fn read_impl(
+        &self,
+        offset: usize,
+        len: usize,
+        columns: Option<Vec<String>>,
+    ) -> Result<DataFrame> {
         let reader: Box<dyn MmapBytesReader> = match &self.obj.location {
             ObjectLocation::Local(path) => {
                 Box::new(std::fs::File::open(path).map_err(|e| storage("opening", path, e))?)
@@ -171,7 +213,9 @@ impl ParquetInput {
                 Box::new(Cursor::new(buf))
             }
         };
-        let mut reader = ParquetReader::new(reader).with_slice(Some((offset, len)));
+        let mut reader = ParquetReader::new(reader)
+            .with_slice(Some((offset, len)))
+            .with_columns(columns);
         reader.set_metadata(self.metadata.clone());
         reader.finish().map_err(|e| bad_file(&self.obj.uri, e))
     }

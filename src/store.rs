@@ -65,10 +65,16 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Names prep never treats as input: hidden files, `_SUCCESS`, `_work/`.
+/// Names prep never treats as input: hidden files, `_SUCCESS`, `_work/`,
+/// and the JSON artifacts of a prep output (`manifest.json`,
+/// `scaler.json`), so an output folder can be read back as input.
 fn is_skipped(rel: &str) -> bool {
-    rel.split('/')
-        .any(|part| part.starts_with('.') || part.starts_with('_'))
+    let last = rel.rsplit('/').next().unwrap_or(rel);
+    last == "manifest.json"
+        || last == "scaler.json"
+        || rel
+            .split('/')
+            .any(|part| part.starts_with('.') || part.starts_with('_'))
 }
 
 fn glob_matcher(uri: &str, pattern: &str) -> Result<globset::GlobMatcher> {

@@ -10,3 +10,4 @@ mod pipelines;
 mod run_basics;
 mod s3;
 mod s3_support;
+mod tools;
