@@ -46,6 +46,9 @@ pub struct RecordChunker<R> {
     expected_fields: Option<usize>,
     bytes_read: u64,
     started: bool,
+    /// Byte ranges of blank lines in `buf[..scanned]`: removed from the chunk
+    /// (polars would read a blank line as a row of nulls).
+    blank: Vec<(usize, usize)>,
 }
 
 impl<R: Read> RecordChunker<R> {
@@ -63,6 +66,7 @@ impl<R: Read> RecordChunker<R> {
             expected_fields: None,
             bytes_read: 0,
             started: false,
+            blank: Vec::new(),
         }
     }
 
@@ -89,6 +93,7 @@ impl<R: Read> RecordChunker<R> {
             self.buf.drain(..end);
             self.scanned = 0;
             self.record_lines.clear();
+            self.blank.clear();
         }
         Ok(Some(fields))
     }
@@ -105,6 +110,16 @@ impl<R: Read> RecordChunker<R> {
         }
         let rest = self.buf.split_off(self.scanned);
         let mut bytes = std::mem::replace(&mut self.buf, rest);
+        if !self.blank.is_empty() {
+            let mut kept = Vec::with_capacity(bytes.len());
+            let mut from = 0;
+            for (s, e) in self.blank.drain(..) {
+                kept.extend_from_slice(&bytes[from..s]);
+                from = e;
+            }
+            kept.extend_from_slice(&bytes[from..]);
+            bytes = kept;
+        }
         if bytes.last() != Some(&b'\n') {
             bytes.push(b'\n');
         }
@@ -212,6 +227,7 @@ impl<R: Read> RecordChunker<R> {
             self.line = start_line + lines_inside + u64::from(self.buf[end - 1] == b'\n');
             let content = trim_eol(&self.buf[start..end]);
             if content.is_empty() {
+                self.blank.push((start, end));
                 continue; // blank line
             }
             if let Some(expected) = self.expected_fields {
@@ -347,9 +363,13 @@ mod tests {
 
     #[test]
     fn bom_crlf_and_blank_lines() {
-        let (header, ch) = chunks(b"\xEF\xBB\xBFa,b\r\n1,2\r\n\r\n3,4\r\n", 10).unwrap();
+        let (header, ch) = chunks(b"\xEF\xBB\xBFa,b\r\n1,2\r\n\r\n3,4\r\n\n", 10).unwrap();
         assert_eq!(header, vec!["a", "b"]);
         assert_eq!(ch[0].record_lines, vec![2, 4]);
+        assert_eq!(
+            ch[0].bytes, b"1,2\r\n3,4\r\n",
+            "blank lines are not passed to the parser"
+        );
     }
 
     #[test]

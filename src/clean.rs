@@ -16,7 +16,7 @@ use crate::source::SourceChunk;
 use crate::store::InputObject;
 
 /// What cleaning did, summed over chunks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct CleanCounts {
     pub rows_in: u64,
     pub dropped_nulls: u64,

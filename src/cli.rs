@@ -180,8 +180,11 @@ pub fn render_error(err: &PrepError, format: LogFormat) -> String {
 }
 
 /// Under SageMaker the first lines of the error become the job's ExitMessage.
+/// (`PREP_SAGEMAKER_OUTPUT_DIR` replaces `/opt/ml/output`, for tests.)
 fn write_sagemaker_message(rendered: &str) {
-    let dir = std::path::Path::new("/opt/ml/output");
+    let dir =
+        std::env::var("PREP_SAGEMAKER_OUTPUT_DIR").unwrap_or_else(|_| "/opt/ml/output".into());
+    let dir = std::path::Path::new(&dir);
     if dir.is_dir() {
         let first: String = rendered.lines().take(10).collect::<Vec<_>>().join("\n");
         let _ = std::fs::write(dir.join("message"), first);
@@ -235,14 +238,27 @@ fn dispatch(cmd: &Command) -> Result<()> {
             overwrite,
             log,
         } => {
-            if worker.is_some() || *phase != Phase::All {
-                return Err(PrepError::Usage {
-                    message: "--worker and --phase (scale-out, CONTRACT §6) are not implemented in this build".into(),
-                    hint: Some("run without --worker/--phase: a single process reads all input".into()),
-                });
-            }
             let loaded = crate::config::load(pipeline, sets)?;
             let plan = crate::plan::Plan::build(&loaded)?;
+            let id = crate::worker::resolve_worker(worker.as_deref())?;
+            if id.is_some() || *phase != Phase::All {
+                let id = id.unwrap_or(crate::worker::WorkerId { index: 0, count: 1 });
+                let phase = match phase {
+                    Phase::All => crate::worker::Phase::All,
+                    Phase::Fit => crate::worker::Phase::Fit,
+                    Phase::Transform => crate::worker::Phase::Transform,
+                };
+                return crate::worker::run_worker(
+                    &plan,
+                    &crate::run::RunOptions {
+                        overwrite: *overwrite,
+                        quiet: log.quiet,
+                    },
+                    id,
+                    phase,
+                    crate::signals::install(),
+                );
+            }
             let report = crate::run::run(
                 &plan,
                 &crate::run::RunOptions {

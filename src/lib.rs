@@ -19,6 +19,7 @@
 //! | spill between passes | [`spill`] |
 //! | row encoders, shards, manifest | [`encode`], [`sink`] |
 //! | orchestration | [`run`], [`validate`], [`inspect`], [`apply`] |
+//! | scale-out: identity, split, partials, barrier | [`worker`] |
 //! | run report, progress | [`report`] |
 //! | errors and exit codes | [`error`] |
 
@@ -44,3 +45,4 @@ pub mod spill;
 pub mod stats;
 pub mod store;
 pub mod validate;
+pub mod worker;

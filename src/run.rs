@@ -27,7 +27,7 @@ use crate::plan::{Plan, SecondPass};
 use crate::report::{Progress, RunReport};
 use crate::scaler::{Scaler, ScalerSource, SourceObject};
 use crate::sink::{manifest_json, ShardInfo, ShardSink, SinkBatch, SinkOptions};
-use crate::source::Source;
+use crate::source::{FixedSchema, Source};
 use crate::spill::Spill;
 use crate::stats::Moments;
 use crate::store::{list_inputs, put_uri, InputObject, OutputDir};
@@ -115,6 +115,14 @@ pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> 
     Ok(df)
 }
 
+pub fn cleaner_for(plan: &Plan, cols: &ResolvedColumns) -> Cleaner {
+    Cleaner {
+        null_checked: cols.null_checked.clone(),
+        scaled: cols.scaled.clone(),
+        non_finite: plan.clean.non_finite,
+    }
+}
+
 /// What the fit pass learned.
 pub struct Fitted {
     pub resolved: ResolvedColumns,
@@ -124,6 +132,8 @@ pub struct Fitted {
     pub bytes_in: u64,
     /// The cleaned chunks, when `second_pass = "spill"`.
     pub spill: Option<Spill>,
+    /// The schema the pass fixed, so a re-read parses the same way.
+    pub schema: Option<FixedSchema>,
 }
 
 fn interrupted() -> PrepError {
@@ -147,12 +157,19 @@ fn consumer_gone() -> PrepError {
 pub fn fit_pass(
     plan: &Plan,
     files: &[InputObject],
+    schema_hint: Option<FixedSchema>,
     cancel: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<Option<Fitted>> {
-    let mut source = Source::new(files.to_vec(), &plan.input, cancel);
+    let mut source =
+        Source::new(files.to_vec(), &plan.input, cancel).with_schema(schema_hint.clone());
     let mut resolved: Option<(ResolvedColumns, Cleaner)> = None;
     let mut moments: Vec<Moments> = Vec::new();
+    if let Some(hint) = &schema_hint {
+        let cols = resolve(plan, &hint.schema, &hint.origin)?;
+        moments = vec![Moments::default(); cols.scaled.len()];
+        resolved = Some((cols.clone(), cleaner_for(plan, &cols)));
+    }
     let mut counts = CleanCounts::default();
     let mut progress = Progress::new("fit", source.total_bytes(), quiet);
     let spill_mode = plan.input.second_pass == SecondPass::Spill;
@@ -175,11 +192,7 @@ pub fn fit_pass(
                     .as_ref()
                     .expect("schema fixed before the first chunk");
                 let cols = resolve(plan, &schema.schema, &schema.origin)?;
-                let cleaner = Cleaner {
-                    null_checked: cols.null_checked.clone(),
-                    scaled: cols.scaled.clone(),
-                    non_finite: plan.clean.non_finite,
-                };
+                let cleaner = cleaner_for(plan, &cols);
                 moments = vec![Moments::default(); cols.scaled.len()];
                 resolved = Some((cols, cleaner));
             }
@@ -211,6 +224,7 @@ pub fn fit_pass(
         (Ok(()), spill) => spill.transpose()?,
     };
     let bytes_in = source.bytes_read.load(Ordering::Relaxed);
+    let schema = source.schema.clone();
     Ok(resolved.map(|(resolved, cleaner)| Fitted {
         resolved,
         cleaner,
@@ -218,6 +232,7 @@ pub fn fit_pass(
         counts,
         bytes_in,
         spill,
+        schema,
     }))
 }
 
@@ -247,6 +262,7 @@ pub fn transform_pass(
         cleaner,
         counts,
         spill,
+        schema,
         ..
     } = fitted;
     let format = sink_opts.format;
@@ -267,7 +283,8 @@ pub fn transform_pass(
                     Ok(())
                 }
                 None => {
-                    let mut source = Source::new(files.to_vec(), &plan.input, cancel_reader);
+                    let mut source =
+                        Source::new(files.to_vec(), &plan.input, cancel_reader).with_schema(schema);
                     source.for_each_chunk(&mut |chunk, src| {
                         let (df, _) = cleaner.apply(chunk, &src.files)?;
                         in_tx.send(Ok(df)).map_err(|_| consumer_gone())
@@ -343,7 +360,7 @@ pub fn run_with_cancel(
         "starting run"
     );
 
-    let fitted = fit_pass(plan, &files, cancel.clone(), opts.quiet)?;
+    let fitted = fit_pass(plan, &files, None, cancel.clone(), opts.quiet)?;
     let t_fit = t0.elapsed().as_secs_f64();
     let Some(fitted) = fitted else {
         return Err(nothing_left(&plan.input.uri, &CleanCounts::default()));

@@ -21,7 +21,7 @@ use crate::error::{PrepError, Result};
 use crate::plan::{OutputCompression, OutputFormat};
 use crate::store::{storage_uri, OutputDir, PendingFile};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ShardInfo {
     pub name: String,
     pub rows: u64,

@@ -129,6 +129,47 @@ impl Source {
         }
     }
 
+    /// Fixes the schema up front (scale-out: every worker uses the schema of
+    /// the first object of the whole input, as a single run would).
+    pub fn with_schema(mut self, schema: Option<FixedSchema>) -> Self {
+        if schema.is_some() {
+            self.schema = schema;
+        }
+        self
+    }
+
+    /// The schema a run over `obj` (first) would fix: a CSV's header plus the
+    /// types inferred from its first chunk, or a Parquet footer's.
+    pub fn schema_of_first(obj: &InputObject, plan: &InputPlan) -> Result<Option<FixedSchema>> {
+        match format_of(obj, plan.format)? {
+            InputFormat::Parquet => {
+                let input = ParquetInput::open(obj)?;
+                Ok(Some(FixedSchema {
+                    schema: Arc::new(input.schema.clone()),
+                    origin: obj.uri.clone(),
+                }))
+            }
+            InputFormat::Csv => {
+                let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
+                let mut chunker =
+                    RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
+                let Some(header) = chunker.first_record(plan.csv.has_header)? else {
+                    return Ok(None);
+                };
+                let names: Vec<String> = if plan.csv.has_header {
+                    header
+                } else {
+                    (1..=header.len()).map(|i| format!("column_{i}")).collect()
+                };
+                let Some(chunk) = chunker.next_chunk(plan.chunk_rows.get())? else {
+                    return Ok(None);
+                };
+                let source = Source::new(vec![obj.clone()], plan, Arc::new(AtomicBool::new(false)));
+                source.infer_schema(&chunk, &names, obj).map(Some)
+            }
+        }
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }

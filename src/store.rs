@@ -354,6 +354,24 @@ impl OutputDir {
         }
     }
 
+    /// Reads a small file under the output, `None` if it does not exist.
+    pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match &self.target {
+            OutTarget::Local(dir) => match std::fs::read(dir.join(name)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(storage("reading", &dir.join(name), e)),
+            },
+            OutTarget::Remote(loc) => {
+                let path = loc.child(name);
+                match remote::head(loc, &path)? {
+                    Some(_) => remote::get_all(loc, &path).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
     /// Names directly under the output (files, and folders such as `_work`).
     pub fn list_names(&self) -> Result<Vec<String>> {
         let mut names = match &self.target {
@@ -435,7 +453,13 @@ impl OutputDir {
         let target = match &self.target {
             OutTarget::Local(dir) => {
                 let final_path = dir.join(name);
-                let tmp_path = dir.join(format!(".{name}.inprogress"));
+                let parent = final_path.parent().unwrap_or(dir).to_path_buf();
+                std::fs::create_dir_all(&parent).map_err(|e| storage("creating", &parent, e))?;
+                let file_name = final_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let tmp_path = parent.join(format!(".{file_name}.inprogress"));
                 let file =
                     File::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
                 Target::Local(LocalTarget {

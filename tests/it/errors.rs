@@ -259,3 +259,12 @@ fn truncated_gzip_is_bad_input() {
     assert_eq!(code, 3, "{}", stderr_of(&a));
     assert!(stderr_of(&a).contains("in.csv.gz"));
 }
+
+#[test]
+fn blank_lines_are_skipped_not_read_as_null_rows() {
+    let case = case_with("id,price\n1,1.0\n\n2,2.0\n\n\n3,3.0\n\n", "chunk_rows = 2");
+    case.run(&[]).success();
+    let report = read_json(&case.out_file("_SUCCESS"));
+    assert_eq!(report["rows_read"], 3);
+    assert_eq!(report["rows_dropped"]["nulls"], 0);
+}

@@ -10,4 +10,5 @@ mod pipelines;
 mod run_basics;
 mod s3;
 mod s3_support;
+mod scaleout;
 mod tools;
