@@ -2,6 +2,7 @@
 //! exit codes, messages, shards, manifests and the scaler.
 
 mod common;
+mod container;
 mod errors;
 mod golden;
 mod outputs;
