@@ -138,6 +138,30 @@ impl ParquetInput {
         })
     }
 
+    /// Number of row groups and their compressed sizes.
+    pub fn row_group_sizes(&self) -> Vec<u64> {
+        self.metadata
+            .row_groups
+            .iter()
+            .map(|rg| rg.compressed_size() as u64)
+            .collect()
+    }
+
+    /// (first row, end row) of row groups `groups`.
+    pub fn row_range(&self, groups: std::ops::Range<usize>) -> (usize, usize) {
+        let rows: Vec<usize> = self
+            .metadata
+            .row_groups
+            .iter()
+            .map(|rg| rg.num_rows())
+            .collect();
+        let start: usize = rows[..groups.start.min(rows.len())].iter().sum();
+        let len: usize = rows[groups.start.min(rows.len())..groups.end.min(rows.len())]
+            .iter()
+            .sum();
+        (start, start + len)
+    }
+
     /// Null count per top-level column from the footer statistics, or
     /// `None` for a column where some row group lacks them.
     pub fn footer_null_counts(&self) -> Vec<Option<u64>> {

@@ -330,6 +330,7 @@ pub struct StreamReader {
     stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
     store: Arc<dyn ObjectStore>,
     path: Path,
+    range: Option<Range<u64>>,
     current: Bytes,
 }
 
@@ -339,7 +340,16 @@ impl StreamReader {
             stream: None,
             store,
             path,
+            range: None,
             current: Bytes::new(),
+        }
+    }
+
+    /// A streaming GET of bytes `range` only.
+    pub fn open_range(store: Arc<dyn ObjectStore>, path: Path, range: Range<u64>) -> Self {
+        StreamReader {
+            range: Some(range),
+            ..StreamReader::open(store, path)
         }
     }
 }
@@ -350,8 +360,12 @@ impl Read for StreamReader {
             if self.stream.is_none() {
                 let store = self.store.clone();
                 let path = self.path.clone();
+                let options = object_store::GetOptions {
+                    range: self.range.clone().map(object_store::GetRange::Bounded),
+                    ..Default::default()
+                };
                 let result = rt()
-                    .block_on(async move { store.get(&path).await })
+                    .block_on(async move { store.get_opts(&path, options).await })
                     .map_err(std::io::Error::other)?;
                 self.stream = Some(result.into_stream());
             }

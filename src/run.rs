@@ -27,7 +27,7 @@ use crate::plan::{Plan, SecondPass};
 use crate::report::{Progress, RunReport};
 use crate::scaler::{Scaler, ScalerSource, SourceObject};
 use crate::sink::{manifest_json, ShardInfo, ShardSink, SinkBatch, SinkOptions};
-use crate::source::{FixedSchema, Source};
+use crate::source::{FixedSchema, Piece, Source};
 use crate::spill::Spill;
 use crate::stats::Moments;
 use crate::store::{list_inputs, put_uri, InputObject, OutputDir};
@@ -157,12 +157,16 @@ fn consumer_gone() -> PrepError {
 pub fn fit_pass(
     plan: &Plan,
     files: &[InputObject],
+    pieces: Option<&[Piece]>,
     schema_hint: Option<FixedSchema>,
     cancel: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<Option<Fitted>> {
     let mut source =
         Source::new(files.to_vec(), &plan.input, cancel).with_schema(schema_hint.clone());
+    if let Some(p) = pieces {
+        source = source.with_pieces(p.to_vec());
+    }
     let mut resolved: Option<(ResolvedColumns, Cleaner)> = None;
     let mut moments: Vec<Moments> = Vec::new();
     if let Some(hint) = &schema_hint {
@@ -250,6 +254,7 @@ enum WriterMsg {
 pub fn transform_pass(
     plan: &Plan,
     files: &[InputObject],
+    pieces: Option<&[Piece]>,
     fitted: Fitted,
     scaler: &Scaler,
     out: &OutputDir,
@@ -285,6 +290,9 @@ pub fn transform_pass(
                 None => {
                     let mut source =
                         Source::new(files.to_vec(), &plan.input, cancel_reader).with_schema(schema);
+                    if let Some(p) = pieces {
+                        source = source.with_pieces(p.to_vec());
+                    }
                     source.for_each_chunk(&mut |chunk, src| {
                         let (df, _) = cleaner.apply(chunk, &src.files)?;
                         in_tx.send(Ok(df)).map_err(|_| consumer_gone())
@@ -360,7 +368,7 @@ pub fn run_with_cancel(
         "starting run"
     );
 
-    let fitted = fit_pass(plan, &files, None, cancel.clone(), opts.quiet)?;
+    let fitted = fit_pass(plan, &files, None, None, cancel.clone(), opts.quiet)?;
     let t_fit = t0.elapsed().as_secs_f64();
     let Some(fitted) = fitted else {
         return Err(nothing_left(&plan.input.uri, &CleanCounts::default()));
@@ -398,7 +406,7 @@ pub fn run_with_cancel(
     };
     let bytes_in = fitted.bytes_in;
     let (shards, written) = transform_pass(
-        plan, &files, fitted, &scaler, &out, sink_opts, cancel, opts.quiet,
+        plan, &files, None, fitted, &scaler, &out, sink_opts, cancel, opts.quiet,
     )?;
     let t_transform = t1.elapsed().as_secs_f64();
 

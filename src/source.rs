@@ -18,7 +18,23 @@ use crate::chunker::{records_of, CsvChunk, RecordChunker};
 use crate::error::{did_you_mean, DataLocation, PrepError, Result};
 use crate::parquet_input::ParquetInput;
 use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
-use crate::store::{open_read, InputObject};
+use crate::store::{open_read, open_read_range, read_range, InputObject};
+
+/// Which part of an object a reader covers. Scale-out splits a large object
+/// between workers: Parquet by row groups, uncompressed CSV by byte ranges
+/// whose ends are moved to record boundaries (see [`align_csv`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Whole,
+    RowGroups(std::ops::Range<usize>),
+    Bytes(std::ops::Range<u64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub file: usize,
+    pub part: Part,
+}
 
 /// One chunk of input rows and where they came from.
 pub struct SourceChunk {
@@ -112,6 +128,7 @@ pub struct FixedSchema {
 /// Reads every input object in order, one chunk at a time.
 pub struct Source {
     pub files: Vec<InputObject>,
+    pieces: Vec<Piece>,
     plan: InputPlan,
     pub schema: Option<FixedSchema>,
     pub bytes_read: Arc<AtomicU64>,
@@ -120,13 +137,26 @@ pub struct Source {
 
 impl Source {
     pub fn new(files: Vec<InputObject>, plan: &InputPlan, cancel: Arc<AtomicBool>) -> Self {
+        let pieces = (0..files.len())
+            .map(|file| Piece {
+                file,
+                part: Part::Whole,
+            })
+            .collect();
         Source {
             files,
+            pieces,
             plan: plan.clone(),
             schema: None,
             bytes_read: Arc::new(AtomicU64::new(0)),
             cancel,
         }
+    }
+
+    /// Reads only these pieces (indexes into `files`), in order.
+    pub fn with_pieces(mut self, pieces: Vec<Piece>) -> Self {
+        self.pieces = pieces;
+        self
     }
 
     /// Fixes the schema up front (scale-out: every worker uses the schema of
@@ -179,10 +209,11 @@ impl Source {
         &mut self,
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
-        for idx in 0..self.files.len() {
+        for piece in self.pieces.clone() {
+            let idx = piece.file;
             match format_of(&self.files[idx], self.plan.format)? {
-                InputFormat::Csv => self.read_csv(idx, f)?,
-                InputFormat::Parquet => self.read_parquet(idx, f)?,
+                InputFormat::Csv => self.read_csv(idx, &piece.part, f)?,
+                InputFormat::Parquet => self.read_parquet(idx, &piece.part, f)?,
             }
         }
         Ok(())
@@ -200,10 +231,27 @@ impl Source {
     fn read_csv(
         &mut self,
         idx: usize,
+        part: &Part,
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
-        let obj = self.files[idx].clone();
-        let rx = spawn_chunker(&obj, &self.plan, self.bytes_read.clone())?;
+        let mut obj = self.files[idx].clone();
+        let (range, header) = match part {
+            Part::Bytes(r) => {
+                let header = first_record_of(&obj, &self.plan)?;
+                let start = align_csv(&obj, r.start, &self.plan, header.len())?;
+                let end = align_csv(&obj, r.end, &self.plan, header.len())?;
+                if start >= end {
+                    return Ok(());
+                }
+                (Some(start..end), (start > 0).then_some(header))
+            }
+            _ => (None, None),
+        };
+        let mid_object = header.is_some();
+        if let (true, Some(r)) = (mid_object, &range) {
+            obj.uri = format!("{} (from byte {})", obj.uri, r.start);
+        }
+        let rx = spawn_chunker(&obj, &self.plan, self.bytes_read.clone(), range, header)?;
         let header = match rx.recv() {
             Ok(Msg::Header(h)) => h,
             Ok(Msg::Failed(e)) => return Err(e),
@@ -219,6 +267,7 @@ impl Source {
             check_same_columns(fixed, &names, &obj.uri)?;
         }
         let mut first_row = 1u64;
+        let _ = mid_object;
         for msg in rx {
             self.check_cancel()?;
             let chunk = match msg {
@@ -317,6 +366,7 @@ impl Source {
     fn read_parquet(
         &mut self,
         idx: usize,
+        part: &Part,
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
         let obj = self.files[idx].clone();
@@ -333,10 +383,13 @@ impl Source {
             }
         }
         let chunk_rows = self.plan.chunk_rows.get();
-        let mut offset = 0usize;
-        while offset < num_rows {
+        let (mut offset, stop) = match part {
+            Part::RowGroups(r) => input.row_range(r.clone()),
+            _ => (0, num_rows),
+        };
+        while offset < stop {
             self.check_cancel()?;
-            let len = chunk_rows.min(num_rows - offset);
+            let len = chunk_rows.min(stop - offset);
             let df = input.read(offset, len)?;
             self.bytes_read.fetch_add(
                 (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
@@ -370,8 +423,13 @@ fn spawn_chunker(
     obj: &InputObject,
     plan: &InputPlan,
     counter: Arc<AtomicU64>,
+    range: Option<std::ops::Range<u64>>,
+    known_header: Option<Vec<String>>,
 ) -> Result<Receiver<Msg>> {
-    let reader = open_read(obj, counter)?;
+    let reader = match &range {
+        Some(r) => open_read_range(obj, r.clone(), counter)?,
+        None => open_read(obj, counter)?,
+    };
     let (tx, rx) = sync_channel(2);
     let uri = obj.uri.clone();
     let csv = plan.csv.clone();
@@ -380,7 +438,16 @@ fn spawn_chunker(
         .name("prep-csv-reader".into())
         .spawn(move || {
             let mut chunker = RecordChunker::new(reader, uri, csv.delimiter, csv.quote);
-            let header = match chunker.first_record(csv.has_header) {
+            let header = match known_header {
+                // A piece from the middle of an object: the header was read
+                // from the object's start; this stream holds records only.
+                Some(h) => {
+                    chunker.set_expected_fields(h.len());
+                    Ok(Some(h))
+                }
+                None => chunker.first_record(csv.has_header),
+            };
+            let header = match header {
                 Ok(h) => h,
                 Err(e) => {
                     let _ = tx.send(Msg::Failed(e));
@@ -407,6 +474,64 @@ fn spawn_chunker(
         })
         .map_err(|e| PrepError::io("starting the CSV reader thread", e))?;
     Ok(rx)
+}
+
+/// The first record of an object (its header).
+pub fn first_record_of(obj: &InputObject, plan: &InputPlan) -> Result<Vec<String>> {
+    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
+    let mut chunker =
+        RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
+    Ok(chunker.first_record(false)?.unwrap_or_default())
+}
+
+/// How many consecutive well-formed records confirm a record boundary.
+const ALIGN_CONFIRM: usize = 16;
+/// How far past a nominal split point a record boundary is searched.
+const ALIGN_WINDOW: u64 = 8 << 20;
+
+/// Moves a nominal byte offset to the start of the next record. Without the
+/// state from the start of the file a newline may sit inside a quoted field,
+/// so a candidate is accepted only when the records that follow it all have
+/// the header's field count (ALIGN_CONFIRM of them, or all up to the end of
+/// the object). Every worker computes the same boundary for the same offset,
+/// so adjacent pieces meet exactly.
+pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usize) -> Result<u64> {
+    if nominal == 0 || nominal >= obj.size {
+        return Ok(nominal.min(obj.size));
+    }
+    // The window starts one byte early so that a record starting exactly at
+    // `nominal` (preceded by a newline) is found too.
+    let base = nominal - 1;
+    let end = (nominal + ALIGN_WINDOW).min(obj.size);
+    let window = read_range(obj, base..end)?;
+    let at_eof = end == obj.size;
+    let mut pos = 0usize;
+    while let Some(i) = memchr::memchr(b'\n', &window[pos..]) {
+        let start = pos + i + 1;
+        pos = start;
+        if start == window.len() {
+            if at_eof {
+                return Ok(obj.size);
+            }
+            break;
+        }
+        let mut c = RecordChunker::new(&window[start..], "", plan.csv.delimiter, plan.csv.quote);
+        c.set_expected_fields(fields);
+        match c.next_chunk(ALIGN_CONFIRM) {
+            Ok(Some(chunk)) if chunk.rows() == ALIGN_CONFIRM || at_eof => {
+                return Ok(base + start as u64);
+            }
+            _ => continue,
+        }
+    }
+    Err(PrepError::bad_data(
+        DataLocation {
+            file: obj.uri.clone(),
+            ..Default::default()
+        },
+        format!("found no record boundary within {} of byte {nominal} to split the file between workers", bytesize::ByteSize(ALIGN_WINDOW)),
+        Some("split the input into several files, or run with fewer workers".into()),
+    ))
 }
 
 pub fn missing_column<'a>(
@@ -569,4 +694,46 @@ fn is_polars_float(v: &str) -> bool {
         v.to_ascii_lowercase().as_str(),
         "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every nominal split offset must land on a true record start, even
+    /// when quoted fields contain newlines and text that looks like records.
+    #[test]
+    fn aligned_splits_land_on_record_starts() {
+        let mut data = String::from("id,text,x\n");
+        let mut starts = Vec::new();
+        for i in 0..400 {
+            starts.push(data.len() as u64);
+            let text = match i % 4 {
+                0 => "plain".to_string(),
+                1 => format!("\"tricky\n{},looks,like\n{},a row\"", i + 1, i + 2),
+                2 => "\"has \"\"quotes\"\", and, commas\"".to_string(),
+                _ => "\"\n\n\"".to_string(),
+            };
+            data.push_str(&format!("{i},{text},{i}.5\n"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, &data).unwrap();
+        let obj = InputObject::local(path, "t.csv".into(), data.len() as u64);
+        let plan = InputPlan::defaults("t.csv");
+        for nominal in (1..data.len() as u64).step_by(37) {
+            let got = align_csv(&obj, nominal, &plan, 3).unwrap();
+            assert!(got >= nominal);
+            assert!(
+                got == data.len() as u64 || starts.contains(&got),
+                "offset {nominal} aligned to {got}, not a record start"
+            );
+            let next = starts
+                .iter()
+                .copied()
+                .find(|s| *s >= nominal)
+                .unwrap_or(data.len() as u64);
+            assert_eq!(got, next, "the first record start at or after {nominal}");
+        }
+    }
 }

@@ -293,6 +293,39 @@ pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn R
     })
 }
 
+/// Opens bytes `range` of an (uncompressed) object as a stream.
+pub fn open_read_range(
+    obj: &InputObject,
+    range: std::ops::Range<u64>,
+    counter: Arc<AtomicU64>,
+) -> Result<Box<dyn Read + Send>> {
+    Ok(match &obj.location {
+        ObjectLocation::Local(path) => {
+            use std::io::Seek;
+            let mut file = File::open(path).map_err(|e| storage("opening", path, e))?;
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .map_err(|e| storage("seeking in", path, e))?;
+            Box::new(CountingReader {
+                inner: file.take(range.end - range.start),
+                counter,
+            })
+        }
+        ObjectLocation::Remote(loc) => Box::new(CountingReader {
+            inner: remote::StreamReader::open_range(loc.store.clone(), loc.path.clone(), range),
+            counter,
+        }),
+    })
+}
+
+/// Reads bytes `range` of an object into memory (small windows only).
+pub fn read_range(obj: &InputObject, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity((range.end - range.start) as usize);
+    open_read_range(obj, range, Arc::new(AtomicU64::new(0)))?
+        .read_to_end(&mut out)
+        .map_err(|e| storage_uri("reading", &obj.uri, e))?;
+    Ok(out)
+}
+
 #[derive(Debug, Clone)]
 enum OutTarget {
     Local(PathBuf),

@@ -22,12 +22,14 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::clean::{nothing_left, CleanCounts};
 use crate::error::{DataLocation, PrepError, Result};
+use crate::parquet_input::ParquetInput;
+use crate::plan::InputFormat;
 use crate::plan::Plan;
 use crate::report::RunReport;
 use crate::run::{cleaner_for, fit_pass, scaler_source, transform_pass, Fitted, RunOptions};
 use crate::scaler::Scaler;
 use crate::sink::{manifest_json, ShardInfo, SinkOptions};
-use crate::source::Source;
+use crate::source::{format_of, Part, Piece, Source};
 use crate::stats::Moments;
 use crate::store::{list_inputs, put_uri, InputObject, OutputDir};
 
@@ -143,19 +145,25 @@ pub fn resolve_worker(arg: Option<&str>) -> Result<Option<WorkerId>> {
     Err(usage("--worker auto found no worker identity", AUTO_HINT))
 }
 
-/// Splits the sorted objects into `n` contiguous ranges of about equal bytes:
-/// the k-th cut is the object boundary closest to k/n of the total bytes.
+/// Splits the sorted objects into `n` contiguous ranges of about equal bytes.
 pub fn split_by_bytes(files: &[InputObject], n: usize) -> Vec<std::ops::Range<usize>> {
+    let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
+    split_sizes(&sizes, n)
+}
+
+/// Splits items (in order) into `n` contiguous ranges of about equal total
+/// size: the k-th cut is the item boundary closest to k/n of the total.
+pub fn split_sizes(sizes: &[u64], n: usize) -> Vec<std::ops::Range<usize>> {
     let mut cum = vec![0u64];
-    for f in files {
-        cum.push(cum.last().expect("non-empty") + f.size);
+    for s in sizes {
+        cum.push(cum.last().expect("non-empty") + s);
     }
     let total = *cum.last().expect("non-empty") as f64;
     let mut bounds = vec![0usize];
     for k in 1..n {
         let target = total * k as f64 / n as f64;
         let lo = *bounds.last().expect("non-empty");
-        let best = (lo..=files.len())
+        let best = (lo..=sizes.len())
             .min_by(|&a, &b| {
                 let da = (cum[a] as f64 - target).abs();
                 let db = (cum[b] as f64 - target).abs();
@@ -164,8 +172,74 @@ pub fn split_by_bytes(files: &[InputObject], n: usize) -> Vec<std::ops::Range<us
             .unwrap_or(lo);
         bounds.push(best);
     }
-    bounds.push(files.len());
+    bounds.push(sizes.len());
     (0..n).map(|k| bounds[k]..bounds[k + 1]).collect()
+}
+
+/// The work items of a run split `n` ways: whole objects when there are at
+/// least `n`; otherwise large objects are cut into pieces so that no worker
+/// sits idle: Parquet by row groups, uncompressed CSV by byte ranges (aligned
+/// to record boundaries when read).
+pub fn plan_pieces(
+    files: &[InputObject],
+    input: &crate::plan::InputPlan,
+    n: usize,
+) -> Result<Vec<(Piece, u64)>> {
+    let whole = |i: usize| {
+        (
+            Piece {
+                file: i,
+                part: Part::Whole,
+            },
+            files[i].size,
+        )
+    };
+    if files.len() >= n {
+        return Ok((0..files.len()).map(whole).collect());
+    }
+    let total: u64 = files.iter().map(|f| f.size).sum::<u64>().max(1);
+    let mut items = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let want = ((n as f64 * f.size as f64 / total as f64).round() as usize).max(1);
+        if want == 1 {
+            items.push(whole(i));
+            continue;
+        }
+        let key = f.key.to_ascii_lowercase();
+        match format_of(f, input.format)? {
+            InputFormat::Parquet => {
+                let sizes = ParquetInput::open(f)?.row_group_sizes();
+                for r in split_sizes(&sizes, want.min(sizes.len().max(1))) {
+                    if !r.is_empty() {
+                        let bytes = sizes[r.clone()].iter().sum();
+                        items.push((
+                            Piece {
+                                file: i,
+                                part: Part::RowGroups(r),
+                            },
+                            bytes,
+                        ));
+                    }
+                }
+            }
+            InputFormat::Csv
+                if !(key.ends_with(".gz") || key.ends_with(".zst") || key.ends_with(".zstd")) =>
+            {
+                for k in 0..want as u64 {
+                    let (a, b) = (f.size * k / want as u64, f.size * (k + 1) / want as u64);
+                    items.push((
+                        Piece {
+                            file: i,
+                            part: Part::Bytes(a..b),
+                        },
+                        b - a,
+                    ));
+                }
+            }
+            InputFormat::Csv => items.push(whole(i)), // compressed: one stream
+        }
+    }
+    Ok(items)
 }
 
 /// Partial statistics of one worker (`_work/partial-wIIII.json`).
@@ -288,18 +362,25 @@ pub fn run_worker(
     let out = OutputDir::new(&plan.output.uri, &plan.storage)?;
     let all_files = list_inputs(&plan.input.uri, &plan.storage)?;
     let fp = fingerprint(plan, &all_files, id.count);
-    let range = split_by_bytes(&all_files, id.count)[id.index].clone();
-    let files: Vec<InputObject> = all_files[range.clone()].to_vec();
+    let items = plan_pieces(&all_files, &plan.input, id.count)?;
+    let sizes: Vec<u64> = items.iter().map(|(_, s)| *s).collect();
+    let range = split_sizes(&sizes, id.count)[id.index].clone();
+    let pieces: Vec<Piece> = items[range.clone()]
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    let files = all_files.clone();
     tracing::info!(
         worker = id.index,
         workers = id.count,
-        objects = files.len(),
-        bytes = files.iter().map(|f| f.size).sum::<u64>(),
-        "worker {} of {}: objects {}..{}",
+        pieces = pieces.len(),
+        bytes = sizes[range.clone()].iter().sum::<u64>(),
+        "worker {} of {}: pieces {}..{} of {}",
         id.index,
         id.count,
         range.start,
-        range.end
+        range.end,
+        items.len()
     );
 
     if phase != Phase::Transform {
@@ -324,8 +405,15 @@ pub fn run_worker(
     // Fit.
     let mut fitted: Option<Fitted> = None;
     if phase != Phase::Transform {
-        let f = fit_pass(plan, &files, schema.clone(), cancel.clone(), opts.quiet)?
-            .ok_or_else(|| nothing_left(&plan.input.uri, &CleanCounts::default()))?;
+        let f = fit_pass(
+            plan,
+            &files,
+            Some(&pieces),
+            schema.clone(),
+            cancel.clone(),
+            opts.quiet,
+        )?
+        .ok_or_else(|| nothing_left(&plan.input.uri, &CleanCounts::default()))?;
         let partial = Partial {
             fingerprint: fp.clone(),
             worker: id.index,
@@ -447,6 +535,7 @@ pub fn run_worker(
     let (shards, written) = transform_pass(
         plan,
         &files,
+        Some(&pieces),
         fitted,
         &scaler,
         &out,

@@ -347,3 +347,89 @@ fn sagemaker_failure_writes_the_exit_message() {
     assert!(message.starts_with("error: bad input data in"), "{message}");
     assert!(message.contains("line 3"), "{message}");
 }
+
+/// Rows each worker wrote, from its completion marker.
+fn rows_per_worker(out: &std::path::Path, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            read_json(&out.join(format!("_work/done-w{i:04}.json")))["rows_written"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn one_large_csv_is_split_between_workers_at_record_boundaries() {
+    let c = Case::new();
+    c.write(
+        "in/reviews.csv",
+        std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
+    );
+    let input = c.path("in").display().to_string();
+    let reference = single(&c, &input);
+    let out = c.path("out");
+    pipeline(&c, &input, &out.display().to_string());
+    let kids: Vec<Child> = (0..4)
+        .map(|i| worker(&c, &["--worker", &format!("{i}/4")], &[]))
+        .collect();
+    for k in kids {
+        let (code, err) = finish(k);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_rows_close(&rows_of(&out), &rows_of(&reference));
+    assert_scalers_close(
+        &read_json(&out.join("scaler.json")),
+        &read_json(&reference.join("scaler.json")),
+    );
+    let per = rows_per_worker(&out, 4);
+    assert!(
+        per.iter().all(|r| *r > 400),
+        "every worker got a share: {per:?}"
+    );
+}
+
+#[test]
+fn one_parquet_file_is_split_by_row_groups() {
+    let c = Case::new();
+    c.write(
+        "in.csv",
+        std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
+    );
+    // One Parquet file with many row groups (one per 97-row chunk).
+    c.write(
+        "mk.toml",
+        format!(
+            "name = \"mk\"\n[input]\nuri = \"{}\"\nchunk_rows = 97\n[clean]\ndrop_nulls = \"none\"\n[scale]\ncolumns = []\n[output]\nuri = \"{}\"\nformat = \"parquet\"\nshard_max_rows = 1000000\n",
+            c.path("in.csv").display(),
+            c.path("pq").display()
+        ),
+    );
+    prep()
+        .arg("run")
+        .arg(c.path("mk.toml"))
+        .arg("--quiet")
+        .assert()
+        .success();
+    let input = format!("{}/part-00000.parquet", c.path("pq").display());
+    let reference = single(&c, &input);
+    let out = c.path("out");
+    pipeline(&c, &input, &out.display().to_string());
+    let kids: Vec<Child> = (0..3)
+        .map(|i| worker(&c, &["--worker", &format!("{i}/3")], &[]))
+        .collect();
+    for k in kids {
+        let (code, err) = finish(k);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_rows_close(&rows_of(&out), &rows_of(&reference));
+    assert_scalers_close(
+        &read_json(&out.join("scaler.json")),
+        &read_json(&reference.join("scaler.json")),
+    );
+    let per = rows_per_worker(&out, 3);
+    assert!(
+        per.iter().all(|r| *r > 300),
+        "every worker got row groups: {per:?}"
+    );
+}
