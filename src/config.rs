@@ -37,8 +37,8 @@ pub struct RawInput {
     pub uri: S<String>,
     pub format: Option<S<String>>,
     pub chunk_rows: Option<S<i64>>,
-    /// How the transform pass gets the cleaned rows back: "spill" (default)
-    /// or "reread". Not in the contract; see docs/design.md.
+    /// How the transform pass gets the cleaned rows back: "auto" (default),
+    /// "spill" or "reread". Not in the contract; see the README.
     pub second_pass: Option<S<String>>,
     #[serde(default)]
     pub csv: RawCsv,

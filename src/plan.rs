@@ -74,6 +74,9 @@ impl ColumnType {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecondPass {
+    /// Spill for CSV input, re-read for Parquet input (the faster of the two
+    /// for each, measured; see README "Two passes").
+    Auto,
     /// Spill cleaned chunks to a local temp dir as Arrow IPC and read them back.
     Spill,
     /// Read and parse the input a second time.
@@ -290,16 +293,14 @@ impl Plan {
         let chunk_rows = positive(&mut p, &raw.input.chunk_rows, "input.chunk_rows", 50_000);
         let second_pass = match raw.input.second_pass.as_ref() {
             None => SecondPass::Spill,
-            Some(s) => {
-                match s.get_ref().as_str() {
-                    "spill" => SecondPass::Spill,
-                    "reread" => SecondPass::Reread,
-                    other => {
-                        p.at(s.span(), format!("`input.second_pass` must be \"spill\" or \"reread\", got {other:?}"));
-                        SecondPass::Spill
-                    }
+            Some(s) => match s.get_ref().as_str() {
+                "spill" => SecondPass::Spill,
+                "reread" => SecondPass::Reread,
+                other => {
+                    p.at(s.span(), format!("`input.second_pass` must be \"auto\", \"spill\" or \"reread\", got {other:?}"));
+                    SecondPass::Spill
                 }
-            }
+            },
         };
         let csv_raw = &raw.input.csv;
         let delimiter = single_byte(&mut p, &csv_raw.delimiter, "input.csv.delimiter", b',');
@@ -555,7 +556,7 @@ impl InputPlan {
             uri: uri.to_string(),
             format: None,
             chunk_rows: NonZeroUsize::new(50_000).expect("positive"),
-            second_pass: SecondPass::Spill,
+            second_pass: SecondPass::Auto,
             csv: CsvPlan {
                 delimiter: b',',
                 has_header: true,

@@ -176,7 +176,18 @@ pub fn fit_pass(
     }
     let mut counts = CleanCounts::default();
     let mut progress = Progress::new("fit", source.total_bytes(), quiet);
-    let spill_mode = plan.input.second_pass == SecondPass::Spill;
+    let spill_mode = match plan.input.second_pass {
+        SecondPass::Spill => true,
+        SecondPass::Reread => false,
+        // Parquet decodes faster than Arrow IPC spills write and read back;
+        // CSV parsing is slower than both (measured, README "Two passes").
+        SecondPass::Auto => !files.iter().all(|f| {
+            matches!(
+                crate::source::format_of(f, plan.input.format),
+                Ok(crate::plan::InputFormat::Parquet)
+            )
+        }),
+    };
 
     let (read, spill) = std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<DataFrame>(2);
