@@ -62,6 +62,33 @@ impl SourceChunk {
     }
 }
 
+/// Column names from a CSV header, made unique the way pandas does it, so
+/// names match what a pandas/scikit-learn user sees: an empty name becomes
+/// `Unnamed: <index>`, a repeated one gets `.1`, `.2`, … Without a header:
+/// `column_1`, `column_2`, …
+pub fn column_names(header: Vec<String>, has_header: bool) -> Vec<String> {
+    if !has_header {
+        return (1..=header.len()).map(|i| format!("column_{i}")).collect();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(header.len());
+    for (i, name) in header.into_iter().enumerate() {
+        let base = if name.is_empty() {
+            format!("Unnamed: {i}")
+        } else {
+            name
+        };
+        let mut candidate = base.clone();
+        let mut k = 1;
+        while !seen.insert(candidate.clone()) {
+            candidate = format!("{base}.{k}");
+            k += 1;
+        }
+        out.push(candidate);
+    }
+    out
+}
+
 /// Format of one object: the configured one, else from its extension.
 pub fn format_of(obj: &InputObject, configured: Option<InputFormat>) -> Result<InputFormat> {
     if let Some(f) = configured {
@@ -186,11 +213,7 @@ impl Source {
                 let Some(header) = chunker.first_record(plan.csv.has_header)? else {
                     return Ok(None);
                 };
-                let names: Vec<String> = if plan.csv.has_header {
-                    header
-                } else {
-                    (1..=header.len()).map(|i| format!("column_{i}")).collect()
-                };
+                let names = column_names(header, plan.csv.has_header);
                 let Some(chunk) = chunker.next_chunk(plan.chunk_rows.get())? else {
                     return Ok(None);
                 };
@@ -258,11 +281,7 @@ impl Source {
             _ => return Ok(()),
         };
         let Some(header) = header else { return Ok(()) };
-        let names: Vec<String> = if self.plan.csv.has_header {
-            header
-        } else {
-            (1..=header.len()).map(|i| format!("column_{i}")).collect()
-        };
+        let names = column_names(header, self.plan.csv.has_header);
         if let Some(fixed) = &self.schema {
             check_same_columns(fixed, &names, &obj.uri)?;
         }
@@ -534,6 +553,15 @@ pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usiz
     ))
 }
 
+/// What to do about a column the data lacks, by where it was named.
+fn fix_hint(setting: &str) -> String {
+    if setting.starts_with("the scaler") {
+        "check that --input holds the kind of data the scaler was fitted on".to_string()
+    } else {
+        format!("fix {setting} in the pipeline file (the data may have changed upstream)")
+    }
+}
+
 pub fn missing_column<'a>(
     file: &str,
     col: &str,
@@ -542,11 +570,8 @@ pub fn missing_column<'a>(
 ) -> PrepError {
     let known: Vec<&str> = known.collect();
     let hint = match did_you_mean(col, known.iter().copied()) {
-        Some(s) => format!("did you mean `{s}`? fix {setting} in the pipeline file"),
-        None => format!(
-            "the data has: {}; fix {setting} in the pipeline file",
-            known.join(", ")
-        ),
+        Some(s) => format!("did you mean `{s}`? {}", fix_hint(setting)),
+        None => format!("the data has: {}; {}", known.join(", "), fix_hint(setting)),
     };
     PrepError::bad_data(
         DataLocation {
@@ -699,6 +724,19 @@ fn is_polars_float(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_made_unique_like_pandas() {
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            column_names(h(&["", "a", "a", "b", "a"]), true),
+            h(&["Unnamed: 0", "a", "a.1", "b", "a.2"])
+        );
+        assert_eq!(
+            column_names(h(&["x", "y"]), false),
+            h(&["column_1", "column_2"])
+        );
+    }
 
     /// Every nominal split offset must land on a true record start, even
     /// when quoted fields contain newlines and text that looks like records.
