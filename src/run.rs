@@ -404,17 +404,7 @@ pub fn run_with_cancel(
     );
 
     let t1 = Instant::now();
-    let per_shard_for_min = rows_out
-        .div_ceil(plan.output.min_shards.get() as u64)
-        .max(1) as usize;
-    let sink_opts = SinkOptions {
-        format: plan.output.format,
-        compression: plan.output.compression,
-        csv_header: plan.output.csv_header,
-        max_rows: plan.output.shard_max_rows.get().min(per_shard_for_min),
-        max_bytes: plan.output.shard_max_bytes,
-        prefix: "part-".into(),
-    };
+    let sink_opts = sink_options(plan, rows_out, "part-".into());
     let bytes_in = fitted.bytes_in;
     let (shards, written) = transform_pass(
         plan, &files, None, fitted, &scaler, &out, sink_opts, cancel, opts.quiet,
@@ -438,24 +428,63 @@ pub fn run_with_cancel(
     seconds.insert("transform".to_string(), t_transform);
     seconds.insert("finalize".to_string(), t2.elapsed().as_secs_f64());
     seconds.insert("total".to_string(), total);
-    let report = RunReport {
+    let shard_refs: Vec<&ShardInfo> = shards.iter().collect();
+    let report = run_report(
+        plan,
+        files.len(),
+        &counts,
+        written,
+        &shard_refs,
+        bytes_in,
+        seconds,
+    );
+    out.put("_SUCCESS", &report.to_json())?;
+    Ok(report)
+}
+
+/// Shard settings for a run that writes `rows_out` rows in all:
+/// `min_shards` lowers the rows per shard so there are enough shards.
+pub fn sink_options(plan: &Plan, rows_out: u64, prefix: String) -> SinkOptions {
+    let per_shard_for_min = rows_out
+        .div_ceil(plan.output.min_shards.get() as u64)
+        .max(1) as usize;
+    SinkOptions {
+        format: plan.output.format,
+        compression: plan.output.compression,
+        csv_header: plan.output.csv_header,
+        max_rows: plan.output.shard_max_rows.get().min(per_shard_for_min),
+        max_bytes: plan.output.shard_max_bytes,
+        prefix,
+    }
+}
+
+/// The report written to `_SUCCESS` (`seconds` must hold "total").
+pub fn run_report(
+    plan: &Plan,
+    input_objects: usize,
+    counts: &CleanCounts,
+    rows_written: u64,
+    shards: &[&ShardInfo],
+    bytes_in: u64,
+    seconds: BTreeMap<String, f64>,
+) -> RunReport {
+    let total = seconds.get("total").copied().unwrap_or_default();
+    RunReport {
         status: "success".into(),
         pipeline: plan.name.clone(),
         prep_version: env!("CARGO_PKG_VERSION").into(),
         input_uri: plan.input.uri.clone(),
         output_uri: plan.output.uri.clone(),
-        input_objects: files.len(),
+        input_objects,
         rows_read: counts.rows_in,
-        rows_dropped: RunReport::dropped(&counts),
-        rows_written: written,
+        rows_dropped: RunReport::dropped(counts),
+        rows_written,
         shards: shards.len(),
         bytes_in,
         bytes_out: shards.iter().map(|s| s.bytes).sum(),
         seconds,
         rows_per_second: (counts.rows_in as f64 / total.max(1e-9)).round(),
-    };
-    out.put("_SUCCESS", &report.to_json())?;
-    Ok(report)
+    }
 }
 
 pub fn scaler_source(uri: &str, files: &[InputObject]) -> ScalerSource {

@@ -25,10 +25,12 @@ use crate::error::{DataLocation, PrepError, Result};
 use crate::parquet_input::ParquetInput;
 use crate::plan::InputFormat;
 use crate::plan::Plan;
-use crate::report::RunReport;
-use crate::run::{cleaner_for, fit_pass, scaler_source, transform_pass, Fitted, RunOptions};
+use crate::run::{
+    cleaner_for, fit_pass, run_report, scaler_source, sink_options, transform_pass, Fitted,
+    RunOptions,
+};
 use crate::scaler::Scaler;
-use crate::sink::{manifest_json, ShardInfo, SinkOptions};
+use crate::sink::{manifest_json, ShardInfo};
 use crate::source::{format_of, Part, Piece, Source};
 use crate::stats::Moments;
 use crate::store::{list_inputs, put_uri, InputObject, OutputDir};
@@ -520,18 +522,7 @@ pub fn run_worker(
             out.delete(&name)?;
         }
     }
-    let per_shard_for_min = counts
-        .rows_out()
-        .div_ceil(plan.output.min_shards.get() as u64)
-        .max(1) as usize;
-    let sink_opts = SinkOptions {
-        format: plan.output.format,
-        compression: plan.output.compression,
-        csv_header: plan.output.csv_header,
-        max_rows: plan.output.shard_max_rows.get().min(per_shard_for_min),
-        max_bytes: plan.output.shard_max_bytes,
-        prefix,
-    };
+    let sink_opts = sink_options(plan, counts.rows_out(), prefix);
     let (shards, written) = transform_pass(
         plan,
         &files,
@@ -593,22 +584,15 @@ pub fn run_worker(
     for d in &dones {
         seconds.insert(format!("worker_w{:04}", d.worker), d.seconds);
     }
-    let report = RunReport {
-        status: "success".into(),
-        pipeline: plan.name.clone(),
-        prep_version: env!("CARGO_PKG_VERSION").into(),
-        input_uri: plan.input.uri.clone(),
-        output_uri: plan.output.uri.clone(),
-        input_objects: all_files.len(),
-        rows_read: counts.rows_in,
-        rows_dropped: RunReport::dropped(&counts),
-        rows_written: dones.iter().map(|d| d.rows_written).sum(),
-        shards: all_shards.len(),
-        bytes_in: partials.iter().map(|p| p.bytes_in).sum(),
-        bytes_out: all_shards.iter().map(|s| s.bytes).sum(),
+    let report = run_report(
+        plan,
+        all_files.len(),
+        &counts,
+        dones.iter().map(|d| d.rows_written).sum(),
+        &all_shards,
+        partials.iter().map(|p| p.bytes_in).sum(),
         seconds,
-        rows_per_second: (counts.rows_in as f64 / total.max(1e-9)).round(),
-    };
+    );
     out.put("_SUCCESS", &report.to_json())?;
     tracing::info!("{}", report.summary());
     Ok(())

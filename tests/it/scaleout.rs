@@ -54,6 +54,22 @@ fn worker(case: &Case, args: &[&str], env: &[(String, String)]) -> Child {
     cmd.stderr(Stdio::piped()).spawn().unwrap()
 }
 
+/// Starts `n` workers at once and checks that every one succeeds.
+fn run_workers(case: &Case, n: usize, extra: &[&str], env: &[(String, String)]) {
+    let kids: Vec<Child> = (0..n)
+        .map(|i| {
+            let id = format!("{i}/{n}");
+            let mut args = vec!["--worker", id.as_str()];
+            args.extend_from_slice(extra);
+            worker(case, &args, env)
+        })
+        .collect();
+    for k in kids {
+        let (code, err) = finish(k);
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
 fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
     (
@@ -108,13 +124,7 @@ fn four_local_workers_equal_one_run() {
     let reference = single(&c, &input);
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
-    let kids: Vec<Child> = (0..4)
-        .map(|i| worker(&c, &["--worker", &format!("{i}/4")], &[]))
-        .collect();
-    for k in kids {
-        let (code, err) = finish(k);
-        assert_eq!(code, 0, "{err}");
-    }
+    run_workers(&c, 4, &[], &[]);
     assert_rows_close(&rows_of(&out), &rows_of(&reference));
     assert_scalers_close(
         &read_json(&out.join("scaler.json")),
@@ -159,13 +169,7 @@ fn four_workers_against_s3_equal_one_run() {
         &server.uri(&bucket, "raw/"),
         &server.uri(&bucket, "out/"),
     );
-    let kids: Vec<Child> = (0..4)
-        .map(|i| worker(&c, &["--worker", &format!("{i}/4")], &server.env()))
-        .collect();
-    for k in kids {
-        let (code, err) = finish(k);
-        assert_eq!(code, 0, "{err}");
-    }
+    run_workers(&c, 4, &[], &server.env());
     let local = c.path("fetched");
     for key in server.list(&bucket, "out") {
         if !key.contains("_work") {
@@ -193,13 +197,7 @@ fn fit_and_transform_as_separate_commands_equal_phase_all() {
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
     for phase in ["fit", "transform"] {
-        let kids: Vec<Child> = (0..3)
-            .map(|i| worker(&c, &["--worker", &format!("{i}/3"), "--phase", phase], &[]))
-            .collect();
-        for k in kids {
-            let (code, err) = finish(k);
-            assert_eq!(code, 0, "{phase}: {err}");
-        }
+        run_workers(&c, 3, &["--phase", phase], &[]);
         if phase == "fit" {
             assert!(out.join("_work/partial-w0002.json").exists());
             assert!(!out.join("_SUCCESS").exists());
@@ -370,13 +368,7 @@ fn one_large_csv_is_split_between_workers_at_record_boundaries() {
     let reference = single(&c, &input);
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
-    let kids: Vec<Child> = (0..4)
-        .map(|i| worker(&c, &["--worker", &format!("{i}/4")], &[]))
-        .collect();
-    for k in kids {
-        let (code, err) = finish(k);
-        assert_eq!(code, 0, "{err}");
-    }
+    run_workers(&c, 4, &[], &[]);
     assert_rows_close(&rows_of(&out), &rows_of(&reference));
     assert_scalers_close(
         &read_json(&out.join("scaler.json")),
@@ -415,13 +407,7 @@ fn one_parquet_file_is_split_by_row_groups() {
     let reference = single(&c, &input);
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
-    let kids: Vec<Child> = (0..3)
-        .map(|i| worker(&c, &["--worker", &format!("{i}/3")], &[]))
-        .collect();
-    for k in kids {
-        let (code, err) = finish(k);
-        assert_eq!(code, 0, "{err}");
-    }
+    run_workers(&c, 3, &[], &[]);
     assert_rows_close(&rows_of(&out), &rows_of(&reference));
     assert_scalers_close(
         &read_json(&out.join("scaler.json")),
