@@ -148,8 +148,130 @@ fn parse_csv_bytes(
 /// The shared, fixed schema and the file that set it.
 #[derive(Clone)]
 pub struct FixedSchema {
+    /// The column types every chunk ends up with.
     pub schema: SchemaRef,
     pub origin: String,
+    /// Numeric columns whose values carry surrounding spaces (`a, 2, 3`):
+    /// polars reads them as strings, prep trims and converts them, as
+    /// pandas does. Empty for most inputs.
+    pub trimmed: Vec<(String, DataType)>,
+}
+
+impl FixedSchema {
+    pub fn new(schema: SchemaRef, origin: String) -> Self {
+        FixedSchema {
+            schema,
+            origin,
+            trimmed: Vec::new(),
+        }
+    }
+
+    /// The schema polars parses CSV with (trimmed columns as strings).
+    fn parse_schema(&self) -> SchemaRef {
+        if self.trimmed.is_empty() {
+            return self.schema.clone();
+        }
+        let mut s = self.schema.as_ref().clone();
+        for (name, _) in &self.trimmed {
+            s.with_column(PlSmallStr::from(name.as_str()), DataType::String);
+        }
+        Arc::new(s)
+    }
+}
+
+/// The number a field holds once surrounding spaces are trimmed, if any.
+fn trimmed_number(v: &str, dtype: &DataType) -> Option<AnyValue<'static>> {
+    let t = v.trim();
+    match dtype {
+        DataType::Int64 => t.parse::<i64>().ok().map(AnyValue::Int64),
+        _ => t
+            .parse::<f64>()
+            .ok()
+            .or_else(|| is_polars_float(t).then(|| parse_special_float(t)))
+            .map(AnyValue::Float64),
+    }
+}
+
+fn parse_special_float(t: &str) -> f64 {
+    match t.to_ascii_lowercase().trim_start_matches('+') {
+        "nan" => f64::NAN,
+        s if s.starts_with('-') => f64::NEG_INFINITY,
+        _ => f64::INFINITY,
+    }
+}
+
+/// For string columns of the first chunk: the numeric type every non-null
+/// value has once trimmed, when at least one value needed trimming.
+fn detect_trimmed(df: &DataFrame, names: &[String]) -> Vec<(String, DataType)> {
+    let mut out = Vec::new();
+    for (name, col) in names.iter().zip(df.columns()) {
+        let Ok(ca) = col.as_materialized_series().str() else {
+            continue;
+        };
+        let values: Vec<&str> = ca.iter().flatten().collect();
+        if values.is_empty() || !values.iter().any(|v| v.trim().len() != v.len()) {
+            continue;
+        }
+        if values.iter().all(|v| v.trim().parse::<i64>().is_ok()) {
+            out.push((name.clone(), DataType::Int64));
+        } else if values
+            .iter()
+            .all(|v| trimmed_number(v, &DataType::Float64).is_some())
+        {
+            out.push((name.clone(), DataType::Float64));
+        }
+    }
+    out
+}
+
+/// Converts the trimmed columns of a parsed chunk to their numeric types.
+fn convert_trimmed(
+    mut df: DataFrame,
+    fixed: &FixedSchema,
+    lines: &[u64],
+    uri: &str,
+) -> Result<DataFrame> {
+    for (name, dtype) in &fixed.trimmed {
+        let col = df
+            .column(name)
+            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
+        let ca = col
+            .as_materialized_series()
+            .str()
+            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?
+            .clone();
+        let mut values: Vec<AnyValue> = Vec::with_capacity(ca.len());
+        for (i, v) in ca.iter().enumerate() {
+            match v {
+                None => values.push(AnyValue::Null),
+                Some(v) => match trimmed_number(v, dtype) {
+                    Some(n) => values.push(n),
+                    None => {
+                        return Err(PrepError::bad_data(
+                            DataLocation {
+                                file: uri.to_string(),
+                                line: lines.get(i).copied(),
+                                column: Some(name.clone()),
+                                ..Default::default()
+                            },
+                            format!("value {v:?} does not fit the column's type {dtype} (inferred from the first rows)"),
+                            Some(format!("pin the type in the pipeline: [input.schema] {name} = \"string\" (or \"float64\")")),
+                        ))
+                    }
+                },
+            }
+        }
+        let series = Series::from_any_values_and_dtype(
+            PlSmallStr::from(name.as_str()),
+            &values,
+            dtype,
+            true,
+        )
+        .map_err(|e| PrepError::polars(format!("converting column `{name}`"), e))?;
+        df.with_column(series.into_column())
+            .map_err(|e| PrepError::polars(format!("replacing column `{name}`"), e))?;
+    }
+    Ok(df)
 }
 
 /// Reads every input object in order, one chunk at a time.
@@ -201,10 +323,10 @@ impl Source {
         match format_of(obj, plan.format)? {
             InputFormat::Parquet => {
                 let input = ParquetInput::open(obj)?;
-                Ok(Some(FixedSchema {
-                    schema: Arc::new(input.schema.clone()),
-                    origin: obj.uri.clone(),
-                }))
+                Ok(Some(FixedSchema::new(
+                    Arc::new(input.schema.clone()),
+                    obj.uri.clone(),
+                )))
             }
             InputFormat::Csv => {
                 let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
@@ -302,15 +424,15 @@ impl Source {
             let rows = chunk.rows() as u64;
             let df = match parse_csv_bytes(
                 chunk.bytes.clone(),
-                Some(fixed.schema.clone()),
+                Some(fixed.parse_schema()),
                 &self.plan.csv,
             ) {
-                Ok(df) => df,
+                Ok(df) => convert_trimmed(df, fixed, &lines, &obj.uri)?,
                 Err(e) => {
                     return Err(diagnose_parse_error(
                         e,
                         &chunk,
-                        &fixed.schema,
+                        &fixed.parse_schema(),
                         &self.plan.csv,
                         &obj.uri,
                     ))
@@ -365,7 +487,9 @@ impl Source {
             };
             schema.with_column(PlSmallStr::from(name.as_str()), dtype);
         }
+        let mut trimmed = detect_trimmed(&inferred, names);
         for (col, ty) in &self.plan.schema_overrides {
+            trimmed.retain(|(c, _)| c != col);
             if schema.get(col.as_str()).is_none() {
                 return Err(missing_column(
                     &obj.uri,
@@ -376,9 +500,13 @@ impl Source {
             }
             schema.with_column(PlSmallStr::from(col.as_str()), dtype_for(*ty));
         }
+        for (col, dtype) in &trimmed {
+            schema.with_column(PlSmallStr::from(col.as_str()), dtype.clone());
+        }
         Ok(FixedSchema {
             schema: Arc::new(schema),
             origin: obj.uri.clone(),
+            trimmed,
         })
     }
 
@@ -395,10 +523,10 @@ impl Source {
         match &self.schema {
             Some(fixed) => check_same_schema(fixed, &file_schema, &obj.uri)?,
             None => {
-                self.schema = Some(FixedSchema {
-                    schema: Arc::new(file_schema.clone()),
-                    origin: obj.uri.clone(),
-                })
+                self.schema = Some(FixedSchema::new(
+                    Arc::new(file_schema.clone()),
+                    obj.uri.clone(),
+                ))
             }
         }
         let chunk_rows = self.plan.chunk_rows.get();

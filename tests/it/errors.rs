@@ -268,3 +268,27 @@ fn blank_lines_are_skipped_not_read_as_null_rows() {
     assert_eq!(report["rows_read"], 3);
     assert_eq!(report["rows_dropped"]["nulls"], 0);
 }
+
+#[test]
+fn numbers_with_spaces_after_the_delimiter_are_numbers_as_in_pandas() {
+    // The UCI "adult" layout: ", " between fields.
+    let data = "age, workclass, hours\n39, State-gov, 40\n50, Self-emp, 13\n38, Private, 40\n";
+    let case = case_with(data, "");
+    case.run(&[]).success();
+    let s = case.scaler();
+    assert_eq!(s["feature_names"], serde_json::json!(["age", " hours"]));
+    assert_eq!(s["mean"][1], 31.0);
+    let rows = case.rows();
+    assert_eq!(
+        rows[0][" workclass"], " State-gov",
+        "strings keep their spaces"
+    );
+    // A later value that is not a number names its line and column.
+    let mut data = String::from("id, x\n");
+    for i in 0..30 {
+        data.push_str(&format!("{i}, {i}\n"));
+    }
+    data.push_str("30, oops\n");
+    let case = case_with(&data, "chunk_rows = 10");
+    fails(&case, 3, &["in.csv, line 32, column ` x`", "\" oops\""]);
+}
