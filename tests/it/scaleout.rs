@@ -103,6 +103,15 @@ fn assert_scalers_close(a: &serde_json::Value, b: &serde_json::Value) {
     }
 }
 
+/// Same rows in the same order, and a scaler within 1e-12.
+fn assert_same_output(out: &std::path::Path, reference: &std::path::Path) {
+    assert_rows_close(&rows_of(out), &rows_of(reference));
+    assert_scalers_close(
+        &read_json(&out.join("scaler.json")),
+        &read_json(&reference.join("scaler.json")),
+    );
+}
+
 /// A single-process run of the same pipeline, for reference.
 fn single(case: &Case, input: &str) -> std::path::PathBuf {
     let out = case.path("single");
@@ -125,11 +134,7 @@ fn four_local_workers_equal_one_run() {
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
     run_workers(&c, 4, &[], &[]);
-    assert_rows_close(&rows_of(&out), &rows_of(&reference));
-    assert_scalers_close(
-        &read_json(&out.join("scaler.json")),
-        &read_json(&reference.join("scaler.json")),
-    );
+    assert_same_output(&out, &reference);
     let manifest = read_json(&out.join("manifest.json"));
     let names: Vec<&str> = manifest.as_array().unwrap()[1..]
         .iter()
@@ -180,11 +185,7 @@ fn four_workers_against_s3_equal_one_run() {
             );
         }
     }
-    assert_rows_close(&rows_of(&local), &rows_of(&reference));
-    assert_scalers_close(
-        &read_json(&local.join("scaler.json")),
-        &read_json(&reference.join("scaler.json")),
-    );
+    assert_same_output(&local, &reference);
     assert!(server.get(&bucket, "out/_SUCCESS").is_some());
 }
 
@@ -203,11 +204,7 @@ fn fit_and_transform_as_separate_commands_equal_phase_all() {
             assert!(!out.join("_SUCCESS").exists());
         }
     }
-    assert_rows_close(&rows_of(&out), &rows_of(&reference));
-    assert_scalers_close(
-        &read_json(&out.join("scaler.json")),
-        &read_json(&reference.join("scaler.json")),
-    );
+    assert_same_output(&out, &reference);
 }
 
 #[test]
@@ -369,11 +366,7 @@ fn one_large_csv_is_split_between_workers_at_record_boundaries() {
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
     run_workers(&c, 4, &[], &[]);
-    assert_rows_close(&rows_of(&out), &rows_of(&reference));
-    assert_scalers_close(
-        &read_json(&out.join("scaler.json")),
-        &read_json(&reference.join("scaler.json")),
-    );
+    assert_same_output(&out, &reference);
     let per = rows_per_worker(&out, 4);
     assert!(
         per.iter().all(|r| *r > 400),
@@ -408,11 +401,7 @@ fn one_parquet_file_is_split_by_row_groups() {
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
     run_workers(&c, 3, &[], &[]);
-    assert_rows_close(&rows_of(&out), &rows_of(&reference));
-    assert_scalers_close(
-        &read_json(&out.join("scaler.json")),
-        &read_json(&reference.join("scaler.json")),
-    );
+    assert_same_output(&out, &reference);
     let per = rows_per_worker(&out, 3);
     assert!(
         per.iter().all(|r| *r > 300),
