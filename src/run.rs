@@ -30,7 +30,7 @@ use crate::sink::{manifest_json, ShardInfo, ShardSink, SinkBatch, SinkOptions};
 use crate::source::{FixedSchema, Piece, Source};
 use crate::spill::Spill;
 use crate::stats::Moments;
-use crate::store::{list_inputs, put_uri, InputObject, OutputDir};
+use crate::store::{list_inputs, put_uri, without_output, InputObject, OutputDir};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -369,7 +369,11 @@ pub fn run_with_cancel(
 ) -> Result<RunReport> {
     let t0 = Instant::now();
     let out = OutputDir::new(&plan.output.uri, &plan.storage)?;
-    let files = list_inputs(&plan.input.uri, &plan.storage)?;
+    let files = without_output(
+        list_inputs(&plan.input.uri, &plan.storage)?,
+        &out,
+        &plan.input.uri,
+    )?;
     prepare_output(&out, opts.overwrite)?;
     tracing::info!(
         pipeline = %plan.name,

@@ -293,6 +293,34 @@ pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn R
     })
 }
 
+/// Drops input objects that live under the output location (an output
+/// folder inside the input folder must not be read back as input on a
+/// rerun), and errors when nothing else is left.
+pub fn without_output(
+    files: Vec<InputObject>,
+    out: &OutputDir,
+    input_uri: &str,
+) -> Result<Vec<InputObject>> {
+    let prefix = out.manifest_prefix();
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let kept: Vec<InputObject> = files
+        .into_iter()
+        .filter(|f| {
+            let key = match &f.location {
+                ObjectLocation::Local(p) => abs(p).to_string_lossy().to_string(),
+                ObjectLocation::Remote(loc) => loc.uri_of(&loc.path),
+            };
+            !key.starts_with(&prefix)
+        })
+        .collect();
+    if kept.is_empty() {
+        return Err(PrepError::NoInput {
+            uri: format!("{input_uri} (outside the output {})", out.uri),
+        });
+    }
+    Ok(kept)
+}
+
 /// Opens bytes `range` of an (uncompressed) object as a stream.
 pub fn open_read_range(
     obj: &InputObject,

@@ -33,7 +33,7 @@ use crate::scaler::Scaler;
 use crate::sink::{manifest_json, ShardInfo};
 use crate::source::{format_of, Part, Piece, Source};
 use crate::stats::Moments;
-use crate::store::{list_inputs, put_uri, InputObject, OutputDir};
+use crate::store::{list_inputs, put_uri, without_output, InputObject, OutputDir};
 
 /// This process's place among the workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,7 +362,11 @@ pub fn run_worker(
 ) -> Result<()> {
     let t0 = Instant::now();
     let out = OutputDir::new(&plan.output.uri, &plan.storage)?;
-    let all_files = list_inputs(&plan.input.uri, &plan.storage)?;
+    let all_files = without_output(
+        list_inputs(&plan.input.uri, &plan.storage)?,
+        &out,
+        &plan.input.uri,
+    )?;
     let fp = fingerprint(plan, &all_files, id.count);
     let items = plan_pieces(&all_files, &plan.input, id.count)?;
     let sizes: Vec<u64> = items.iter().map(|(_, s)| *s).collect();

@@ -264,3 +264,24 @@ fn non_quiet_run_logs_a_summary_without_control_characters() {
         assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn an_output_folder_inside_the_input_folder_is_not_read_back() {
+    let case = Case::new();
+    case.write("data/reviews.csv", sample_bytes());
+    let text = format!(
+        "name = \"t\"\n[input]\nuri = \"{}\"\n[scale]\nexclude = [\"review_id\", \"label\"]\n[output]\nuri = \"{}\"\nformat = \"csv\"\n",
+        case.path("data").display(),
+        case.path("data/prepared").display()
+    );
+    case.write("pipeline.toml", text);
+    case.run(&[]).success();
+    case.run(&["--overwrite"]).success();
+    let report = read_json(&case.path("data/prepared/_SUCCESS"));
+    assert_eq!(report["input_objects"], 1);
+    assert_eq!(report["rows_read"], 2500);
+}
+
+fn sample_bytes() -> Vec<u8> {
+    std::fs::read(repo().join("sample_data/reviews.csv")).unwrap()
+}
