@@ -11,7 +11,8 @@
 //! | TOML as written → validated plan | [`config`] → [`plan`] |
 //! | listing, reading, atomic writes | [`store`] |
 //! | CSV record splitting (bounded memory) | [`chunker`] |
-//! | chunked CSV / Parquet readers | [`source`] |
+//! | chunked CSV / Parquet readers | [`source`], [`csv_types`], [`parquet_input`] |
+//! | splitting one object between workers | [`split`] |
 //! | column names → roles | [`columns`] |
 //! | drop nulls, non-finite policy | [`clean`] |
 //! | mergeable moments | [`stats`] |
@@ -29,6 +30,7 @@ pub mod clean;
 pub mod cli;
 pub mod columns;
 pub mod config;
+pub mod csv_types;
 pub mod encode;
 pub mod error;
 pub mod inspect;
@@ -42,6 +44,7 @@ pub mod signals;
 pub mod sink;
 pub mod source;
 pub mod spill;
+pub mod split;
 pub mod stats;
 pub mod store;
 pub mod validate;

@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::chunker::{records_of, CsvChunk, RecordChunker};
+use crate::chunker::{CsvChunk, RecordChunker};
+use crate::csv_types::{column_names, convert_trimmed, detect_trimmed, diagnose_parse_error};
 use crate::error::{did_you_mean, DataLocation, PrepError, Result};
 use crate::parquet_input::ParquetInput;
 use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
-use crate::store::{open_read, open_read_range, read_range, InputObject};
+use crate::split::{align_csv, first_record_of};
+use crate::store::{open_read, open_read_range, InputObject};
 
 /// Which part of an object a reader covers. Scale-out splits a large object
 /// between workers: Parquet by row groups, uncompressed CSV by byte ranges
@@ -60,33 +62,6 @@ impl SourceChunk {
             column: column.map(str::to_string),
         }
     }
-}
-
-/// Column names from a CSV header, made unique the way pandas does it, so
-/// names match what a pandas/scikit-learn user sees: an empty name becomes
-/// `Unnamed: <index>`, a repeated one gets `.1`, `.2`, … Without a header:
-/// `column_1`, `column_2`, …
-pub fn column_names(header: Vec<String>, has_header: bool) -> Vec<String> {
-    if !has_header {
-        return (1..=header.len()).map(|i| format!("column_{i}")).collect();
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(header.len());
-    for (i, name) in header.into_iter().enumerate() {
-        let base = if name.is_empty() {
-            format!("Unnamed: {i}")
-        } else {
-            name
-        };
-        let mut candidate = base.clone();
-        let mut k = 1;
-        while !seen.insert(candidate.clone()) {
-            candidate = format!("{base}.{k}");
-            k += 1;
-        }
-        out.push(candidate);
-    }
-    out
 }
 
 /// Format of one object: the configured one, else from its extension.
@@ -167,7 +142,7 @@ impl FixedSchema {
     }
 
     /// The schema polars parses CSV with (trimmed columns as strings).
-    fn parse_schema(&self) -> SchemaRef {
+    pub(crate) fn parse_schema(&self) -> SchemaRef {
         if self.trimmed.is_empty() {
             return self.schema.clone();
         }
@@ -177,101 +152,6 @@ impl FixedSchema {
         }
         Arc::new(s)
     }
-}
-
-/// The number a field holds once surrounding spaces are trimmed, if any.
-fn trimmed_number(v: &str, dtype: &DataType) -> Option<AnyValue<'static>> {
-    let t = v.trim();
-    match dtype {
-        DataType::Int64 => t.parse::<i64>().ok().map(AnyValue::Int64),
-        _ => t
-            .parse::<f64>()
-            .ok()
-            .or_else(|| is_polars_float(t).then(|| parse_special_float(t)))
-            .map(AnyValue::Float64),
-    }
-}
-
-fn parse_special_float(t: &str) -> f64 {
-    match t.to_ascii_lowercase().trim_start_matches('+') {
-        "nan" => f64::NAN,
-        s if s.starts_with('-') => f64::NEG_INFINITY,
-        _ => f64::INFINITY,
-    }
-}
-
-/// For string columns of the first chunk: the numeric type every non-null
-/// value has once trimmed, when at least one value needed trimming.
-fn detect_trimmed(df: &DataFrame, names: &[String]) -> Vec<(String, DataType)> {
-    let mut out = Vec::new();
-    for (name, col) in names.iter().zip(df.columns()) {
-        let Ok(ca) = col.as_materialized_series().str() else {
-            continue;
-        };
-        let values: Vec<&str> = ca.iter().flatten().collect();
-        if values.is_empty() || !values.iter().any(|v| v.trim().len() != v.len()) {
-            continue;
-        }
-        if values.iter().all(|v| v.trim().parse::<i64>().is_ok()) {
-            out.push((name.clone(), DataType::Int64));
-        } else if values
-            .iter()
-            .all(|v| trimmed_number(v, &DataType::Float64).is_some())
-        {
-            out.push((name.clone(), DataType::Float64));
-        }
-    }
-    out
-}
-
-/// Converts the trimmed columns of a parsed chunk to their numeric types.
-fn convert_trimmed(
-    mut df: DataFrame,
-    fixed: &FixedSchema,
-    lines: &[u64],
-    uri: &str,
-) -> Result<DataFrame> {
-    for (name, dtype) in &fixed.trimmed {
-        let col = df
-            .column(name)
-            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
-        let ca = col
-            .as_materialized_series()
-            .str()
-            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?
-            .clone();
-        let mut values: Vec<AnyValue> = Vec::with_capacity(ca.len());
-        for (i, v) in ca.iter().enumerate() {
-            match v {
-                None => values.push(AnyValue::Null),
-                Some(v) => match trimmed_number(v, dtype) {
-                    Some(n) => values.push(n),
-                    None => {
-                        return Err(PrepError::bad_data(
-                            DataLocation {
-                                file: uri.to_string(),
-                                line: lines.get(i).copied(),
-                                column: Some(name.clone()),
-                                ..Default::default()
-                            },
-                            format!("value {v:?} does not fit the column's type {dtype} (inferred from the first rows)"),
-                            Some(format!("pin the type in the pipeline: [input.schema] {name} = \"string\" (or \"float64\")")),
-                        ))
-                    }
-                },
-            }
-        }
-        let series = Series::from_any_values_and_dtype(
-            PlSmallStr::from(name.as_str()),
-            &values,
-            dtype,
-            true,
-        )
-        .map_err(|e| PrepError::polars(format!("converting column `{name}`"), e))?;
-        df.with_column(series.into_column())
-            .map_err(|e| PrepError::polars(format!("replacing column `{name}`"), e))?;
-    }
-    Ok(df)
 }
 
 /// Reads every input object in order, one chunk at a time.
@@ -623,64 +503,6 @@ fn spawn_chunker(
     Ok(rx)
 }
 
-/// The first record of an object (its header).
-pub fn first_record_of(obj: &InputObject, plan: &InputPlan) -> Result<Vec<String>> {
-    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-    let mut chunker =
-        RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
-    Ok(chunker.first_record(false)?.unwrap_or_default())
-}
-
-/// How many consecutive well-formed records confirm a record boundary.
-const ALIGN_CONFIRM: usize = 16;
-/// How far past a nominal split point a record boundary is searched.
-const ALIGN_WINDOW: u64 = 8 << 20;
-
-/// Moves a nominal byte offset to the start of the next record. Without the
-/// state from the start of the file a newline may sit inside a quoted field,
-/// so a candidate is accepted only when the records that follow it all have
-/// the header's field count (ALIGN_CONFIRM of them, or all up to the end of
-/// the object). Every worker computes the same boundary for the same offset,
-/// so adjacent pieces meet exactly.
-pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usize) -> Result<u64> {
-    if nominal == 0 || nominal >= obj.size {
-        return Ok(nominal.min(obj.size));
-    }
-    // The window starts one byte early so that a record starting exactly at
-    // `nominal` (preceded by a newline) is found too.
-    let base = nominal - 1;
-    let end = (nominal + ALIGN_WINDOW).min(obj.size);
-    let window = read_range(obj, base..end)?;
-    let at_eof = end == obj.size;
-    let mut pos = 0usize;
-    while let Some(i) = memchr::memchr(b'\n', &window[pos..]) {
-        let start = pos + i + 1;
-        pos = start;
-        if start == window.len() {
-            if at_eof {
-                return Ok(obj.size);
-            }
-            break;
-        }
-        let mut c = RecordChunker::new(&window[start..], "", plan.csv.delimiter, plan.csv.quote);
-        c.set_expected_fields(fields);
-        match c.next_chunk(ALIGN_CONFIRM) {
-            Ok(Some(chunk)) if chunk.rows() == ALIGN_CONFIRM || at_eof => {
-                return Ok(base + start as u64);
-            }
-            _ => continue,
-        }
-    }
-    Err(PrepError::bad_data(
-        DataLocation {
-            file: obj.uri.clone(),
-            ..Default::default()
-        },
-        format!("found no record boundary within {} of byte {nominal} to split the file between workers", bytesize::ByteSize(ALIGN_WINDOW)),
-        Some("split the input into several files, or run with fewer workers".into()),
-    ))
-}
-
 /// What to do about a column the data lacks, by where it was named.
 fn fix_hint(setting: &str) -> String {
     if setting.starts_with("the scaler") {
@@ -777,129 +599,4 @@ fn check_same_schema(fixed: &FixedSchema, schema: &Schema, uri: &str) -> Result<
         }
     }
     Ok(())
-}
-
-/// Turns a polars parse failure into "file, line, column: value does not fit
-/// type" by re-checking the chunk's records (only on the error path).
-fn diagnose_parse_error(
-    e: PolarsError,
-    chunk: &CsvChunk,
-    schema: &Schema,
-    csv: &CsvPlan,
-    uri: &str,
-) -> PrepError {
-    let nulls: std::collections::HashSet<&str> =
-        csv.null_values.iter().map(String::as_str).collect();
-    for (line, fields) in records_of(chunk, csv.delimiter, csv.quote) {
-        for ((name, dtype), value) in schema.iter().zip(fields.iter()) {
-            if nulls.contains(value.as_str()) {
-                continue;
-            }
-            let v = value.trim();
-            let fits = match dtype {
-                DataType::Int64 => v.parse::<i64>().is_ok(),
-                DataType::Float64 => v.parse::<f64>().is_ok() || is_polars_float(v),
-                DataType::Boolean => {
-                    v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
-                }
-                _ => true,
-            };
-            if !fits {
-                let ty = match dtype {
-                    DataType::Int64 => "int64",
-                    DataType::Float64 => "float64",
-                    DataType::Boolean => "bool",
-                    _ => "its type",
-                };
-                let wider = if matches!(dtype, DataType::Int64) && v.parse::<f64>().is_ok() {
-                    "float64"
-                } else {
-                    "string"
-                };
-                return PrepError::bad_data(
-                    DataLocation {
-                        file: uri.to_string(),
-                        line: Some(line),
-                        column: Some(name.to_string()),
-                        ..Default::default()
-                    },
-                    format!("value {value:?} does not fit the column's type {ty} (inferred from the first rows)"),
-                    Some(format!(
-                        "pin the type in the pipeline: [input.schema] {name} = \"{wider}\" (or add the value to input.csv.null_values if it means missing)"
-                    )),
-                );
-            }
-        }
-    }
-    PrepError::bad_data(
-        DataLocation {
-            file: uri.to_string(),
-            line: chunk.record_lines.first().copied(),
-            ..Default::default()
-        },
-        format!("cannot parse the rows starting here: {e}"),
-        Some("check the CSV settings in [input.csv] (delimiter, quote, header)".into()),
-    )
-}
-
-fn is_polars_float(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_names_are_made_unique_like_pandas() {
-        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            column_names(h(&["", "a", "a", "b", "a"]), true),
-            h(&["Unnamed: 0", "a", "a.1", "b", "a.2"])
-        );
-        assert_eq!(
-            column_names(h(&["x", "y"]), false),
-            h(&["column_1", "column_2"])
-        );
-    }
-
-    /// Every nominal split offset must land on a true record start, even
-    /// when quoted fields contain newlines and text that looks like records.
-    #[test]
-    fn aligned_splits_land_on_record_starts() {
-        let mut data = String::from("id,text,x\n");
-        let mut starts = Vec::new();
-        for i in 0..400 {
-            starts.push(data.len() as u64);
-            let text = match i % 4 {
-                0 => "plain".to_string(),
-                1 => format!("\"tricky\n{},looks,like\n{},a row\"", i + 1, i + 2),
-                2 => "\"has \"\"quotes\"\", and, commas\"".to_string(),
-                _ => "\"\n\n\"".to_string(),
-            };
-            data.push_str(&format!("{i},{text},{i}.5\n"));
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.csv");
-        std::fs::write(&path, &data).unwrap();
-        let obj = InputObject::local(path, "t.csv".into(), data.len() as u64);
-        let plan = InputPlan::defaults("t.csv");
-        for nominal in (1..data.len() as u64).step_by(37) {
-            let got = align_csv(&obj, nominal, &plan, 3).unwrap();
-            assert!(got >= nominal);
-            assert!(
-                got == data.len() as u64 || starts.contains(&got),
-                "offset {nominal} aligned to {got}, not a record start"
-            );
-            let next = starts
-                .iter()
-                .copied()
-                .find(|s| *s >= nominal)
-                .unwrap_or(data.len() as u64);
-            assert_eq!(got, next, "the first record start at or after {nominal}");
-        }
-    }
 }

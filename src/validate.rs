@@ -38,7 +38,7 @@ fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
     let first = chunker
         .first_record(plan.input.csv.has_header)?
         .unwrap_or_default();
-    let names = crate::source::column_names(first, plan.input.csv.has_header);
+    let names = crate::csv_types::column_names(first, plan.input.csv.has_header);
     // Row size estimate from up to 1000 records (sizes only, nothing parsed).
     let sample = chunker.next_chunk(1000)?;
     let rows = sample.filter(|c| c.rows() > 0).map(|c| {
