@@ -288,6 +288,14 @@ pub fn trim_eol(mut rec: &[u8]) -> &[u8] {
 /// Splits one record into unquoted fields (used for headers and error
 /// diagnosis only; the bulk parse is polars').
 pub fn split_fields(rec: &[u8], delimiter: u8, quote: Option<u8>) -> Vec<String> {
+    split_fields_raw(rec, delimiter, quote)
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
+}
+
+/// Splits one record into unquoted fields, as bytes (UTF-8 not checked).
+pub fn split_fields_raw(rec: &[u8], delimiter: u8, quote: Option<u8>) -> Vec<Vec<u8>> {
     let mut fields = Vec::new();
     let mut cur = Vec::new();
     let mut in_quotes = false;
@@ -302,24 +310,23 @@ pub fn split_fields(rec: &[u8], delimiter: u8, quote: Option<u8>) -> Vec<String>
                 in_quotes = !in_quotes;
             }
         } else if b == delimiter && !in_quotes {
-            fields.push(String::from_utf8_lossy(&cur).into_owned());
-            cur.clear();
+            fields.push(std::mem::take(&mut cur));
         } else {
             cur.push(b);
         }
         i += 1;
     }
-    fields.push(String::from_utf8_lossy(&cur).into_owned());
+    fields.push(cur);
     fields
 }
 
-/// Iterates the records of a chunk as (line, fields); for error diagnosis.
-pub fn records_of(chunk: &CsvChunk, delimiter: u8, quote: Option<u8>) -> Vec<(u64, Vec<String>)> {
+/// Iterates the records of a chunk as (line, raw fields); for error diagnosis.
+pub fn records_of(chunk: &CsvChunk, delimiter: u8, quote: Option<u8>) -> Vec<(u64, Vec<Vec<u8>>)> {
     let mut out = Vec::with_capacity(chunk.rows());
     let mut c = RecordChunker::new(&chunk.bytes[..], "", delimiter, quote);
     let mut idx = 0;
     while let Ok(Some((s, e, _))) = c.next_record() {
-        let fields = split_fields(trim_eol(&c.buf[s..e]), delimiter, quote);
+        let fields = split_fields_raw(trim_eol(&c.buf[s..e]), delimiter, quote);
         out.push((chunk.record_lines.get(idx).copied().unwrap_or(0), fields));
         idx += 1;
     }
@@ -350,7 +357,7 @@ mod tests {
         assert_eq!(ch[1].record_lines, vec![5]);
         assert_eq!(ch[1].bytes, b"3,y\n");
         let recs = records_of(&ch[0], b',', Some(b'"'));
-        assert_eq!(recs[0].1, vec!["1", "a\nb, \"c\""]);
+        assert_eq!(recs[0].1, vec![b"1".to_vec(), b"a\nb, \"c\"".to_vec()]);
     }
 
     #[test]

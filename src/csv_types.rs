@@ -143,7 +143,29 @@ pub fn diagnose_parse_error(
 ) -> PrepError {
     let nulls: std::collections::HashSet<&str> =
         csv.null_values.iter().map(String::as_str).collect();
-    for (line, fields) in records_of(chunk, csv.delimiter, csv.quote) {
+    for (line, raw) in records_of(chunk, csv.delimiter, csv.quote) {
+        let mut fields = Vec::with_capacity(raw.len());
+        for (i, bytes) in raw.iter().enumerate() {
+            match std::str::from_utf8(bytes) {
+                Ok(v) => fields.push(v.to_string()),
+                Err(err) => {
+                    let column = schema
+                        .get_at_index(i)
+                        .map(|(n, _)| n.to_string())
+                        .unwrap_or_else(|| format!("column_{}", i + 1));
+                    return PrepError::bad_data(
+                        DataLocation {
+                            file: uri.to_string(),
+                            line: Some(line),
+                            column: Some(column),
+                            ..Default::default()
+                        },
+                        format!("the value is not valid UTF-8 ({err})"),
+                        Some("prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`".into()),
+                    );
+                }
+            }
+        }
         for ((name, dtype), value) in schema.iter().zip(fields.iter()) {
             if nulls.contains(value.as_str()) {
                 continue;

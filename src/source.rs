@@ -95,8 +95,10 @@ pub fn dtype_for(t: ColumnType) -> DataType {
     }
 }
 
+/// Parses one chunk of whole records from memory (borrowed: the chunk is
+/// still needed to locate a bad value if parsing fails).
 fn parse_csv_bytes(
-    bytes: Vec<u8>,
+    bytes: &[u8],
     schema: Option<SchemaRef>,
     csv: &CsvPlan,
 ) -> PolarsResult<DataFrame> {
@@ -288,7 +290,8 @@ impl Source {
             check_same_columns(fixed, &names, &obj.uri)?;
         }
         let mut first_row = 1u64;
-        let _ = mid_object;
+        // The schema polars parses with, fixed once the first chunk is seen.
+        let mut parse_schema: Option<SchemaRef> = None;
         for msg in rx {
             self.check_cancel()?;
             let chunk = match msg {
@@ -300,24 +303,22 @@ impl Source {
                 self.schema = Some(self.infer_schema(&chunk, &names, &obj)?);
             }
             let fixed = self.schema.as_ref().expect("schema set above");
-            let lines = chunk.record_lines.clone();
+            let parse_schema = parse_schema.get_or_insert_with(|| fixed.parse_schema());
             let rows = chunk.rows() as u64;
-            let df = match parse_csv_bytes(
-                chunk.bytes.clone(),
-                Some(fixed.parse_schema()),
-                &self.plan.csv,
-            ) {
-                Ok(df) => convert_trimmed(df, fixed, &lines, &obj.uri)?,
+            let df = match parse_csv_bytes(&chunk.bytes, Some(parse_schema.clone()), &self.plan.csv)
+            {
+                Ok(df) => convert_trimmed(df, fixed, &chunk.record_lines, &obj.uri)?,
                 Err(e) => {
                     return Err(diagnose_parse_error(
                         e,
                         &chunk,
-                        &fixed.parse_schema(),
+                        parse_schema,
                         &self.plan.csv,
                         &obj.uri,
                     ))
                 }
             };
+            let lines = chunk.record_lines;
             if df.height() as u64 != rows {
                 return Err(PrepError::bad_data(
                     DataLocation {
@@ -354,8 +355,12 @@ impl Source {
         names: &[String],
         obj: &InputObject,
     ) -> Result<FixedSchema> {
-        let inferred = parse_csv_bytes(chunk.bytes.clone(), None, &self.plan.csv).map_err(|e| {
-            diagnose_parse_error(e, chunk, &Schema::default(), &self.plan.csv, &obj.uri)
+        let inferred = parse_csv_bytes(&chunk.bytes, None, &self.plan.csv).map_err(|e| {
+            let named: Schema = names
+                .iter()
+                .map(|n| Field::new(PlSmallStr::from(n.as_str()), DataType::String))
+                .collect();
+            diagnose_parse_error(e, chunk, &named, &self.plan.csv, &obj.uri)
         })?;
         let mut schema = Schema::with_capacity(names.len());
         for (name, col) in names.iter().zip(inferred.columns()) {

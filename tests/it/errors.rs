@@ -292,3 +292,17 @@ fn numbers_with_spaces_after_the_delimiter_are_numbers_as_in_pandas() {
     let case = case_with(&data, "chunk_rows = 10");
     fails(&case, 3, &["in.csv, line 32, column ` x`", "\" oops\""]);
 }
+
+#[test]
+fn invalid_utf8_names_line_and_column() {
+    for extra in ["", "chunk_rows = 1"] {
+        let case = Case::new();
+        case.write("in.csv", b"a,b\n1,ok\n2,caf\xe9\n");
+        case.pipeline("in.csv", extra);
+        fails(
+            &case,
+            3,
+            &["in.csv, line 3, column `b`", "not valid UTF-8", "iconv"],
+        );
+    }
+}
