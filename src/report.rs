@@ -78,7 +78,8 @@ pub struct Progress {
     bytes_unit: bool,
     quiet: bool,
     phase: String,
-    total_bytes: u64,
+    /// Bytes or rows, as `bytes_unit` says.
+    total: u64,
     started: Instant,
     last_log: Instant,
     every: Duration,
@@ -122,7 +123,7 @@ impl Progress {
             bytes_unit,
             quiet,
             phase: phase.to_string(),
-            total_bytes: total,
+            total,
             started: Instant::now(),
             last_log: Instant::now(),
             every,
@@ -131,7 +132,7 @@ impl Progress {
 
     pub fn update(&mut self, bytes: u64, rows: u64) {
         if let Some(bar) = &self.bar {
-            bar.set_position(bytes.min(self.total_bytes));
+            bar.set_position(bytes.min(self.total));
             if self.bytes_unit {
                 bar.set_message(format!("{rows} rows"));
             }
@@ -142,8 +143,8 @@ impl Progress {
         }
         self.last_log = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let pct = if self.total_bytes > 0 {
-            100.0 * bytes as f64 / self.total_bytes as f64
+        let pct = if self.total > 0 {
+            100.0 * bytes as f64 / self.total as f64
         } else {
             0.0
         };
@@ -152,7 +153,7 @@ impl Progress {
             tracing::info!(
                 phase = %self.phase,
                 bytes,
-                total_bytes = self.total_bytes,
+                total_bytes = self.total,
                 rows,
                 rows_per_second = rate,
                 "{} {:.0}%: {} rows, {} of {}",
@@ -160,19 +161,19 @@ impl Progress {
                 pct.min(100.0),
                 rows,
                 bytesize::ByteSize(bytes),
-                bytesize::ByteSize(self.total_bytes)
+                bytesize::ByteSize(self.total)
             );
         } else {
             tracing::info!(
                 phase = %self.phase,
                 rows,
-                total_rows = self.total_bytes,
+                total_rows = self.total,
                 rows_per_second = rate,
                 "{} {:.0}%: {} of {} rows",
                 self.phase,
                 pct.min(100.0),
                 rows,
-                self.total_bytes
+                self.total
             );
         }
     }

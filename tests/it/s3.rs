@@ -28,11 +28,26 @@ fn run(
     endpoint: Option<&str>,
     args: &[&str],
 ) -> assert_cmd::assert::Assert {
+    run_env(case, server, endpoint, &[], args)
+}
+
+/// `prep run --quiet` on the case's pipeline against `endpoint` (the server,
+/// or a fault proxy in front of it), with extra environment variables.
+fn run_env(
+    case: &Case,
+    server: &S3Server,
+    endpoint: Option<&str>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> assert_cmd::assert::Assert {
     let mut cmd = prep();
     match endpoint {
         Some(ep) => server.apply_via(&mut cmd, ep),
         None => server.apply(&mut cmd),
     };
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.arg("run")
         .arg(case.path("pipeline.toml"))
         .arg("--quiet")
@@ -207,14 +222,13 @@ fn transient_503_and_resets_are_retried() {
             &server.uri(&bucket, &out),
             "format = \"jsonl\"",
         );
-        let mut cmd = prep();
-        server.apply_via(&mut cmd, &proxy.endpoint());
-        cmd.env("PREP_MAX_RETRIES", "5");
-        let a = cmd
-            .arg("run")
-            .arg(case.path("pipeline.toml"))
-            .arg("--quiet")
-            .assert();
+        let a = run_env(
+            &case,
+            server,
+            Some(&proxy.endpoint()),
+            &[("PREP_MAX_RETRIES", "5")],
+            &[],
+        );
         assert!(
             a.get_output().status.success(),
             "{mode:?}: {}",
@@ -238,14 +252,14 @@ fn persistent_failure_exits_4_naming_the_object() {
         &case.path("out").display().to_string(),
         "",
     );
-    let mut cmd = prep();
-    server.apply_via(&mut cmd, &proxy.endpoint());
-    cmd.env("PREP_MAX_RETRIES", "2");
-    let a = cmd
-        .arg("run")
-        .arg(case.path("pipeline.toml"))
-        .assert()
-        .code(4);
+    let a = run_env(
+        &case,
+        server,
+        Some(&proxy.endpoint()),
+        &[("PREP_MAX_RETRIES", "2")],
+        &[],
+    )
+    .code(4);
     let err = stderr_of(&a);
     assert!(err.contains(&format!("s3://{bucket}/raw/r.csv")), "{err}");
     assert!(err.contains("hint:"), "{err}");
@@ -296,14 +310,14 @@ fn access_denied_names_the_credential_source_not_the_secret() {
         &case.path("out").display().to_string(),
         "",
     );
-    let mut cmd = prep();
-    server.apply_via(&mut cmd, &proxy.endpoint());
-    cmd.env("AWS_SECRET_ACCESS_KEY", "sEcReT-vAlUe-123");
-    let a = cmd
-        .arg("run")
-        .arg(case.path("pipeline.toml"))
-        .assert()
-        .code(4);
+    let a = run_env(
+        &case,
+        server,
+        Some(&proxy.endpoint()),
+        &[("AWS_SECRET_ACCESS_KEY", "sEcReT-vAlUe-123")],
+        &[],
+    )
+    .code(4);
     let err = stderr_of(&a);
     assert!(
         err.contains("access was denied with credentials from the environment (AWS_ACCESS_KEY_ID"),
