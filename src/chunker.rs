@@ -23,6 +23,9 @@ pub struct CsvChunk {
     pub bytes: Vec<u8>,
     /// Physical line (1-based) on which each record starts.
     pub record_lines: Vec<u64>,
+    /// Byte offset in `bytes` at which each record starts, so a parser can
+    /// split the chunk between threads at record boundaries.
+    pub record_starts: Vec<usize>,
 }
 
 impl CsvChunk {
@@ -40,6 +43,7 @@ pub struct RecordChunker<R> {
     buf: Vec<u8>,
     scanned: usize,
     record_lines: Vec<u64>,
+    record_starts: Vec<usize>,
     /// Physical line number at `buf[scanned]`.
     line: u64,
     eof: bool,
@@ -61,6 +65,7 @@ impl<R: Read> RecordChunker<R> {
             buf: Vec::with_capacity(READ_BLOCK * 2),
             scanned: 0,
             record_lines: Vec::new(),
+            record_starts: Vec::new(),
             line: 1,
             eof: false,
             expected_fields: None,
@@ -93,6 +98,7 @@ impl<R: Read> RecordChunker<R> {
             self.buf.drain(..end);
             self.scanned = 0;
             self.record_lines.clear();
+            self.record_starts.clear();
             self.blank.clear();
         }
         Ok(Some(fields))
@@ -110,7 +116,22 @@ impl<R: Read> RecordChunker<R> {
         }
         let rest = self.buf.split_off(self.scanned);
         let mut bytes = std::mem::replace(&mut self.buf, rest);
+        let mut record_starts = std::mem::take(&mut self.record_starts);
         if !self.blank.is_empty() {
+            // Both lists are in byte order: shift each record start back by
+            // the blank bytes removed before it.
+            let mut removed = 0;
+            let mut blanks = self.blank.iter().peekable();
+            for start in record_starts.iter_mut() {
+                while let Some(&&(s, e)) = blanks.peek() {
+                    if s >= *start {
+                        break;
+                    }
+                    removed += e - s;
+                    blanks.next();
+                }
+                *start -= removed;
+            }
             let mut kept = Vec::with_capacity(bytes.len());
             let mut from = 0;
             for (s, e) in self.blank.drain(..) {
@@ -127,6 +148,7 @@ impl<R: Read> RecordChunker<R> {
         Ok(Some(CsvChunk {
             bytes,
             record_lines: std::mem::take(&mut self.record_lines),
+            record_starts,
         }))
     }
 
@@ -244,6 +266,7 @@ impl<R: Read> RecordChunker<R> {
                 }
             }
             self.record_lines.push(start_line);
+            self.record_starts.push(start);
             return Ok(Some((start, end, fields)));
         }
     }
@@ -356,6 +379,8 @@ mod tests {
         assert_eq!(ch[0].record_lines, vec![2, 4]);
         assert_eq!(ch[1].record_lines, vec![5]);
         assert_eq!(ch[1].bytes, b"3,y\n");
+        assert_eq!(ch[0].record_starts, vec![0, 15]);
+        assert_eq!(ch[1].record_starts, vec![0]);
         let recs = records_of(&ch[0], b',', Some(b'"'));
         assert_eq!(recs[0].1, vec![b"1".to_vec(), b"a\nb, \"c\"".to_vec()]);
     }
@@ -376,6 +401,11 @@ mod tests {
         assert_eq!(
             ch[0].bytes, b"1,2\r\n3,4\r\n",
             "blank lines are not passed to the parser"
+        );
+        assert_eq!(
+            ch[0].record_starts,
+            vec![0, 5],
+            "starts skip the blank line"
         );
     }
 

@@ -11,7 +11,7 @@
 //! | TOML as written → validated plan | [`config`] → [`plan`] |
 //! | listing, reading, atomic writes | [`store`] |
 //! | CSV record splitting (bounded memory) | [`chunker`] |
-//! | chunked CSV / Parquet readers | [`source`], [`csv_types`], [`parquet_input`] |
+//! | chunked CSV / Parquet readers | [`source`], [`csv_fast`], [`csv_types`], [`parquet_input`] |
 //! | splitting one object between workers | [`split`] |
 //! | column names → roles | [`columns`] |
 //! | drop nulls, non-finite policy | [`clean`] |
@@ -30,6 +30,7 @@ pub mod clean;
 pub mod cli;
 pub mod columns;
 pub mod config;
+pub mod csv_fast;
 pub mod csv_types;
 pub mod encode;
 pub mod error;

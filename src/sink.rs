@@ -14,6 +14,7 @@
 use std::io::Write;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::encode::{csv_header, encode_rows, EncodedRows, TextFormat};
@@ -79,8 +80,85 @@ enum OpenShard {
     },
     Parquet {
         writer: Box<polars::io::parquet::write::BatchedWriter<PendingFile>>,
+        encoder: Box<RowGroupEncoder>,
         file: PendingFile,
     },
+}
+
+/// Encodes and compresses a row group's pages on every core.
+///
+/// polars' `BatchedWriter::write_batch` compresses pages lazily, on the
+/// thread that writes the file: one core zstd-compressed the whole output
+/// (a text column dominates, so per-column parallelism does not help). Here
+/// columns are encoded in parallel, then every page is compressed in
+/// parallel, and the writer only appends finished bytes.
+struct RowGroupEncoder {
+    fields: Vec<polars_parquet::write::ParquetType>,
+    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    options: polars_parquet::write::WriteOptions,
+}
+
+impl RowGroupEncoder {
+    fn new(
+        writer: &mut polars::io::parquet::write::BatchedWriter<PendingFile>,
+        schema: &Schema,
+        compression: ParquetCompression,
+    ) -> Self {
+        let arrow = schema.to_arrow(CompatLevel::newest());
+        RowGroupEncoder {
+            fields: writer.parquet_schema().fields().to_vec(),
+            encodings: polars::io::parquet::write::get_encodings(&arrow).to_vec(),
+            options: polars_parquet::write::WriteOptions {
+                statistics: polars::io::parquet::write::StatisticsOptions::default(),
+                compression: compression.into(),
+                version: polars_parquet::write::Version::V1,
+                data_page_size: None,
+            },
+        }
+    }
+
+    /// Writes `df` as row groups (one per aligned chunk), pages compressed in parallel.
+    fn write(
+        &self,
+        writer: &mut polars::io::parquet::write::BatchedWriter<PendingFile>,
+        df: &DataFrame,
+    ) -> PolarsResult<()> {
+        use polars_parquet::write::{array_to_columns, compress, CompressedPage, Page};
+        let mut df = df.clone();
+        df.rechunk_mut();
+        for batch in df.iter_chunks(CompatLevel::newest(), false) {
+            let rows = batch.len();
+            if rows == 0 {
+                continue;
+            }
+            let encoded: Vec<Vec<Vec<Page>>> = batch
+                .columns()
+                .par_iter()
+                .zip(self.fields.par_iter())
+                .zip(self.encodings.par_iter())
+                .map(|((array, ty), enc)| {
+                    array_to_columns(array, ty.clone(), self.options, enc)?
+                        .into_iter()
+                        .map(|pages| pages.collect::<PolarsResult<Vec<Page>>>())
+                        .collect()
+                })
+                .collect::<PolarsResult<_>>()?;
+            // One list per leaf column, in schema order.
+            let leaves: Vec<Vec<Page>> = encoded.into_iter().flatten().collect();
+            let compression = self.options.compression;
+            let compressed: Vec<Vec<CompressedPage>> = leaves
+                .into_par_iter()
+                .map(|pages| {
+                    pages
+                        .into_par_iter()
+                        .map(|p| compress(p, Vec::new(), compression).map_err(PolarsError::from))
+                        .collect::<PolarsResult<Vec<_>>>()
+                })
+                .collect::<PolarsResult<_>>()?;
+            writer.write_row_group(rows as u64, &compressed)?;
+        }
+        Ok(())
+    }
 }
 
 struct Current {
@@ -135,18 +213,21 @@ impl ShardSink {
                         polars_parquet::write::ZstdLevel::try_new(zstd_level()).ok(),
                     ),
                 };
-                let writer = ParquetWriter::new(file.clone())
+                let schema = schema.expect("parquet shards are opened with a schema");
+                let mut writer = ParquetWriter::new(file.clone())
                     .with_compression(compression)
-                    .batched(schema.expect("parquet shards are opened with a schema"))
+                    .batched(schema)
                     .map_err(|e| {
                         PrepError::polars(
                             format!("starting Parquet shard {}", self.out.display(&name)),
                             e,
                         )
                     })?;
+                let encoder = RowGroupEncoder::new(&mut writer, schema, compression);
                 (
                     OpenShard::Parquet {
                         writer: Box::new(writer),
+                        encoder: Box::new(encoder),
                         file,
                     },
                     0,
@@ -184,7 +265,7 @@ impl ShardSink {
         };
         let size = match cur.shard {
             OpenShard::Text { out } => out.commit()?,
-            OpenShard::Parquet { writer, file } => {
+            OpenShard::Parquet { writer, file, .. } => {
                 writer.finish().map_err(|e| {
                     PrepError::polars(
                         format!("finishing Parquet shard {}", self.out.display(&cur.name)),
@@ -327,10 +408,13 @@ impl ShardSink {
             }
             let slice = df.slice(next as i64, k);
             let cur = self.current.as_mut().expect("opened");
-            let OpenShard::Parquet { writer, .. } = &mut cur.shard else {
+            let OpenShard::Parquet {
+                writer, encoder, ..
+            } = &mut cur.shard
+            else {
                 unreachable!("parquet shard")
             };
-            writer.write_batch(&slice).map_err(|e| {
+            encoder.write(writer, &slice).map_err(|e| {
                 PrepError::polars(
                     format!("writing Parquet shard {}", self.out.display(&cur.name)),
                     e,

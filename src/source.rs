@@ -15,6 +15,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::chunker::{CsvChunk, RecordChunker};
+use crate::csv_fast::FastCsv;
 use crate::csv_types::{column_names, convert_trimmed, detect_trimmed, diagnose_parse_error};
 use crate::error::{did_you_mean, DataLocation, PrepError, Result};
 use crate::parquet_input::ParquetInput;
@@ -97,7 +98,7 @@ pub fn dtype_for(t: ColumnType) -> DataType {
 
 /// Parses one chunk of whole records from memory (borrowed: the chunk is
 /// still needed to locate a bad value if parsing fails).
-fn parse_csv_bytes(
+pub(crate) fn parse_csv_bytes(
     bytes: &[u8],
     schema: Option<SchemaRef>,
     csv: &CsvPlan,
@@ -290,8 +291,10 @@ impl Source {
             check_same_columns(fixed, &names, &obj.uri)?;
         }
         let mut first_row = 1u64;
-        // The schema polars parses with, fixed once the first chunk is seen.
+        // The schema polars parses with, fixed once the first chunk is seen,
+        // and the fast parser for it (None: polars parses every chunk).
         let mut parse_schema: Option<SchemaRef> = None;
+        let mut fast: Option<Option<FastCsv>> = None;
         for msg in rx {
             self.check_cancel()?;
             let chunk = match msg {
@@ -304,9 +307,17 @@ impl Source {
             }
             let fixed = self.schema.as_ref().expect("schema set above");
             let parse_schema = parse_schema.get_or_insert_with(|| fixed.parse_schema());
+            let fast = fast.get_or_insert_with(|| {
+                fast_parser_enabled()
+                    .then(|| FastCsv::new(parse_schema, &self.plan.csv))
+                    .flatten()
+            });
             let rows = chunk.rows() as u64;
-            let df = match parse_csv_bytes(&chunk.bytes, Some(parse_schema.clone()), &self.plan.csv)
-            {
+            let parsed = match fast.as_ref().and_then(|f| f.parse(&chunk)) {
+                Some(df) => Ok(df),
+                None => parse_csv_bytes(&chunk.bytes, Some(parse_schema.clone()), &self.plan.csv),
+            };
+            let df = match parsed {
                 Ok(df) => convert_trimmed(df, fixed, &chunk.record_lines, &obj.uri)?,
                 Err(e) => {
                     return Err(diagnose_parse_error(
@@ -440,6 +451,12 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// `PREP_CSV_PARSER=polars` parses every chunk with polars (to compare the
+/// two paths, or to rule the fast one out when chasing a problem).
+fn fast_parser_enabled() -> bool {
+    std::env::var("PREP_CSV_PARSER").map_or(true, |v| v != "polars")
 }
 
 enum Msg {

@@ -584,11 +584,27 @@ impl LocalTarget {
         self.writer
             .flush()
             .map_err(|e| storage("writing", &self.final_path, e))?;
+        start_writeback(self.writer.get_ref());
         let tmp = self.tmp_path.take().expect("committed once");
         std::fs::rename(&tmp, &self.final_path)
             .map_err(|e| storage("renaming into", &self.final_path, e))
     }
 }
+
+/// Starts writing a finished shard to disk without waiting for it, so the
+/// fsync before `_SUCCESS` finds little left to do (measured: it took
+/// 0.8 s for 2 GB of JSON Lines when every page was still dirty).
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call only schedules I/O.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File) {}
 
 impl Drop for LocalTarget {
     fn drop(&mut self) {
