@@ -115,6 +115,7 @@ pub fn apply(
         bytes_in: source.bytes_read.load(Ordering::Relaxed),
         bytes_out: shards.iter().map(|s| s.bytes).sum(),
         seconds: BTreeMap::from([("total".to_string(), total)]),
+        busy_seconds: crate::timings::snapshot(),
         rows_per_second: (rows as f64 / total.max(1e-9)).round(),
     };
     out.put("_SUCCESS", &report.to_json())?;

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | command line, error rendering | [`cli`] |
 //! | TOML as written → validated plan | [`config`] → [`plan`] |
-//! | listing, reading, atomic writes | [`store`] |
+//! | listing, reading, atomic writes | [`store`], [`direct_file`] |
 //! | CSV record splitting (bounded memory) | [`chunker`] |
 //! | chunked CSV / Parquet readers | [`source`], [`csv_fast`], [`csv_types`], [`parquet_input`] |
 //! | splitting one object between workers | [`split`] |
@@ -21,7 +21,7 @@
 //! | row encoders, shards, manifest | [`encode`], [`sink`] |
 //! | orchestration | [`run`], [`validate`], [`inspect`], [`apply`] |
 //! | scale-out: identity, split, partials, barrier | [`worker`] |
-//! | run report, progress | [`report`] |
+//! | run report, progress, busy time per stage | [`report`], [`timings`] |
 //! | errors and exit codes | [`error`] |
 
 pub mod apply;
@@ -32,6 +32,7 @@ pub mod columns;
 pub mod config;
 pub mod csv_fast;
 pub mod csv_types;
+pub mod direct_file;
 pub mod encode;
 pub mod error;
 pub mod inspect;
@@ -48,5 +49,6 @@ pub mod spill;
 pub mod split;
 pub mod stats;
 pub mod store;
+pub mod timings;
 pub mod validate;
 pub mod worker;

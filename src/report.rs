@@ -36,6 +36,9 @@ pub struct RunReport {
     pub bytes_out: u64,
     /// Seconds per phase: fit, transform, finalize, total.
     pub seconds: BTreeMap<String, f64>,
+    /// Busy seconds per stage, summed over threads (see `timings.rs`): the
+    /// stage nearest the wall time is the one that bounds the run.
+    pub busy_seconds: BTreeMap<String, f64>,
     pub rows_per_second: f64,
 }
 

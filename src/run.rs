@@ -31,6 +31,7 @@ use crate::source::{FixedSchema, Piece, Source};
 use crate::spill::Spill;
 use crate::stats::Moments;
 use crate::store::{list_inputs, put_uri, without_output, InputObject, OutputDir};
+use crate::timings::{timed, Stage};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -195,7 +196,7 @@ pub fn fit_pass(
             scope.spawn(move || -> Result<Spill> {
                 let mut spill = Spill::new()?;
                 for mut df in rx {
-                    spill.write(&mut df)?;
+                    timed(Stage::SpillWrite, || spill.write(&mut df))?;
                 }
                 Ok(spill)
             })
@@ -212,16 +213,19 @@ pub fn fit_pass(
                 resolved = Some((cols, cleaner));
             }
             let (cols, cleaner) = resolved.as_ref().expect("resolved above");
-            let (df, c) = cleaner.apply(chunk, &src.files)?;
+            let (df, c) = timed(Stage::Clean, || cleaner.apply(chunk, &src.files))?;
             counts.add(&c);
-            let updates: Vec<Result<Vec<f64>>> = cols
-                .scaled
-                .par_iter()
-                .map(|c| finite_values(&df, c))
-                .collect();
-            for (m, values) in moments.iter_mut().zip(updates) {
-                m.update(&values?);
-            }
+            timed(Stage::Stats, || -> Result<()> {
+                let updates: Vec<Result<Vec<f64>>> = cols
+                    .scaled
+                    .par_iter()
+                    .map(|c| finite_values(&df, c))
+                    .collect();
+                for (m, values) in moments.iter_mut().zip(updates) {
+                    m.update(&values?);
+                }
+                Ok(())
+            })?;
             if spill_mode && tx.send(df).is_err() {
                 return Err(consumer_gone());
             }
@@ -292,7 +296,10 @@ pub fn transform_pass(
             match spill {
                 Some(spill) => {
                     for i in 0..spill.chunks() {
-                        if in_tx.send(spill.take(i)).is_err() {
+                        if in_tx
+                            .send(timed(Stage::SpillRead, || spill.take(i)))
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -305,7 +312,7 @@ pub fn transform_pass(
                         source = source.with_pieces(p.to_vec());
                     }
                     source.for_each_chunk(&mut |chunk, src| {
-                        let (df, _) = cleaner.apply(chunk, &src.files)?;
+                        let (df, _) = timed(Stage::Clean, || cleaner.apply(chunk, &src.files))?;
                         in_tx.send(Ok(df)).map_err(|_| consumer_gone())
                     })
                 }
@@ -327,10 +334,14 @@ pub fn transform_pass(
                 if cancel.load(Ordering::Relaxed) {
                     return Err(interrupted());
                 }
-                let scaled = scaler.apply(df?)?;
-                let projected = project(scaled, &resolved.output)?;
+                let df = df?;
+                let projected = timed(Stage::Scale, || {
+                    scaler
+                        .apply(df)
+                        .and_then(|scaled| project(scaled, &resolved.output))
+                })?;
                 written += projected.height() as u64;
-                let batch = ShardSink::prepare(format, &projected)?;
+                let batch = timed(Stage::Encode, || ShardSink::prepare(format, &projected))?;
                 out_tx
                     .send(WriterMsg::Batch(batch))
                     .map_err(|_| consumer_gone())?;
@@ -487,6 +498,7 @@ pub fn run_report(
         bytes_in,
         bytes_out: shards.iter().map(|s| s.bytes).sum(),
         seconds,
+        busy_seconds: crate::timings::snapshot(),
         rows_per_second: (counts.rows_in as f64 / total.max(1e-9)).round(),
     }
 }

@@ -21,6 +21,7 @@ use crate::encode::{csv_header, encode_rows, EncodedRows, TextFormat};
 use crate::error::{PrepError, Result};
 use crate::plan::{OutputCompression, OutputFormat};
 use crate::store::{storage_uri, OutputDir, PendingFile};
+use crate::timings::{timed, Stage};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ShardInfo {
@@ -123,7 +124,6 @@ impl RowGroupEncoder {
         writer: &mut polars::io::parquet::write::BatchedWriter<PendingFile>,
         df: &DataFrame,
     ) -> PolarsResult<()> {
-        use polars_parquet::write::{array_to_columns, compress, CompressedPage, Page};
         let mut df = df.clone();
         df.rechunk_mut();
         for batch in df.iter_chunks(CompatLevel::newest(), false) {
@@ -131,6 +131,21 @@ impl RowGroupEncoder {
             if rows == 0 {
                 continue;
             }
+            let compressed = timed(Stage::Encode, || self.encode(&batch))?;
+            timed(Stage::Write, || {
+                writer.write_row_group(rows as u64, &compressed)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One row group's pages, encoded and compressed on every core.
+    fn encode(
+        &self,
+        batch: &polars_arrow::record_batch::RecordBatch,
+    ) -> PolarsResult<Vec<Vec<polars_parquet::write::CompressedPage>>> {
+        use polars_parquet::write::{array_to_columns, compress, CompressedPage, Page};
+        {
             let encoded: Vec<Vec<Vec<Page>>> = batch
                 .columns()
                 .par_iter()
@@ -155,9 +170,8 @@ impl RowGroupEncoder {
                         .collect::<PolarsResult<Vec<_>>>()
                 })
                 .collect::<PolarsResult<_>>()?;
-            writer.write_row_group(rows as u64, &compressed)?;
+            Ok(compressed)
         }
-        Ok(())
     }
 }
 
@@ -377,7 +391,7 @@ impl ShardSink {
             let OpenShard::Text { out } = &mut cur.shard else {
                 unreachable!("text shard")
             };
-            out.write_all(&rows.bytes[base..end])
+            timed(Stage::Write, || out.write_all(&rows.bytes[base..end]))
                 .map_err(|e| storage_uri("writing", &self.out.display(&cur.name), e))?;
             cur.rows += k;
             cur.bytes += (end - base) as u64;

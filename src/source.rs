@@ -9,7 +9,7 @@
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Arc;
 
 use polars::prelude::*;
@@ -22,6 +22,7 @@ use crate::parquet_input::ParquetInput;
 use crate::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
 use crate::split::{align_csv, first_record_of};
 use crate::store::{open_read, open_read_range, InputObject};
+use crate::timings::{timed, Stage};
 
 /// Which part of an object a reader covers. Scale-out splits a large object
 /// between workers: Parquet by row groups, uncompressed CSV by byte ranges
@@ -279,7 +280,8 @@ impl Source {
         if let (true, Some(r)) = (mid_object, &range) {
             obj.uri = format!("{} (from byte {})", obj.uri, r.start);
         }
-        let rx = spawn_chunker(&obj, &self.plan, self.bytes_read.clone(), range, header)?;
+        let (rx, recycle) =
+            spawn_chunker(&obj, &self.plan, self.bytes_read.clone(), range, header)?;
         let header = match rx.recv() {
             Ok(Msg::Header(h)) => h,
             Ok(Msg::Failed(e)) => return Err(e),
@@ -313,10 +315,14 @@ impl Source {
                     .flatten()
             });
             let rows = chunk.rows() as u64;
-            let parsed = match fast.as_ref().and_then(|f| f.parse(&chunk)) {
-                Some(df) => Ok(df),
-                None => parse_csv_bytes(&chunk.bytes, Some(parse_schema.clone()), &self.plan.csv),
-            };
+            let parsed = timed(Stage::Parse, || {
+                match fast.as_ref().and_then(|f| f.parse(&chunk)) {
+                    Some(df) => Ok(df),
+                    None => {
+                        parse_csv_bytes(&chunk.bytes, Some(parse_schema.clone()), &self.plan.csv)
+                    }
+                }
+            });
             let df = match parsed {
                 Ok(df) => convert_trimmed(df, fixed, &chunk.record_lines, &obj.uri)?,
                 Err(e) => {
@@ -329,7 +335,13 @@ impl Source {
                     ))
                 }
             };
-            let lines = chunk.record_lines;
+            let CsvChunk {
+                bytes,
+                record_lines: lines,
+                ..
+            } = chunk;
+            // The reader thread stops first on error, so a failed send is fine.
+            let _ = recycle.send(bytes);
             if df.height() as u64 != rows {
                 return Err(PrepError::bad_data(
                     DataLocation {
@@ -433,7 +445,7 @@ impl Source {
         while offset < stop {
             self.check_cancel()?;
             let len = chunk_rows.min(stop - offset);
-            let df = input.read(offset, len)?;
+            let df = timed(Stage::Read, || input.read(offset, len))?;
             self.bytes_read.fetch_add(
                 (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
                 Ordering::Relaxed,
@@ -474,12 +486,13 @@ fn spawn_chunker(
     counter: Arc<AtomicU64>,
     range: Option<std::ops::Range<u64>>,
     known_header: Option<Vec<String>>,
-) -> Result<Receiver<Msg>> {
+) -> Result<(Receiver<Msg>, Sender<Vec<u8>>)> {
     let reader = match &range {
         Some(r) => open_read_range(obj, r.clone(), counter)?,
         None => open_read(obj, counter)?,
     };
     let (tx, rx) = sync_channel(2);
+    let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
     let uri = obj.uri.clone();
     let csv = plan.csv.clone();
     let chunk_rows = plan.chunk_rows.get();
@@ -507,7 +520,10 @@ fn spawn_chunker(
                 return;
             }
             loop {
-                match chunker.next_chunk(chunk_rows) {
+                while let Ok(buf) = recycle_rx.try_recv() {
+                    chunker.recycle(buf);
+                }
+                match timed(Stage::Read, || chunker.next_chunk(chunk_rows)) {
                     Ok(Some(c)) => {
                         if tx.send(Msg::Chunk(c)).is_err() {
                             return;
@@ -522,7 +538,7 @@ fn spawn_chunker(
             }
         })
         .map_err(|e| PrepError::io("starting the CSV reader thread", e))?;
-    Ok(rx)
+    Ok((rx, recycle_tx))
 }
 
 /// What to do about a column the data lacks, by where it was named.

@@ -7,12 +7,12 @@
 //! and each file is deleted as soon as it has been read back. The directory
 //! is removed when the spill is dropped, also when the run fails.
 
-use std::fs::File;
-use std::io::{BufWriter, Cursor};
+use std::io::Cursor;
 use std::path::PathBuf;
 
 use polars::prelude::*;
 
+use crate::direct_file::OutputFile;
 use crate::error::{PrepError, Result};
 
 pub struct Spill {
@@ -48,12 +48,13 @@ impl Spill {
             .dir
             .path()
             .join(format!("chunk-{:06}.arrow", self.files.len()));
-        let file = File::create(&path)
+        let mut w = OutputFile::create(&path)
             .map_err(|e| PrepError::io(format!("creating spill file {}", path.display()), e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
         IpcWriter::new(&mut w)
             .finish(df)
             .map_err(|e| PrepError::polars(format!("writing spill file {}", path.display()), e))?;
+        w.finish()
+            .map_err(|e| PrepError::io(format!("writing spill file {}", path.display()), e))?;
         drop(w);
         self.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         self.files.push(path);

@@ -9,11 +9,12 @@
 //! a reader never sees a half-written shard under its final name.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::direct_file::OutputFile;
 use crate::error::{PrepError, Result};
 use crate::plan::StoragePlan;
 use crate::remote::{self, RemoteLocation};
@@ -522,9 +523,9 @@ impl OutputDir {
                     .unwrap_or_default();
                 let tmp_path = parent.join(format!(".{file_name}.inprogress"));
                 let file =
-                    File::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
+                    OutputFile::create(&tmp_path).map_err(|e| storage("creating", &tmp_path, e))?;
                 Target::Local(LocalTarget {
-                    writer: BufWriter::with_capacity(1 << 20, file),
+                    writer: file,
                     tmp_path: Some(tmp_path),
                     final_path,
                 })
@@ -574,7 +575,7 @@ impl OutputDir {
 }
 
 struct LocalTarget {
-    writer: BufWriter<File>,
+    writer: OutputFile,
     tmp_path: Option<PathBuf>,
     final_path: PathBuf,
 }
@@ -582,7 +583,7 @@ struct LocalTarget {
 impl LocalTarget {
     fn commit(mut self) -> Result<()> {
         self.writer
-            .flush()
+            .finish()
             .map_err(|e| storage("writing", &self.final_path, e))?;
         start_writeback(self.writer.get_ref());
         let tmp = self.tmp_path.take().expect("committed once");
