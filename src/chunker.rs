@@ -10,7 +10,7 @@
 
 use std::io::Read;
 
-use memchr::{memchr2, memchr3};
+use memchr::{memchr, memchr2, memchr3};
 
 use crate::error::{DataLocation, PrepError, Result};
 
@@ -55,6 +55,8 @@ pub struct RecordChunker<R> {
     blank: Vec<(usize, usize)>,
     /// Buffers of parsed chunks, handed back for reuse (see [`Self::recycle`]).
     spare: Vec<Vec<u8>>,
+    /// Whether `next_record` counts fields (see [`Self::leave_field_counts`]).
+    count_fields: bool,
 }
 
 impl<R: Read> RecordChunker<R> {
@@ -75,7 +77,16 @@ impl<R: Read> RecordChunker<R> {
             started: false,
             blank: Vec::new(),
             spare: Vec::new(),
+            count_fields: true,
         }
+    }
+
+    /// Stops checking field counts while scanning: the scan then stops only
+    /// at quotes and newlines, not at every delimiter. For a parser that
+    /// checks each record's shape itself (the fast path in `csv_fast.rs`);
+    /// [`check_field_counts`] names the ragged line when it finds one.
+    pub fn leave_field_counts(&mut self) {
+        self.count_fields = false;
     }
 
     /// Takes back a chunk's buffer once it is parsed. Each chunk needs a new
@@ -217,10 +228,11 @@ impl<R: Read> RecordChunker<R> {
             let mut lines_inside = 0u64;
             let end = loop {
                 let hay = &self.buf[pos..];
-                let hit = match (in_quotes, self.quote) {
+                let hit = match (in_quotes || !self.count_fields, self.quote) {
                     (true, Some(q)) => memchr2(q, b'\n', hay),
                     (false, Some(q)) => memchr3(self.delimiter, q, b'\n', hay),
-                    (_, None) => memchr2(self.delimiter, b'\n', hay),
+                    (true, None) => memchr(b'\n', hay),
+                    (false, None) => memchr2(self.delimiter, b'\n', hay),
                 };
                 match hit {
                     Some(i) => {
@@ -270,17 +282,9 @@ impl<R: Read> RecordChunker<R> {
                 self.blank.push((start, end));
                 continue; // blank line
             }
-            if let Some(expected) = self.expected_fields {
+            if let (Some(expected), true) = (self.expected_fields, self.count_fields) {
                 if fields != expected {
-                    return Err(PrepError::bad_data(
-                        DataLocation {
-                            file: self.file.clone(),
-                            line: Some(start_line),
-                            ..Default::default()
-                        },
-                        format!("expected {expected} fields (as in the header), found {fields}"),
-                        Some("fix or remove that row; a field containing the delimiter, a quote or a newline must be quoted".into()),
-                    ));
+                    return Err(ragged(&self.file, start_line, expected, fields));
                 }
             }
             self.record_lines.push(start_line);
@@ -288,6 +292,42 @@ impl<R: Read> RecordChunker<R> {
             return Ok(Some((start, end, fields)));
         }
     }
+}
+
+fn ragged(file: &str, line: u64, expected: usize, found: usize) -> PrepError {
+    PrepError::bad_data(
+        DataLocation {
+            file: file.to_string(),
+            line: Some(line),
+            ..Default::default()
+        },
+        format!("expected {expected} fields (as in the header), found {found}"),
+        Some("fix or remove that row; a field containing the delimiter, a quote or a newline must be quoted".into()),
+    )
+}
+
+/// Checks that every record of a chunk read with
+/// [`RecordChunker::leave_field_counts`] has `expected` fields; the error
+/// names the first line that does not.
+pub fn check_field_counts(
+    chunk: &CsvChunk,
+    expected: usize,
+    file: &str,
+    delimiter: u8,
+    quote: Option<u8>,
+) -> Result<()> {
+    for (k, &start) in chunk.record_starts.iter().enumerate() {
+        let end = chunk
+            .record_starts
+            .get(k + 1)
+            .copied()
+            .unwrap_or(chunk.bytes.len());
+        let found = split_fields_raw(trim_eol(&chunk.bytes[start..end]), delimiter, quote).len();
+        if found != expected {
+            return Err(ragged(file, chunk.record_lines[k], expected, found));
+        }
+    }
+    Ok(())
 }
 
 fn read_error(file: &str, e: std::io::Error) -> PrepError {
@@ -424,6 +464,23 @@ mod tests {
             ch[0].record_starts,
             vec![0, 5],
             "starts skip the blank line"
+        );
+    }
+
+    #[test]
+    fn ragged_rows_are_found_later_when_counts_are_left() {
+        let data = b"a,b\n1,2\n\n\"x\ny\",2,3\n4,5\n";
+        let mut c = RecordChunker::new(&data[..], "t.csv", b',', Some(b'"'));
+        c.first_record(true).unwrap();
+        c.leave_field_counts();
+        let chunk = c.next_chunk(10).unwrap().unwrap();
+        assert_eq!(chunk.rows(), 3);
+        let err = check_field_counts(&chunk, 2, "t.csv", b',', Some(b'"')).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("t.csv, line 4"), "{msg}");
+        assert!(
+            msg.contains("expected 2 fields (as in the header), found 3"),
+            "{msg}"
         );
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::chunker::{CsvChunk, RecordChunker};
+use crate::chunker::{check_field_counts, CsvChunk, RecordChunker};
 use crate::csv_fast::FastCsv;
 use crate::csv_types::{column_names, convert_trimmed, detect_trimmed, diagnose_parse_error};
 use crate::error::{did_you_mean, DataLocation, PrepError, Result};
@@ -280,8 +280,24 @@ impl Source {
         if let (true, Some(r)) = (mid_object, &range) {
             obj.uri = format!("{} (from byte {})", obj.uri, r.start);
         }
-        let (rx, recycle) =
-            spawn_chunker(&obj, &self.plan, self.bytes_read.clone(), range, header)?;
+        // The fast parser checks every record's shape, so the reader need
+        // not count fields; `check_field_counts` names a ragged line.
+        let counts_left = fast_parser_enabled();
+        let (rx, recycle) = spawn_chunker(
+            &obj,
+            &self.plan,
+            self.bytes_read.clone(),
+            range,
+            header,
+            counts_left,
+        )?;
+        let csv = &self.plan.csv;
+        let check_counts = |chunk: &CsvChunk, expected: usize| -> Result<()> {
+            if counts_left {
+                check_field_counts(chunk, expected, &obj.uri, csv.delimiter, csv.quote)?;
+            }
+            Ok(())
+        };
         let header = match rx.recv() {
             Ok(Msg::Header(h)) => h,
             Ok(Msg::Failed(e)) => return Err(e),
@@ -305,6 +321,7 @@ impl Source {
                 Msg::Header(_) => unreachable!("header comes first"),
             };
             if self.schema.is_none() {
+                check_counts(&chunk, names.len())?;
                 self.schema = Some(self.infer_schema(&chunk, &names, &obj)?);
             }
             let fixed = self.schema.as_ref().expect("schema set above");
@@ -315,14 +332,17 @@ impl Source {
                     .flatten()
             });
             let rows = chunk.rows() as u64;
-            let parsed = timed(Stage::Parse, || {
-                match fast.as_ref().and_then(|f| f.parse(&chunk)) {
-                    Some(df) => Ok(df),
-                    None => {
-                        parse_csv_bytes(&chunk.bytes, Some(parse_schema.clone()), &self.plan.csv)
-                    }
+            let parsed = timed(Stage::Parse, || -> Result<PolarsResult<DataFrame>> {
+                if let Some(df) = fast.as_ref().and_then(|f| f.parse(&chunk)) {
+                    return Ok(Ok(df));
                 }
-            });
+                check_counts(&chunk, names.len())?;
+                Ok(parse_csv_bytes(
+                    &chunk.bytes,
+                    Some(parse_schema.clone()),
+                    &self.plan.csv,
+                ))
+            })?;
             let df = match parsed {
                 Ok(df) => convert_trimmed(df, fixed, &chunk.record_lines, &obj.uri)?,
                 Err(e) => {
@@ -486,6 +506,7 @@ fn spawn_chunker(
     counter: Arc<AtomicU64>,
     range: Option<std::ops::Range<u64>>,
     known_header: Option<Vec<String>>,
+    leave_field_counts: bool,
 ) -> Result<(Receiver<Msg>, Sender<Vec<u8>>)> {
     let reader = match &range {
         Some(r) => open_read_range(obj, r.clone(), counter)?,
@@ -516,6 +537,9 @@ fn spawn_chunker(
                     return;
                 }
             };
+            if leave_field_counts {
+                chunker.leave_field_counts();
+            }
             if tx.send(Msg::Header(header)).is_err() {
                 return;
             }
