@@ -237,8 +237,26 @@ pub fn csv_header(names: &[String]) -> Vec<u8> {
     out
 }
 
-/// Encodes every row of `df` (column names as JSON keys for JSONL).
+/// Encodes every row of `df` (column names as JSON keys for JSONL), as one buffer.
 pub fn encode_rows(df: &DataFrame, fmt: TextFormat) -> Result<EncodedRows> {
+    let parts = encode_row_parts(df, fmt)?;
+    let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
+    let mut all = EncodedRows {
+        bytes: Vec::with_capacity(total),
+        ends: Vec::with_capacity(df.height()),
+    };
+    for p in parts {
+        let base = all.bytes.len();
+        all.bytes.extend_from_slice(&p.bytes);
+        all.ends.extend(p.ends.iter().map(|e| e + base));
+    }
+    Ok(all)
+}
+
+/// Encodes every row of `df` in parallel, as consecutive runs of rows. The
+/// sink writes the runs one after another: joining them into one buffer
+/// would copy the whole output once more on a single thread.
+pub fn encode_row_parts(df: &DataFrame, fmt: TextFormat) -> Result<Vec<EncodedRows>> {
     let df = normalize(df)?;
     let cols = views(&df);
     let keys: Vec<Vec<u8>> = df
@@ -290,17 +308,7 @@ pub fn encode_rows(df: &DataFrame, fmt: TextFormat) -> Result<EncodedRows> {
             out
         })
         .collect();
-    let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
-    let mut all = EncodedRows {
-        bytes: Vec::with_capacity(total),
-        ends: Vec::with_capacity(n),
-    };
-    for p in parts {
-        let base = all.bytes.len();
-        all.bytes.extend_from_slice(&p.bytes);
-        all.ends.extend(p.ends.iter().map(|e| e + base));
-    }
-    Ok(all)
+    Ok(parts)
 }
 
 #[cfg(test)]

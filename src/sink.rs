@@ -17,7 +17,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::encode::{csv_header, encode_rows, EncodedRows, TextFormat};
+use crate::encode::{csv_header, encode_row_parts, EncodedRows, TextFormat};
 use crate::error::{PrepError, Result};
 use crate::plan::{OutputCompression, OutputFormat};
 use crate::store::{storage_uri, OutputDir, PendingFile};
@@ -44,7 +44,8 @@ pub struct SinkOptions {
 /// A chunk ready for the writer: encoded rows (JSONL/CSV) or a frame (Parquet).
 pub enum SinkBatch {
     Text {
-        rows: EncodedRows,
+        /// Consecutive runs of rows, in order.
+        rows: Vec<EncodedRows>,
         names: Vec<String>,
     },
     Frame(DataFrame),
@@ -336,11 +337,11 @@ impl ShardSink {
         Ok(match format {
             OutputFormat::Parquet => SinkBatch::Frame(df.clone()),
             OutputFormat::Jsonl => SinkBatch::Text {
-                rows: encode_rows(df, TextFormat::Jsonl)?,
+                rows: encode_row_parts(df, TextFormat::Jsonl)?,
                 names: names(),
             },
             OutputFormat::Csv => SinkBatch::Text {
-                rows: encode_rows(df, TextFormat::Csv)?,
+                rows: encode_row_parts(df, TextFormat::Csv)?,
                 names: names(),
             },
         })
@@ -361,7 +362,7 @@ impl ShardSink {
                 if self.header.is_empty() {
                     self.header = csv_header(&names);
                 }
-                self.write_text(&rows)
+                rows.iter().try_for_each(|part| self.write_text(part))
             }
         }
     }
