@@ -292,8 +292,9 @@ impl Plan {
             });
         let chunk_rows = positive(&mut p, &raw.input.chunk_rows, "input.chunk_rows", 50_000);
         let second_pass = match raw.input.second_pass.as_ref() {
-            None => SecondPass::Spill,
+            None => SecondPass::Auto,
             Some(s) => match s.get_ref().as_str() {
+                "auto" => SecondPass::Auto,
                 "spill" => SecondPass::Spill,
                 "reread" => SecondPass::Reread,
                 other => {
@@ -590,6 +591,20 @@ mod tests {
         assert_eq!(plan.scaler_uri, "out/scaler.json");
         assert_eq!(plan.input.csv.null_values.len(), 7);
         assert!(plan.output.csv_header);
+        assert_eq!(plan.input.second_pass, SecondPass::Auto);
+    }
+
+    #[test]
+    fn second_pass_takes_its_three_documented_values() {
+        for (v, want) in [
+            ("auto", SecondPass::Auto),
+            ("spill", SecondPass::Spill),
+            ("reread", SecondPass::Reread),
+        ] {
+            let plan = build(&format!("second_pass = \"{v}\"")).unwrap();
+            assert_eq!(plan.input.second_pass, want, "{v}");
+        }
+        assert!(build("second_pass = \"twice\"").is_err());
     }
 
     #[test]

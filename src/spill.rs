@@ -3,7 +3,8 @@
 //! The scaler needs statistics over the whole dataset before the first row
 //! can be written, so the transform pass must see the rows again. Re-parsing
 //! CSV is the most expensive step of a run, so by default the cleaned chunks
-//! are written once to a private temp dir as Arrow IPC (cheap to read back)
+//! are written once to a private temp dir as Arrow IPC (cheap to read back;
+//! written and read with direct I/O, see `direct_file.rs`)
 //! and each file is deleted as soon as it has been read back. The directory
 //! is removed when the spill is dropped, also when the run fails.
 
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use polars::prelude::*;
 
-use crate::direct_file::OutputFile;
+use crate::direct_file::{read_all, OutputFile};
 use crate::error::{PrepError, Result};
 
 pub struct Spill {
@@ -65,10 +66,11 @@ impl Spill {
         self.files.len()
     }
 
-    /// Reads chunk `i` back (into memory, not memory-mapped) and deletes it.
+    /// Reads chunk `i` back (into memory, not memory-mapped; direct I/O where
+    /// possible, see `direct_file.rs`) and deletes it.
     pub fn take(&self, i: usize) -> Result<DataFrame> {
         let path = &self.files[i];
-        let bytes = std::fs::read(path)
+        let bytes = read_all(path)
             .map_err(|e| PrepError::io(format!("reading spill file {}", path.display()), e))?;
         let df = IpcReader::new(Cursor::new(bytes))
             .finish()

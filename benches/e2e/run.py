@@ -531,6 +531,32 @@ def render(args, meta: dict, info: dict, results: list, cmdline: str) -> str:
             cells += [fmt_s(med.get(k)) for k in keys]
             L.append("| " + " | ".join(cells) + " |")
 
+    # prep's busy seconds per stage (summed over threads), from the same reports.
+    busy_rows = []
+    for r in results:
+        if r["tool"] != "prep" or "failed" in r["summary"]:
+            continue
+        busy = [run.get("busy") or {} for run in r["runs"]]
+        keys = {k for b in busy for k in b}
+        if keys:
+            busy_rows.append((r, {k: statistics.median(b.get(k, 0.0) for b in busy) for k in keys}))
+    if busy_rows:
+        order = ["read", "parse", "clean", "stats", "spill_write", "spill_read", "scale", "encode", "write"]
+        keys = [k for k in order if any(k in med for _, med in busy_rows)]
+        L.append("")
+        L.append("### prep's stages")
+        L.append("")
+        L.append("Median busy seconds per stage (`busy_seconds` in `_SUCCESS`): the time each stage's "
+                 "calls took, summed over the threads that ran them, so stages that overlap add up to "
+                 "more than the wall time.")
+        L.append("")
+        L.append("| " + " | ".join(["input", "output"] + (["threads"] if sweep else []) + keys) + " |")
+        L.append("|---|---|" + ("---|" if sweep else "") + "---:|" * len(keys))
+        for r, med in busy_rows:
+            cells = [r["input"], r["format"]] + ([str(r["threads"])] if sweep else [])
+            cells += [fmt_s(med.get(k)) for k in keys]
+            L.append("| " + " | ".join(cells) + " |")
+
     # The targets of issue 5.
     lines = []
     for thr in args.threads:
@@ -610,6 +636,7 @@ def main() -> int:
                 check = check_output(py, out_dir)
                 report = check.get("report") or {}
                 m["phases"] = report.get("seconds")
+                m["busy"] = report.get("busy_seconds")
                 res["check"] = {k: check.get(k) for k in ("rows", "shards", "scaler", "error")}
             res["runs"].append(m)
             status = "%.2f s wall, %.2f s CPU, %.0f MiB" % (m["wall_s"], m["cpu_s"], m["peak_rss_mib"])
