@@ -42,10 +42,10 @@ pub struct FastCsv {
     delimiter: u8,
     quote: Option<u8>,
     null_tokens: Vec<Vec<u8>>,
-    /// Bit `n` set when some null token is `n` bytes long (n < 64), so most
-    /// fields skip the token comparison.
-    null_lengths: u64,
-    long_null_token: bool,
+    /// Whether some null token starts with this byte: a number starts with
+    /// a digit, sign or dot, so it skips the comparison after one lookup.
+    null_first_bytes: [bool; 256],
+    empty_is_null_token: bool,
 }
 
 /// One field: its bytes (outer quotes removed, inner quotes still doubled).
@@ -83,18 +83,20 @@ impl FastCsv {
             .iter()
             .map(|s| s.as_bytes().to_vec())
             .collect();
-        let null_lengths = null_tokens
-            .iter()
-            .filter(|t| t.len() < 64)
-            .fold(0u64, |m, t| m | (1 << t.len()));
+        let mut null_first_bytes = [false; 256];
+        for t in &null_tokens {
+            if let Some(&b) = t.first() {
+                null_first_bytes[b as usize] = true;
+            }
+        }
         Some(FastCsv {
             names: schema.iter_names().cloned().collect(),
             kinds,
             delimiter: csv.delimiter,
             quote: csv.quote,
-            long_null_token: null_tokens.iter().any(|t| t.len() >= 64),
+            empty_is_null_token: null_tokens.iter().any(|t| t.is_empty()),
             null_tokens,
-            null_lengths,
+            null_first_bytes,
         })
     }
 
@@ -207,10 +209,7 @@ impl FastCsv {
             }
         }
         let hay = b.get(start..)?;
-        let i = match self.quote {
-            Some(q) => memchr3(self.delimiter, b'\n', q, hay)?,
-            None => memchr2(self.delimiter, b'\n', hay)?,
-        };
+        let i = self.field_end(hay)?;
         let stop = hay[i];
         if Some(stop) == self.quote || last != (stop == b'\n') {
             return None;
@@ -230,14 +229,37 @@ impl FastCsv {
         })
     }
 
+    /// Index of the first delimiter, newline or quote in `hay`. Most fields
+    /// are short numbers: a plain loop finds their end sooner than a SIMD
+    /// search, which then takes over for long text.
+    #[inline]
+    fn field_end(&self, hay: &[u8]) -> Option<usize> {
+        const SHORT: usize = 16;
+        let quote = self.quote.unwrap_or(self.delimiter);
+        let head = &hay[..hay.len().min(SHORT)];
+        if let Some(i) = head
+            .iter()
+            .position(|&c| c == self.delimiter || c == b'\n' || c == quote)
+        {
+            return Some(i);
+        }
+        let rest = hay.get(SHORT..)?;
+        let i = match self.quote {
+            Some(q) => memchr3(self.delimiter, b'\n', q, rest)?,
+            None => memchr2(self.delimiter, b'\n', rest)?,
+        };
+        Some(SHORT + i)
+    }
+
     #[inline]
     fn is_null_token(&self, s: &[u8]) -> bool {
-        let len_may_match = if s.len() < 64 {
-            self.null_lengths & (1 << s.len()) != 0
-        } else {
-            self.long_null_token
-        };
-        len_may_match && self.null_tokens.iter().any(|t| t.as_slice() == s)
+        match s.first() {
+            None => self.empty_is_null_token,
+            Some(&b) => {
+                self.null_first_bytes[b as usize]
+                    && self.null_tokens.iter().any(|t| t.as_slice() == s)
+            }
+        }
     }
 
     #[inline]
