@@ -29,14 +29,31 @@ pub struct OutputFile {
     start: usize,
     len: usize,
     direct: bool,
+    /// Bytes written with `O_DIRECT`, and the time those writes took: a
+    /// direct write returns when the device has the data, so this is the
+    /// device's write rate.
+    direct_bytes: u64,
+    direct_time: std::time::Duration,
 }
 
 impl OutputFile {
     /// Creates (truncates) `path`, with `O_DIRECT` where the filesystem takes it.
     pub fn create(path: &Path) -> io::Result<OutputFile> {
-        let (file, direct) = match open_direct(path) {
-            Ok(f) => (f, true),
-            Err(_) => (File::create(path)?, false),
+        Self::create_with(path, true)
+    }
+
+    /// Creates (truncates) `path`; `try_direct = false` writes through the
+    /// page cache.
+    pub fn create_with(path: &Path, try_direct: bool) -> io::Result<OutputFile> {
+        let direct_file = if try_direct {
+            open_direct(path).ok()
+        } else {
+            None
+        };
+        let direct = direct_file.is_some();
+        let file = match direct_file {
+            Some(f) => f,
+            None => File::create(path)?,
         };
         let storage = vec![0u8; BLOCK + ALIGN];
         let start = storage.as_ptr().align_offset(ALIGN);
@@ -46,7 +63,14 @@ impl OutputFile {
             start,
             len: 0,
             direct,
+            direct_bytes: 0,
+            direct_time: std::time::Duration::ZERO,
         })
+    }
+
+    /// Bytes written directly and how long the device took for them.
+    pub fn direct_writes(&self) -> (u64, std::time::Duration) {
+        (self.direct_bytes, self.direct_time)
     }
 
     pub fn get_ref(&self) -> &File {
@@ -59,9 +83,16 @@ impl OutputFile {
         let mut done = 0;
         while done < n {
             let from = self.start + done;
+            let t = std::time::Instant::now();
             match self.file.write(&self.storage[from..self.start + n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => done += k,
+                Ok(k) => {
+                    done += k;
+                    if self.direct {
+                        self.direct_bytes += k as u64;
+                        self.direct_time += t.elapsed();
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Refused (this filesystem's alignment rules, or a short
                 // write left the rest unaligned): go on through the cache.
@@ -154,10 +185,10 @@ impl AsRef<[u8]> for FileBytes {
     }
 }
 
-/// Reads a whole file, with `O_DIRECT` where the filesystem takes it. For
-/// spill files: each is read once, right before it is deleted, so passing
-/// it through the page cache would only add a copy.
-pub fn read_all(path: &Path) -> io::Result<FileBytes> {
+/// Reads a whole file, with `O_DIRECT` (when `try_direct` and where the
+/// filesystem takes it). For spill files: each is read once, right before it
+/// is deleted, so passing it through the page cache would only add a copy.
+pub fn read_all(path: &Path, try_direct: bool) -> io::Result<FileBytes> {
     let buffered = || {
         let storage = std::fs::read(path)?;
         let len = storage.len();
@@ -167,7 +198,12 @@ pub fn read_all(path: &Path) -> io::Result<FileBytes> {
             len,
         })
     };
-    let Ok(mut file) = open_direct_read(path) else {
+    let direct = if try_direct {
+        open_direct_read(path).ok()
+    } else {
+        None
+    };
+    let Some(mut file) = direct else {
         return buffered();
     };
     let size = file.metadata()?.len() as usize;
@@ -256,7 +292,7 @@ mod tests {
         }
         f.finish().unwrap();
         drop(f);
-        let direct = read_all(&path).unwrap();
+        let direct = read_all(&path, true).unwrap();
         let plain = std::fs::read(&path).unwrap();
         assert_eq!(direct.as_ref(), &plain[..], "read_all reads what is there");
         plain
