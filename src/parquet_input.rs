@@ -148,6 +148,21 @@ impl ParquetInput {
     }
 
     /// (first row, end row) of row groups `groups`.
+    /// The row ranges to decode for rows `start..stop`, one at a time: a
+    /// whole row group (its part in the range) when it holds at most
+    /// `max_rows`, else slices of `max_rows`. A slice that ends inside a row
+    /// group makes the next slice decode that group's pages again, so
+    /// row-group-sized reads decode each page once.
+    pub fn read_ranges(&self, start: usize, stop: usize, max_rows: usize) -> Vec<(usize, usize)> {
+        let sizes: Vec<usize> = self
+            .metadata
+            .row_groups
+            .iter()
+            .map(|rg| rg.num_rows())
+            .collect();
+        read_ranges(&sizes, start, stop, max_rows)
+    }
+
     pub fn row_range(&self, groups: std::ops::Range<usize>) -> (usize, usize) {
         let rows: Vec<usize> = self
             .metadata
@@ -242,5 +257,83 @@ impl ParquetInput {
             .with_columns(columns);
         reader.set_metadata(self.metadata.clone());
         reader.finish().map_err(|e| bad_file(&self.obj.uri, e))
+    }
+}
+
+/// See [`ParquetInput::read_ranges`]: `(first row, rows)` pieces of
+/// `start..stop` that never cross a row group boundary.
+fn read_ranges(
+    row_groups: &[usize],
+    start: usize,
+    stop: usize,
+    max_rows: usize,
+) -> Vec<(usize, usize)> {
+    let max_rows = max_rows.max(1);
+    let mut out = Vec::new();
+    let mut first = 0usize;
+    for &rows in row_groups {
+        let (a, b) = (first.max(start), (first + rows).min(stop));
+        first += rows;
+        let mut at = a;
+        while at < b {
+            let len = if b - a <= max_rows {
+                b - a
+            } else {
+                max_rows.min(b - at)
+            };
+            out.push((at, len));
+            at += len;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_ranges;
+    use proptest::prelude::*;
+
+    #[test]
+    fn whole_groups_when_small_slices_when_large() {
+        assert_eq!(
+            read_ranges(&[90, 90, 500], 0, 680, 100),
+            vec![
+                (0, 90),
+                (90, 90),
+                (180, 100),
+                (280, 100),
+                (380, 100),
+                (480, 100),
+                (580, 100)
+            ]
+        );
+        assert_eq!(
+            read_ranges(&[90, 90], 50, 120, 100),
+            vec![(50, 40), (90, 30)]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_tile_the_rows_inside_row_groups(
+            groups in proptest::collection::vec(1usize..300, 1..12),
+            a in 0usize..4000,
+            b in 0usize..4000,
+            max_rows in 1usize..200,
+        ) {
+            let total: usize = groups.iter().sum();
+            let (start, stop) = (a.min(b).min(total), a.max(b).min(total));
+            let ranges = read_ranges(&groups, start, stop, max_rows);
+            let mut at = start;
+            let bounds: Vec<usize> = groups.iter().scan(0, |s, g| { *s += g; Some(*s) }).collect();
+            for (first, len) in ranges {
+                prop_assert_eq!(first, at);
+                prop_assert!(len > 0);
+                // Never across a row group boundary.
+                prop_assert!(!bounds.iter().any(|&e| first < e && e < first + len));
+                at += len;
+            }
+            prop_assert_eq!(at, stop);
+        }
     }
 }

@@ -458,28 +458,30 @@ impl Source {
             }
         }
         let chunk_rows = self.plan.chunk_rows.get();
-        let (mut offset, stop) = match part {
+        let (start, stop) = match part {
             Part::RowGroups(r) => input.row_range(r.clone()),
             _ => (0, num_rows),
         };
-        while offset < stop {
+        // Whole row groups up to 4 chunks long are decoded at once (each
+        // page once), then handed on a chunk at a time.
+        for (offset, len) in input.read_ranges(start, stop, 4 * chunk_rows) {
             self.check_cancel()?;
-            let len = chunk_rows.min(stop - offset);
             let df = timed(Stage::Read, || input.read(offset, len))?;
             self.bytes_read.fetch_add(
                 (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
                 Ordering::Relaxed,
             );
-            f(
-                SourceChunk {
-                    df,
-                    file_index: idx,
-                    lines: Vec::new(),
-                    first_row: offset as u64 + 1,
-                },
-                self,
-            )?;
-            offset += len;
+            for at in (0..len).step_by(chunk_rows) {
+                f(
+                    SourceChunk {
+                        df: df.slice(at as i64, chunk_rows.min(len - at)),
+                        file_index: idx,
+                        lines: Vec::new(),
+                        first_row: (offset + at) as u64 + 1,
+                    },
+                    self,
+                )?;
+            }
         }
         Ok(())
     }
