@@ -1,5 +1,6 @@
-//! Chunked readers: CSV (through `chunker.rs`, parsed by polars) and Parquet
-//! (one slice of rows at a time), yielding DataFrames with a fixed schema.
+//! Chunked readers: CSV (split by `chunker.rs`, parsed by `csv_fast.rs`,
+//! polars for what it leaves) and Parquet (a row group or a slice of rows at
+//! a time), yielding DataFrames with a fixed schema.
 //!
 //! The schema is fixed by the first file: CSV types are inferred from its
 //! first chunk (then `[input.schema]` overrides apply), Parquet types come
