@@ -285,3 +285,62 @@ fn an_output_folder_inside_the_input_folder_is_not_read_back() {
 fn sample_bytes() -> Vec<u8> {
     std::fs::read(repo().join("sample_data/reviews.csv")).unwrap()
 }
+
+/// Every file of `out/` but `_SUCCESS` (which holds timings), by name.
+fn output_bytes(case: &Case) -> Vec<(String, Vec<u8>)> {
+    let mut names: Vec<String> = std::fs::read_dir(case.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "_SUCCESS")
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(case.out_file(&n)).unwrap()))
+        .collect()
+}
+
+#[test]
+fn fast_parser_polars_parser_and_buffered_io_write_the_same_bytes() {
+    // CRLF, quoted fields with quotes, commas and newlines, a quoted number,
+    // null spellings, mixed-case booleans; chunks of 3 rows, and a padded
+    // number in a later chunk that the fast path hands to polars.
+    let tricky = "id,name,score,flag\r\n1,\"a, \"\"b\"\"\",1.5,true\r\n2,,NA,false\r\n3,\"\",2.5e3,TRUE\r\n4,plain,\"3.25\",false\r\n5,\"multi\nline\",-0.5,true\r\n6,x,7,False\r\n7,y, 9,true\r\n";
+    for (input, data, extra) in [
+        (
+            "in/tricky.csv",
+            tricky.as_bytes().to_vec(),
+            "chunk_rows = 3\n[scale]\nexclude = [\"id\"]\n",
+        ),
+        (
+            "in/reviews.csv",
+            std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
+            "chunk_rows = 333\n[scale]\nexclude = [\"review_id\", \"label\"]\n",
+        ),
+    ] {
+        for format in ["jsonl", "parquet"] {
+            let case = Case::new();
+            case.write(input, &data);
+            case.pipeline(
+                input,
+                &format!("{extra}[output]\nformat = \"{format}\"\nshard_max_rows = 1000\n"),
+            );
+            case.run(&[]).success();
+            let fast = output_bytes(&case);
+            assert!(fast.len() >= 3, "shards, manifest and scaler: {fast:?}");
+            for (var, value) in [("PREP_CSV_PARSER", "polars"), ("PREP_DIRECT_IO", "0")] {
+                let mut c = prep();
+                c.env(var, value)
+                    .arg("run")
+                    .arg(case.path("pipeline.toml"))
+                    .args(["--overwrite", "--quiet"])
+                    .assert()
+                    .success();
+                assert!(
+                    fast == output_bytes(&case),
+                    "{input} → {format}: output differs with {var}={value}"
+                );
+            }
+        }
+    }
+}
