@@ -59,21 +59,9 @@ fn sample_pipeline_writes_the_contract_outputs() {
 fn two_runs_are_byte_identical() {
     let case = sample_case("chunk_rows = 333\n[output]\nformat = \"jsonl\"\nshard_max_rows = 500");
     case.run(&[]).success();
-    let snapshot = |c: &Case| -> Vec<(String, Vec<u8>)> {
-        let mut names: Vec<String> = std::fs::read_dir(c.path("out"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .filter(|n| n != "_SUCCESS")
-            .collect();
-        names.sort();
-        names
-            .into_iter()
-            .map(|n| (n.clone(), std::fs::read(c.out_file(&n)).unwrap()))
-            .collect()
-    };
-    let first = snapshot(&case);
+    let first = output_bytes(&case);
     case.run(&["--overwrite"]).success();
-    assert_eq!(first, snapshot(&case));
+    assert_eq!(first, output_bytes(&case));
 }
 
 #[test]
