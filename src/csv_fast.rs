@@ -106,8 +106,6 @@ impl FastCsv {
         if rows == 0 || rows != chunk.record_starts.len() {
             return None;
         }
-        // Fields split at ASCII bytes, so a valid chunk gives valid fields.
-        std::str::from_utf8(&chunk.bytes).ok()?;
         let threads = rayon::current_num_threads().max(1);
         let parts = (rows / MIN_ROWS_PER_THREAD).clamp(1, threads);
         let bounds: Vec<(usize, usize)> = (0..parts)
@@ -143,6 +141,9 @@ impl FastCsv {
     }
 
     fn parse_records(&self, bytes: &[u8], rows: usize) -> Option<Vec<Builder>> {
+        // Checked per part, on its thread. Parts and fields split at ASCII
+        // bytes, so valid parts give valid fields.
+        std::str::from_utf8(bytes).ok()?;
         let mut builders: Vec<Builder> = self
             .kinds
             .iter()
@@ -311,10 +312,10 @@ impl FastCsv {
                 } else if f.escaped {
                     let q = self.quote.expect("escaped fields are quoted");
                     unescape(s, q, scratch);
-                    // SAFETY: the chunk is valid UTF-8 and only ASCII quotes were removed.
+                    // SAFETY: the part is valid UTF-8 (checked in parse_records) and only ASCII quotes were removed.
                     m.push_value(unsafe { std::str::from_utf8_unchecked(scratch) });
                 } else {
-                    // SAFETY: the chunk is valid UTF-8 and fields end at ASCII bytes.
+                    // SAFETY: the part is valid UTF-8 (checked in parse_records) and fields end at ASCII bytes.
                     m.push_value(unsafe { std::str::from_utf8_unchecked(s) });
                 }
             }

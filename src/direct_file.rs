@@ -46,7 +46,7 @@ impl OutputFile {
     /// page cache.
     pub fn create_with(path: &Path, try_direct: bool) -> io::Result<OutputFile> {
         let direct_file = if try_direct {
-            open_direct(path).ok()
+            open_direct(path, true).ok()
         } else {
             None
         };
@@ -199,7 +199,7 @@ pub fn read_all(path: &Path, try_direct: bool) -> io::Result<FileBytes> {
         })
     };
     let direct = if try_direct {
-        open_direct_read(path).ok()
+        open_direct(path, false).ok()
     } else {
         None
     };
@@ -227,44 +227,26 @@ pub fn read_all(path: &Path, try_direct: bool) -> io::Result<FileBytes> {
     })
 }
 
+/// Opens `path` with `O_DIRECT`, created and truncated when `write`, for
+/// reading otherwise. `PREP_DIRECT_IO=0` refuses, so every file goes
+/// through the page cache.
 #[cfg(target_os = "linux")]
-fn open_direct_read(path: &Path) -> io::Result<File> {
+fn open_direct(path: &Path, write: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    if direct_io_off() {
+    if std::env::var_os("PREP_DIRECT_IO").is_some_and(|v| v == "0") {
         return Err(io::Error::other("direct I/O turned off"));
     }
     std::fs::OpenOptions::new()
-        .read(true)
+        .read(!write)
+        .write(write)
+        .create(write)
+        .truncate(write)
         .custom_flags(libc::O_DIRECT)
         .open(path)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_direct_read(_: &Path) -> io::Result<File> {
-    Err(io::Error::other("direct I/O is used on Linux only"))
-}
-
-/// `PREP_DIRECT_IO=0` writes and reads through the page cache.
-fn direct_io_off() -> bool {
-    std::env::var_os("PREP_DIRECT_IO").is_some_and(|v| v == "0")
-}
-
-#[cfg(target_os = "linux")]
-fn open_direct(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if direct_io_off() {
-        return Err(io::Error::other("direct I/O turned off"));
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_direct(_: &Path) -> io::Result<File> {
+fn open_direct(_: &Path, _: bool) -> io::Result<File> {
     Err(io::Error::other("direct I/O is used on Linux only"))
 }
 
