@@ -22,6 +22,11 @@ fn pipeline(case: &Case, input: &str, output: &str, extra: &str) {
     );
 }
 
+/// A pipeline reading `input` and writing to the case's local `out/`.
+fn pipeline_to_local(case: &Case, input: &str, extra: &str) {
+    pipeline(case, input, &case.path("out").display().to_string(), extra);
+}
+
 fn run(
     case: &Case,
     server: &S3Server,
@@ -246,12 +251,7 @@ fn persistent_failure_exits_4_naming_the_object() {
     server.put(&bucket, "raw/r.csv", sample());
     let proxy = server.proxy(FaultMode::Always503);
     let case = Case::new();
-    pipeline(
-        &case,
-        &server.uri(&bucket, "raw/r.csv"),
-        &case.path("out").display().to_string(),
-        "",
-    );
+    pipeline_to_local(&case, &server.uri(&bucket, "raw/r.csv"), "");
     let a = run_env(
         &case,
         server,
@@ -271,12 +271,7 @@ fn persistent_failure_exits_4_naming_the_object() {
 fn missing_bucket_and_missing_object_exit_4() {
     let Some(server) = s3() else { return };
     let case = Case::new();
-    pipeline(
-        &case,
-        "s3://no-such-bucket-prep/raw/",
-        &case.path("out").display().to_string(),
-        "",
-    );
+    pipeline_to_local(&case, "s3://no-such-bucket-prep/raw/", "");
     let a = run(&case, server, None, &[]).code(4);
     assert!(
         stderr_of(&a).contains("bucket `no-such-bucket-prep` does not exist"),
@@ -284,12 +279,7 @@ fn missing_bucket_and_missing_object_exit_4() {
         stderr_of(&a)
     );
     let bucket = server.new_bucket();
-    pipeline(
-        &case,
-        &server.uri(&bucket, "raw/missing.csv"),
-        &case.path("out").display().to_string(),
-        "",
-    );
+    pipeline_to_local(&case, &server.uri(&bucket, "raw/missing.csv"), "");
     let a = run(&case, server, None, &[]).code(4);
     assert!(
         stderr_of(&a).contains("no input files match"),
@@ -304,12 +294,7 @@ fn access_denied_names_the_credential_source_not_the_secret() {
     let bucket = server.new_bucket();
     let proxy = server.proxy(FaultMode::Always403);
     let case = Case::new();
-    pipeline(
-        &case,
-        &server.uri(&bucket, "raw/"),
-        &case.path("out").display().to_string(),
-        "",
-    );
+    pipeline_to_local(&case, &server.uri(&bucket, "raw/"), "");
     let a = run_env(
         &case,
         server,

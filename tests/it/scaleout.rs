@@ -354,6 +354,21 @@ fn rows_per_worker(out: &std::path::Path, n: usize) -> Vec<u64> {
         .collect()
 }
 
+/// `n` workers on `input` give the single run's output, and each of them
+/// wrote more than `min_rows` rows.
+fn assert_split_between_workers(c: &Case, input: &str, n: usize, min_rows: u64) {
+    let reference = single(c, input);
+    let out = c.path("out");
+    pipeline(c, input, &out.display().to_string());
+    run_workers(c, n, &[], &[]);
+    assert_same_output(&out, &reference);
+    let per = rows_per_worker(&out, n);
+    assert!(
+        per.iter().all(|r| *r > min_rows),
+        "every worker got a share: {per:?}"
+    );
+}
+
 #[test]
 fn one_large_csv_is_split_between_workers_at_record_boundaries() {
     let c = Case::new();
@@ -362,16 +377,7 @@ fn one_large_csv_is_split_between_workers_at_record_boundaries() {
         std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
     );
     let input = c.path("in").display().to_string();
-    let reference = single(&c, &input);
-    let out = c.path("out");
-    pipeline(&c, &input, &out.display().to_string());
-    run_workers(&c, 4, &[], &[]);
-    assert_same_output(&out, &reference);
-    let per = rows_per_worker(&out, 4);
-    assert!(
-        per.iter().all(|r| *r > 400),
-        "every worker got a share: {per:?}"
-    );
+    assert_split_between_workers(&c, &input, 4, 400);
 }
 
 #[test]
@@ -397,14 +403,5 @@ fn one_parquet_file_is_split_by_row_groups() {
         .assert()
         .success();
     let input = format!("{}/part-00000.parquet", c.path("pq").display());
-    let reference = single(&c, &input);
-    let out = c.path("out");
-    pipeline(&c, &input, &out.display().to_string());
-    run_workers(&c, 3, &[], &[]);
-    assert_same_output(&out, &reference);
-    let per = rows_per_worker(&out, 3);
-    assert!(
-        per.iter().all(|r| *r > 300),
-        "every worker got row groups: {per:?}"
-    );
+    assert_split_between_workers(&c, &input, 3, 300);
 }
