@@ -52,6 +52,21 @@ fn sample_pipeline_writes_the_contract_outputs() {
     for phase in ["fit", "transform", "total"] {
         assert!(report["seconds"][phase].as_f64().unwrap() >= 0.0);
     }
+    // Busy time per stage: every stage of a CSV → JSONL run with a spill.
+    let busy = report["busy_seconds"].as_object().unwrap();
+    for stage in [
+        "read",
+        "parse",
+        "clean",
+        "stats",
+        "spill_write",
+        "spill_read",
+        "scale",
+        "encode",
+        "write",
+    ] {
+        assert!(busy[stage].as_f64().unwrap() >= 0.0, "{stage}: {busy:?}");
+    }
     assert_eq!(case.scaler()["n_samples_seen"], 2396);
 }
 
