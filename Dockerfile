@@ -6,7 +6,7 @@
 # Base images are build arguments so users get the ordinary public bases
 # and the offline test (tests/container/test_image.sh) a local one. The
 # `prebuilt` target packs a binary built on the host instead of compiling
-# in the image (same runtime layout).
+# in the image (same runtime layout, binary stripped likewise).
 ARG BUILDER_IMAGE=docker.io/library/rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
 
@@ -27,8 +27,25 @@ RUN if [ ! -e /etc/ssl/certs/ca-certificates.crt ]; then \
     && mkdir -p /opt/ml/processing /opt/ml/output && chown -R 10001:10001 /opt/ml
 WORKDIR /home/prep
 
+# The host binary keeps line tables (release profile: ~436 MB); strip it as
+# the build stage strips its own (~39 MB). Stripping happens in a throwaway
+# stage so the unstripped copy never becomes a layer of the image. binutils
+# is installed there when the base lacks `strip`; an offline build that
+# cannot install it warns and keeps the binary as it is.
+FROM runtime-base AS prebuilt-strip
+COPY target/release/prep /tmp/prep
+RUN if ! command -v strip >/dev/null 2>&1; then \
+      { timeout 300 apt-get update -o Acquire::Retries=0 \
+        && timeout 300 apt-get install -y --no-install-recommends binutils; } >/dev/null 2>&1 || true; \
+    fi; \
+    if command -v strip >/dev/null 2>&1; then \
+      strip /tmp/prep; \
+    else \
+      echo "WARNING: no strip and binutils could not be installed: the binary stays unstripped (run 'strip target/release/prep' on the host first)" >&2; \
+    fi
+
 FROM runtime-base AS prebuilt
-COPY target/release/prep /usr/local/bin/prep
+COPY --from=prebuilt-strip /tmp/prep /usr/local/bin/prep
 USER 10001:10001
 ENTRYPOINT ["prep"]
 

@@ -31,12 +31,12 @@ use criterion::{
 };
 use polars::prelude::*;
 
-use prep::encode::{encode_rows, TextFormat};
-use prep::plan::{OutputCompression, OutputFormat};
-use prep::scaler::{Scaler, ScalerSource};
-use prep::sink::{ShardSink, SinkOptions};
-use prep::stats::Moments;
-use prep::store::OutputDir;
+use prep::pipeline::plan::{OutputCompression, OutputFormat};
+use prep::storage::OutputDir;
+use prep::transform::scaler::{Scaler, ScalerSource};
+use prep::transform::stats::Moments;
+use prep::write::encode::{encode_rows, TextFormat};
+use prep::write::sink::{ShardSink, SinkOptions};
 
 /// The feature columns of the synthetic frame (all f64).
 const FEATURES: [&str; 8] = [

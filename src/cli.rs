@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::{ExitCode, PrepError, Result};
+use crate::job::Phase;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,13 +23,6 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Phase {
-    All,
-    Fit,
-    Transform,
 }
 
 #[derive(Debug, clap::Args)]
@@ -182,8 +176,7 @@ pub fn render_error(err: &PrepError, format: LogFormat) -> String {
 /// Under SageMaker the first lines of the error become the job's ExitMessage.
 /// (`PREP_SAGEMAKER_OUTPUT_DIR` replaces `/opt/ml/output`, for tests.)
 fn write_sagemaker_message(rendered: &str) {
-    let dir =
-        std::env::var("PREP_SAGEMAKER_OUTPUT_DIR").unwrap_or_else(|_| "/opt/ml/output".into());
+    let dir = crate::env::sagemaker_output_dir();
     let dir = std::path::Path::new(&dir);
     if dir.is_dir() {
         let first: String = rendered.lines().take(10).collect::<Vec<_>>().join("\n");
@@ -206,6 +199,7 @@ pub fn main() -> i32 {
     };
     let log = cli.command.log();
     init_logging(log);
+    crate::env::warn_unknown();
     let format = log.log_format;
     match dispatch(&cli.command) {
         Ok(()) => ExitCode::Success as i32,
@@ -238,35 +232,22 @@ fn dispatch(cmd: &Command) -> Result<()> {
             overwrite,
             log,
         } => {
-            let loaded = crate::config::load(pipeline, sets)?;
-            let plan = crate::plan::Plan::build(&loaded)?;
-            let id = crate::worker::resolve_worker(worker.as_deref())?;
-            if id.is_some() || *phase != Phase::All {
-                let id = id.unwrap_or(crate::worker::WorkerId { index: 0, count: 1 });
-                let phase = match phase {
-                    Phase::All => crate::worker::Phase::All,
-                    Phase::Fit => crate::worker::Phase::Fit,
-                    Phase::Transform => crate::worker::Phase::Transform,
-                };
-                return crate::worker::run_worker(
-                    &plan,
-                    &crate::run::RunOptions {
-                        overwrite: *overwrite,
-                        quiet: log.quiet,
-                    },
-                    id,
-                    phase,
-                    crate::signals::install(),
-                );
+            let loaded = crate::pipeline::config::load(pipeline, sets)?;
+            let plan = crate::pipeline::plan::Plan::build(&loaded)?;
+            let mut id = crate::job::worker_id::resolve_worker(worker.as_deref())?;
+            if *phase != Phase::All {
+                // A phase split is a scale-out job even with one worker.
+                id = id.or(Some(crate::job::worker_id::WorkerId { index: 0, count: 1 }));
             }
-            let report = crate::run::run(
-                &plan,
-                &crate::run::RunOptions {
-                    overwrite: *overwrite,
-                    quiet: log.quiet,
-                },
-            )?;
-            if !log.quiet {
+            let spec = crate::job::run::JobSpec {
+                plan: &plan,
+                worker: id,
+                phase: *phase,
+                overwrite: *overwrite,
+                quiet: log.quiet,
+            };
+            let report = crate::job::run::run_job(&spec, crate::signals::install())?;
+            if let (Some(report), None, false) = (report, id, log.quiet) {
                 tracing::info!(
                     rows_read = report.rows_read,
                     rows_written = report.rows_written,
@@ -278,11 +259,11 @@ fn dispatch(cmd: &Command) -> Result<()> {
             Ok(())
         }
         Command::Validate { pipeline, sets, .. } => {
-            let text = crate::validate::validate(pipeline, sets)?;
+            let text = crate::commands::validate::validate(pipeline, sets)?;
             print_stdout(&text)
         }
         Command::Inspect { uri, json, .. } => {
-            let text = crate::inspect::inspect(uri, *json)?;
+            let text = crate::commands::inspect::inspect(uri, *json)?;
             print_stdout(&text)
         }
         Command::Apply {
@@ -293,7 +274,9 @@ fn dispatch(cmd: &Command) -> Result<()> {
             overwrite,
             log,
         } => {
-            let report = crate::apply::apply(scaler, input, output, format, *overwrite, log.quiet)?;
+            let report = crate::commands::apply::apply(
+                scaler, input, output, format, *overwrite, log.quiet,
+            )?;
             if !log.quiet {
                 tracing::info!("{}", report.summary());
             }

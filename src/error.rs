@@ -60,6 +60,34 @@ pub enum PrepError {
     #[error("output {uri} already exists")]
     OutputExists { uri: String },
 
+    /// Another run holds the output's lock.
+    #[error("output {uri} is being written by another run: {holder}")]
+    OutputLocked {
+        uri: String,
+        holder: String,
+        waited: String,
+    },
+
+    /// This run's lock on the output was taken over (its lease ran out).
+    #[error("lost the lock on output {uri} to another run; this run's output is not committed")]
+    LockLost { uri: String },
+
+    /// The workers of one job do not run the same pipeline on the same input.
+    #[error("worker {worker} of the job at {uri} differs from this worker: {difference}")]
+    WorkerMismatch {
+        uri: String,
+        worker: usize,
+        difference: String,
+    },
+
+    /// A disk filled up (output folder or spill).
+    #[error("no space left on the disk holding {path} while {action}")]
+    DiskFull {
+        action: String,
+        path: String,
+        what: String,
+    },
+
     /// The input data violates what the pipeline expects.
     #[error("bad input data in {location}: {message}")]
     BadData {
@@ -106,9 +134,12 @@ pub enum PrepError {
 impl PrepError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            PrepError::Config { .. } | PrepError::Usage { .. } | PrepError::OutputExists { .. } => {
-                ExitCode::Usage
-            }
+            PrepError::Config { .. }
+            | PrepError::Usage { .. }
+            | PrepError::OutputExists { .. }
+            | PrepError::OutputLocked { .. }
+            | PrepError::WorkerMismatch { .. } => ExitCode::Usage,
+            PrepError::LockLost { .. } | PrepError::DiskFull { .. } => ExitCode::Storage,
             PrepError::BadData { .. } => ExitCode::BadData,
             PrepError::NoInput { .. } | PrepError::Storage { .. } => ExitCode::Storage,
             PrepError::Interrupted { .. } | PrepError::Polars { .. } | PrepError::Io { .. } => {
@@ -124,7 +155,7 @@ impl PrepError {
             | PrepError::BadData { hint, .. }
             | PrepError::Storage { hint, .. } => hint.clone(),
             PrepError::Config { .. } => {
-                Some("fix the pipeline file (see CONTRACT §2); `prep validate` lists every problem".into())
+                Some("fix the pipeline file (docs/reference.md lists every key); `prep validate` lists every problem".into())
             }
             PrepError::OutputExists { .. } => Some(
                 "pass --overwrite to replace it, or point output.uri elsewhere (e.g. --set output.uri=...)".into(),
@@ -133,6 +164,18 @@ impl PrepError {
                 "check input.uri: a directory/prefix reads every file under it, a glob like data/*.csv matches files".into(),
             ),
             PrepError::Interrupted { .. } => Some("rerun the same command with --overwrite".into()),
+            PrepError::OutputLocked { waited, .. } => Some(format!(
+                "wait for that run to finish (waited {waited}; PREP_LOCK_WAIT=10m waits up to 10 minutes), or write elsewhere with --set output.uri=...; a lock whose holder is gone is taken over by the next run"
+            )),
+            PrepError::LockLost { .. } => Some(
+                "another run replaced this one's expired lease (was the machine paused or cut off?); rerun with --overwrite once the other run is done".into(),
+            ),
+            PrepError::WorkerMismatch { .. } => Some(
+                "start every worker of a job with the same pipeline file content and --set values, over the same input".into(),
+            ),
+            PrepError::DiskFull { what, .. } => Some(format!(
+                "free space on that disk, or move {what} to a larger one"
+            )),
             PrepError::Polars { .. } | PrepError::Io { .. } => None,
         }
     }
@@ -184,6 +227,37 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score > 0.75)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.to_string())
+}
+
+/// What to do about a column the data lacks, by where it was named.
+fn fix_hint(setting: &str) -> String {
+    if setting.starts_with("the scaler") {
+        "check that --input holds the kind of data the scaler was fitted on".to_string()
+    } else {
+        format!("fix {setting} in the pipeline file (the data may have changed upstream)")
+    }
+}
+
+pub fn missing_column<'a>(
+    file: &str,
+    col: &str,
+    setting: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> PrepError {
+    let known: Vec<&str> = known.collect();
+    let hint = match did_you_mean(col, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? {}", fix_hint(setting)),
+        None => format!("the data has: {}; {}", known.join(", "), fix_hint(setting)),
+    };
+    PrepError::bad_data(
+        DataLocation {
+            file: file.to_string(),
+            column: Some(col.to_string()),
+            ..Default::default()
+        },
+        format!("column `{col}` named in {setting} does not exist in the data"),
+        Some(hint),
+    )
 }
 
 #[cfg(test)]

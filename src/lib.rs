@@ -3,52 +3,33 @@
 //! A run reads CSV or Parquet in chunks, drops rows with nulls, fits a
 //! standard scaler over the whole cleaned dataset, and writes shards that a
 //! batch-inference job can consume, plus `scaler.json`, `manifest.json` and
-//! `_SUCCESS`. The modules follow the data:
+//! `_SUCCESS`. The folders follow the data, and dependencies point one way:
+//! commands drive a job, a job drives read → transform → write, all of them
+//! on storage and the validated pipeline.
 //!
-//! | stage | module |
+//! | folder / module | what |
 //! |---|---|
-//! | command line, error rendering | [`cli`] |
-//! | TOML as written → validated plan | [`config`] → [`plan`] |
-//! | listing, reading, atomic writes | [`store`], [`direct_file`] |
-//! | CSV record splitting (bounded memory) | [`chunker`] |
-//! | chunked CSV / Parquet readers | [`source`], [`csv_fast`], [`csv_types`], [`parquet_input`] |
-//! | splitting one object between workers | [`split`] |
-//! | column names → roles | [`columns`] |
-//! | drop nulls, non-finite policy | [`clean`] |
-//! | mergeable moments | [`stats`] |
-//! | scaler artifact, apply | [`scaler`] |
-//! | spill between passes | [`spill`] |
-//! | row encoders, shards, manifest | [`encode`], [`sink`] |
-//! | orchestration | [`run`], [`validate`], [`inspect`], [`apply`] |
-//! | scale-out: identity, split, partials, barrier | [`worker`] |
-//! | run report, progress, busy time per stage | [`report`], [`timings`] |
-//! | errors and exit codes | [`error`] |
+//! | [`cli`] | command line, error rendering, exit codes |
+//! | [`commands`] | `run` (via [`job`]), `apply`, `validate`, `inspect` |
+//! | [`job`] | the one orchestration: worker share, fit pass, barrier, transform pass, finish (`_SUCCESS`) |
+//! | [`read`] | input objects → [`chunk::SourceChunk`]s: CSV splitting and parsing, Parquet decoding |
+//! | [`transform`] | column roles, dropping rows, moments, the scaler |
+//! | [`write`] | row encoders, shards, the spill between passes |
+//! | [`storage`] | listing, reads, atomic output files, object stores |
+//! | [`pipeline`] | TOML as written → validated plan |
+//! | [`chunk`] | what the stages hand on: a chunk and the fixed schema |
+//! | [`error`], [`env`], [`signals`], [`timings`] | error kinds, `PREP_*` variables, stop flag, busy time per stage |
 
-pub mod apply;
-pub mod chunker;
-pub mod clean;
+pub mod chunk;
 pub mod cli;
-pub mod columns;
-pub mod config;
-pub mod csv_fast;
-pub mod csv_types;
-pub mod direct_file;
-pub mod encode;
+pub mod commands;
+pub mod env;
 pub mod error;
-pub mod inspect;
-pub mod parquet_input;
-pub mod plan;
-pub mod remote;
-pub mod report;
-pub mod run;
-pub mod scaler;
+pub mod job;
+pub mod pipeline;
+pub mod read;
 pub mod signals;
-pub mod sink;
-pub mod source;
-pub mod spill;
-pub mod split;
-pub mod stats;
-pub mod store;
+pub mod storage;
 pub mod timings;
-pub mod validate;
-pub mod worker;
+pub mod transform;
+pub mod write;

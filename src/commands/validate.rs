@@ -1,0 +1,217 @@
+//! `prep validate`: checks the pipeline and prints the resolved plan.
+//!
+//! It reads no row data: it lists the input (names and sizes), reads the CSV
+//! header line or the Parquet footer of the first object to check every
+//! column the config names, and estimates the shard count (exact for
+//! Parquet, from the average size of the first records for CSV).
+
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use crate::error::Result;
+use crate::pipeline::config::load;
+use crate::pipeline::plan::{DropNulls, InputFormat, Plan, ScaleColumns};
+use crate::read::chunker::RecordChunker;
+use crate::read::source::{dtype_for, format_of};
+use crate::storage::{list_inputs, open_read, InputObject};
+use crate::transform::columns::resolve;
+
+struct Peek {
+    schema: Schema,
+    types_known: bool,
+    /// Exact (Parquet) or estimated (CSV) row count.
+    rows: Option<(u64, bool)>,
+}
+
+fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
+    let obj = &files[0];
+    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
+    let mut chunker = RecordChunker::new(
+        reader,
+        obj.uri.clone(),
+        plan.input.csv.delimiter,
+        plan.input.csv.quote,
+    );
+    let first = chunker
+        .first_record(plan.input.csv.has_header)?
+        .unwrap_or_default();
+    let names = crate::read::csv_types::column_names(first, plan.input.csv.has_header);
+    // Row size estimate from up to 1000 records (sizes only, nothing parsed).
+    let sample = chunker.next_chunk(1000)?;
+    let rows = sample.filter(|c| c.rows() > 0).map(|c| {
+        let avg = c.bytes.len() as f64 / c.rows() as f64;
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        let compressed = files
+            .iter()
+            .any(|f| crate::storage::Compression::of(&f.key) != crate::storage::Compression::None);
+        let est = (total as f64 / avg).round() as u64;
+        (if compressed { est * 4 } else { est }, false)
+    });
+    let mut schema = Schema::with_capacity(names.len());
+    for n in &names {
+        let dtype = plan
+            .input
+            .schema_overrides
+            .iter()
+            .find(|(c, _)| c == n)
+            .map(|(_, t)| dtype_for(*t))
+            .unwrap_or(DataType::Float64);
+        schema.with_column(PlSmallStr::from(n.as_str()), dtype);
+    }
+    Ok(Peek {
+        schema,
+        types_known: false,
+        rows,
+    })
+}
+
+fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
+    let mut rows = 0u64;
+    let mut schema = None;
+    for obj in files {
+        let input = crate::read::parquet_input::ParquetInput::open(obj)?;
+        rows += input.num_rows as u64;
+        if schema.is_none() {
+            schema = Some(input.schema.clone());
+        }
+    }
+    Ok(Peek {
+        schema: schema.unwrap_or_default(),
+        types_known: true,
+        rows: Some((rows, true)),
+    })
+}
+
+pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
+    let loaded = load(pipeline, sets)?;
+    let plan = Plan::build(&loaded)?;
+    let files = list_inputs(&plan.input.uri, &plan.storage)?;
+    let format = format_of(&files[0], plan.input.format)?;
+    for f in &files[1..] {
+        if format_of(f, plan.input.format)? != format {
+            return Err(crate::error::PrepError::Usage {
+                message: format!("{} and {} have different formats", files[0].uri, f.uri),
+                hint: Some("narrow input.uri with a glob such as data/*.csv".into()),
+            });
+        }
+    }
+    let peek = match format {
+        InputFormat::Csv => peek_csv(&plan, &files)?,
+        InputFormat::Parquet => peek_parquet(&files)?,
+    };
+    let resolved = resolve(&plan, &peek.schema, &files[0].uri)?;
+
+    let mut s = String::new();
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let _ = writeln!(s, "pipeline  {} ({})", plan.name, plan.file);
+    let _ = writeln!(
+        s,
+        "input     {} — {} {} file(s), {} ({} bytes), read in chunks of {} rows",
+        plan.input.uri,
+        files.len(),
+        if format == InputFormat::Csv {
+            "csv"
+        } else {
+            "parquet"
+        },
+        bytesize::ByteSize(total),
+        total,
+        plan.input.chunk_rows
+    );
+    for f in files.iter().take(20) {
+        let _ = writeln!(
+            s,
+            "          {:>12}  {}",
+            bytesize::ByteSize(f.size).to_string(),
+            f.uri
+        );
+    }
+    if files.len() > 20 {
+        let _ = writeln!(s, "          … and {} more", files.len() - 20);
+    }
+    let names: Vec<&str> = peek.schema.iter_names().map(|n| n.as_str()).collect();
+    let _ = writeln!(s, "columns   {} ({})", names.len(), names.join(", "));
+    let _ = writeln!(
+        s,
+        "clean     drop rows with a null/NaN in {}; non-finite values: {:?}",
+        match &plan.clean.drop_nulls {
+            DropNulls::Any => "any column".to_string(),
+            DropNulls::Columns(c) if c.is_empty() => "no column".to_string(),
+            DropNulls::Columns(c) => c.join(", "),
+        },
+        plan.clean.non_finite
+    );
+    if peek.types_known || matches!(plan.scale.columns, ScaleColumns::List(_)) {
+        let _ = writeln!(
+            s,
+            "scale     {} (with_mean={}, with_std={})",
+            resolved.scaled.join(", "),
+            plan.scale.with_mean,
+            plan.scale.with_std
+        );
+        for (c, why) in &resolved.not_scaled {
+            let _ = writeln!(s, "          not scaled: {c} — {why}");
+        }
+    } else {
+        let candidates: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !plan.scale.exclude.iter().any(|e| e == n))
+            .collect();
+        let _ = writeln!(
+            s,
+            "scale     the numeric columns among: {} (CSV types are inferred from the first chunk when the run starts)",
+            candidates.join(", ")
+        );
+        for e in &plan.scale.exclude {
+            let _ = writeln!(s, "          not scaled: {e} — excluded by scale.exclude");
+        }
+    }
+    let out_cols: Vec<String> = resolved
+        .output
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.clone()
+            } else {
+                format!("{a} as {b}")
+            }
+        })
+        .collect();
+    let max_rows = plan.output.shard_max_rows.get() as u64;
+    let _ = writeln!(
+        s,
+        "output    {} — {} shards part-NNNNN.{}{}, ≤ {} rows{} each, at least {} shard(s); columns: {}",
+        plan.output.uri,
+        plan.output.format.extension(),
+        plan.output.format.extension(),
+        if plan.output.compression == crate::pipeline::plan::OutputCompression::Gzip { ".gz" } else { "" },
+        max_rows,
+        plan.output.shard_max_bytes.map(|b| format!(" and ≤ {}", bytesize::ByteSize(b))).unwrap_or_default(),
+        plan.output.min_shards,
+        out_cols.join(", ")
+    );
+    match peek.rows {
+        Some((rows, exact)) => {
+            let shards = rows
+                .div_ceil(max_rows)
+                .max(plan.output.min_shards.get() as u64);
+            let _ = writeln!(
+                s,
+                "estimate  {}{} input rows → about {} shard(s) before cleaning",
+                if exact { "" } else { "~" },
+                rows,
+                shards
+            );
+        }
+        None => {
+            let _ = writeln!(s, "estimate  the input has no data rows");
+        }
+    }
+    let _ = writeln!(s, "scaler    {}", plan.scaler_uri);
+    let _ = writeln!(s, "ok");
+    Ok(s)
+}

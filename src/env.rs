@@ -1,0 +1,179 @@
+//! Every `PREP_*` environment variable prep reads, with its type, default
+//! and meaning, in one table ([`VARS`]); the accessors below are the only
+//! places that read them. An unknown `PREP_*` variable in the environment
+//! is most likely a typo, so [`warn_unknown`] names it with a "did you mean".
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One variable: name, type, default, meaning (as the reference docs list it).
+pub struct EnvVar {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+pub const VARS: &[EnvVar] = &[
+    EnvVar { name: "PREP_LOG", kind: "filter", default: "info (error with --quiet)", doc: "log level filter, e.g. debug for per-shard lines" },
+    EnvVar { name: "PREP_PROGRESS_INTERVAL", kind: "duration", default: "5s", doc: "how often a progress line is logged when stderr is not a terminal" },
+    EnvVar { name: "PREP_WORKERS", kind: "integer", default: "unset", doc: "worker count for --worker auto under a Kubernetes Indexed Job or an AWS Batch array job" },
+    EnvVar { name: "PREP_WAIT_TIMEOUT", kind: "duration", default: "30m", doc: "how long a worker waits for the other workers at a barrier" },
+    EnvVar { name: "PREP_SAGEMAKER_CONFIG_DIR", kind: "path", default: "/opt/ml/config", doc: "where --worker auto looks for SageMaker's resourceconfig.json" },
+    EnvVar { name: "PREP_SAGEMAKER_OUTPUT_DIR", kind: "path", default: "/opt/ml/output", doc: "where the first lines of an error are written as `message` (when the folder exists)" },
+    EnvVar { name: "PREP_SPILL_DIR", kind: "path", default: "the system temp dir", doc: "where the cleaned chunks are spilled between the two passes" },
+    EnvVar { name: "PREP_DIRECT_IO", kind: "0 | 1", default: "1", doc: "0 turns off O_DIRECT for local shards and the spill" },
+    EnvVar { name: "PREP_CSV_PARSER", kind: "fast | polars", default: "fast", doc: "polars parses every CSV chunk with the fallback parser" },
+    EnvVar { name: "PREP_ZSTD_LEVEL", kind: "integer", default: "3", doc: "zstd level of Parquet shards" },
+    EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "6", doc: "object-store retries per request" },
+    EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying" },
+    EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "60s", doc: "timeout of one object-store request" },
+    EnvVar { name: "PREP_LOCK_WAIT", kind: "duration", default: "0s", doc: "how long a run waits for another run that holds the output's lock (0: refuse at once)" },
+    EnvVar { name: "PREP_LOCK_LEASE", kind: "duration", default: "60s", doc: "object stores: the lease of the output lock, renewed every third of it" },
+    EnvVar { name: "PREP_ATTEMPT_ID", kind: "string", default: "from the orchestrator, else opened by the first worker", doc: "the id all workers of one attempt of a job share" },
+    EnvVar { name: "PREP_PAUSE_BEFORE_COMMIT", kind: "duration", default: "0s", doc: "testing: pause right before _SUCCESS is written (to deliver a signal there)" },
+    EnvVar { name: "PREP_PYTHON", kind: "path", default: "unset", doc: "tests only: the Python with pandas, scikit-learn and moto" },
+    EnvVar { name: "PREP_VENV", kind: "path", default: "unset", doc: "tests only: the virtual environment .ci/run installs" },
+    EnvVar { name: "PREP_MOTO_SERVER", kind: "path", default: "unset", doc: "tests only: the moto_server executable" },
+    EnvVar { name: "PREP_S3_ENDPOINT", kind: "URL", default: "unset", doc: "tests only: an already running S3 test server" },
+    EnvVar { name: "PREP_BASE_CACHE", kind: "path", default: "unset", doc: "tests only: cache of the container test's base image" },
+    EnvVar { name: "PREP_BENCH_SIZES", kind: "list", default: "unset", doc: "benches only: row counts of the kernel benchmarks" },
+    EnvVar { name: "PREP_BENCH_THREADS", kind: "list", default: "unset", doc: "benches only: thread counts of the kernel benchmarks" },
+];
+
+fn get(name: &str) -> Option<String> {
+    debug_assert!(
+        VARS.iter().any(|v| v.name == name),
+        "{name} is not in env::VARS"
+    );
+    std::env::var(name).ok()
+}
+
+fn duration(name: &str, default: Duration) -> Duration {
+    get(name)
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(default)
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub fn progress_interval() -> Duration {
+    duration("PREP_PROGRESS_INTERVAL", Duration::from_secs(5))
+}
+
+pub fn workers() -> Result<String, std::env::VarError> {
+    get("PREP_WORKERS").ok_or(std::env::VarError::NotPresent)
+}
+
+pub fn wait_timeout() -> Duration {
+    duration("PREP_WAIT_TIMEOUT", Duration::from_secs(30 * 60))
+}
+
+pub fn sagemaker_config_dir() -> String {
+    get("PREP_SAGEMAKER_CONFIG_DIR").unwrap_or_else(|| "/opt/ml/config".into())
+}
+
+pub fn sagemaker_output_dir() -> String {
+    get("PREP_SAGEMAKER_OUTPUT_DIR").unwrap_or_else(|| "/opt/ml/output".into())
+}
+
+pub fn spill_dir() -> Option<PathBuf> {
+    get("PREP_SPILL_DIR").map(PathBuf::from)
+}
+
+pub fn direct_io_enabled() -> bool {
+    get("PREP_DIRECT_IO").is_none_or(|v| v != "0")
+}
+
+pub fn fast_csv_parser() -> bool {
+    get("PREP_CSV_PARSER").is_none_or(|v| v != "polars")
+}
+
+pub fn zstd_level() -> i32 {
+    number("PREP_ZSTD_LEVEL", 3)
+}
+
+pub fn lock_wait() -> Duration {
+    duration("PREP_LOCK_WAIT", Duration::ZERO)
+}
+
+pub fn lock_lease() -> Duration {
+    duration("PREP_LOCK_LEASE", Duration::from_secs(60))
+}
+
+pub fn attempt_id() -> Option<String> {
+    get("PREP_ATTEMPT_ID").filter(|v| !v.is_empty())
+}
+
+pub fn pause_before_commit() -> Duration {
+    duration("PREP_PAUSE_BEFORE_COMMIT", Duration::ZERO)
+}
+
+pub fn max_retries() -> usize {
+    number("PREP_MAX_RETRIES", 6)
+}
+
+pub fn retry_timeout() -> Duration {
+    duration("PREP_RETRY_TIMEOUT", Duration::from_secs(120))
+}
+
+pub fn request_timeout() -> Duration {
+    duration("PREP_REQUEST_TIMEOUT", Duration::from_secs(60))
+}
+
+/// `PREP_*` names in `present` that prep does not know, each with the
+/// closest known name when one is close.
+pub fn unknown<'a>(present: impl IntoIterator<Item = &'a str>) -> Vec<(String, Option<String>)> {
+    present
+        .into_iter()
+        .filter(|n| n.starts_with("PREP_") && !VARS.iter().any(|v| v.name == *n))
+        .map(|n| {
+            let close = crate::error::did_you_mean(n, VARS.iter().map(|v| v.name));
+            (n.to_string(), close)
+        })
+        .collect()
+}
+
+/// Logs a warning for every unknown `PREP_*` variable in the environment.
+pub fn warn_unknown() {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    for (name, close) in unknown(names.iter().map(String::as_str)) {
+        match close {
+            Some(c) => {
+                tracing::warn!("unknown environment variable {name} is ignored; did you mean {c}?")
+            }
+            None => tracing::warn!("unknown environment variable {name} is ignored"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_get_the_closest_known_one() {
+        let found = unknown(["PREP_WAIT_TIMOUT", "PREP_LOG", "PATH", "PREP_ZZZZZZZZZZZZ"]);
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "PREP_WAIT_TIMOUT".to_string(),
+                    Some("PREP_WAIT_TIMEOUT".to_string())
+                ),
+                ("PREP_ZZZZZZZZZZZZ".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_variable_is_documented() {
+        for v in VARS {
+            assert!(v.name.starts_with("PREP_") && !v.doc.is_empty() && !v.kind.is_empty());
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The transform pass, as three stages on their own threads:
+//!
+//! ```text
+//! reader (spill, or re-read + clean) ─► scale + project + encode ─► shard writer
+//! ```
+//! The middle stage runs on this thread (parallel inside); bounded channels
+//! keep at most a few chunks in flight. What leaves: committed shards.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::sync_channel;
+
+use polars::prelude::*;
+
+use crate::error::{PrepError, Result};
+use crate::job::fit::{consumer_gone, Fitted, PassInput};
+use crate::job::report::Progress;
+use crate::storage::OutputDir;
+use crate::timings::{timed, Stage};
+use crate::transform::scaler::Scaler;
+use crate::write::sink::{ShardInfo, ShardSink, SinkBatch, SinkOptions};
+
+pub fn interrupted() -> PrepError {
+    PrepError::Interrupted {
+        signal: "a termination signal".into(),
+    }
+}
+
+/// Selects and renames the output columns.
+pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> {
+    let names: Vec<PlSmallStr> = output
+        .iter()
+        .map(|(c, _)| PlSmallStr::from(c.as_str()))
+        .collect();
+    let mut df = df
+        .select(names)
+        .map_err(|e| PrepError::polars("selecting output columns", e))?;
+    if output.iter().any(|(a, b)| a != b) {
+        let to: Vec<PlSmallStr> = output
+            .iter()
+            .map(|(_, t)| PlSmallStr::from(t.as_str()))
+            .collect();
+        df.set_column_names(&to)
+            .map_err(|e| PrepError::polars("renaming output columns", e))?;
+    }
+    Ok(df)
+}
+
+enum WriterMsg {
+    Batch(SinkBatch),
+    /// Sent only after the last batch: commit the last shard. Without it
+    /// (an error upstream) the open shard is discarded.
+    Finish,
+}
+
+/// The transform pass, as three stages on their own threads: a reader (spill
+/// or re-read + clean), the scaler and encoder (this thread, parallel inside),
+/// and the shard writer. Bounded channels keep at most a few chunks in flight.
+pub fn transform_pass(
+    input: &PassInput,
+    fitted: Fitted,
+    scaler: &Scaler,
+    out: &OutputDir,
+    sink_opts: SinkOptions,
+) -> Result<(Vec<ShardInfo>, u64)> {
+    let cancel = input.cancel.clone();
+    let Fitted {
+        resolved,
+        cleaner,
+        counts,
+        spill,
+        schema,
+        ..
+    } = fitted;
+    let format = sink_opts.format;
+    let mut progress = Progress::rows("transform", counts.rows_out(), input.quiet);
+    let mut written = 0u64;
+    let (read, main, write) = std::thread::scope(|scope| {
+        let (in_tx, in_rx) = sync_channel::<Result<DataFrame>>(1);
+        let cleaner = &cleaner;
+        let reader = scope.spawn(move || -> Result<()> {
+            match spill {
+                Some(spill) => {
+                    for i in 0..spill.chunks() {
+                        if in_tx
+                            .send(timed(Stage::SpillRead, || spill.take(i)))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
+                None => {
+                    let mut source = input.source().with_schema(schema);
+                    source.for_each_chunk(&mut |chunk, src| {
+                        let (df, _) = timed(Stage::Clean, || cleaner.apply(chunk, &src.files))?;
+                        in_tx.send(Ok(df)).map_err(|_| consumer_gone())
+                    })
+                }
+            }
+        });
+        let (out_tx, out_rx) = sync_channel::<WriterMsg>(2);
+        let writer = scope.spawn(move || -> Result<Vec<ShardInfo>> {
+            let mut sink = ShardSink::new(out.clone(), sink_opts);
+            for msg in out_rx {
+                match msg {
+                    WriterMsg::Batch(b) => sink.write_batch(b)?,
+                    WriterMsg::Finish => return sink.finish(),
+                }
+            }
+            Err(interrupted())
+        });
+        let main = (|| -> Result<()> {
+            for df in in_rx {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(interrupted());
+                }
+                let df = df?;
+                // No output columns resolved (`prep apply`): every column as it is.
+                let projected = timed(Stage::Scale, || {
+                    scaler
+                        .apply(df)
+                        .and_then(|scaled| match resolved.output.is_empty() {
+                            true => Ok(scaled),
+                            false => project(scaled, &resolved.output),
+                        })
+                })?;
+                written += projected.height() as u64;
+                let batch = timed(Stage::Encode, || ShardSink::prepare(format, &projected))?;
+                out_tx
+                    .send(WriterMsg::Batch(batch))
+                    .map_err(|_| consumer_gone())?;
+                progress.update(written, written);
+            }
+            Ok(())
+        })();
+        if main.is_ok() {
+            let _ = out_tx.send(WriterMsg::Finish);
+        }
+        drop(out_tx);
+        let write = writer.join().expect("writer thread panicked");
+        let read = reader.join().expect("reader thread panicked");
+        (read, main, write)
+    });
+    progress.finish();
+    // Report the root cause: a reader/writer failure beats "thread stopped".
+    read?;
+    match (main, write) {
+        (Err(e), Err(_)) if e.to_string() != consumer_gone().to_string() => Err(e),
+        (_, Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(()), Ok(shards)) => Ok((shards, written)),
+    }
+}

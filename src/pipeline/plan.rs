@@ -1,0 +1,192 @@
+//! The validated, resolved pipeline: what every stage reads instead of raw
+//! config.
+//!
+//! `Plan::build` checks each value and every cross-field rule, and reports all
+//! problems at once (with line and column) rather than stopping at the first.
+//! Column names are resolved later against the data's schema, in
+//! `columns.rs`, because only the data knows them.
+
+use std::num::NonZeroUsize;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum InputFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OutputFormat {
+    Jsonl,
+    Parquet,
+    Csv,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Jsonl => "jsonl",
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Csv => "csv",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jsonl" => Some(OutputFormat::Jsonl),
+            "parquet" => Some(OutputFormat::Parquet),
+            "csv" => Some(OutputFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OutputCompression {
+    None,
+    Gzip,
+    Zstd,
+    Snappy,
+}
+
+/// Types a user may force with `[input.schema]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ColumnType {
+    Int64,
+    Float64,
+    String,
+    Bool,
+}
+
+impl ColumnType {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "int64" => Some(ColumnType::Int64),
+            "float64" => Some(ColumnType::Float64),
+            "string" => Some(ColumnType::String),
+            "bool" => Some(ColumnType::Bool),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SecondPass {
+    /// Spill for CSV input, re-read for Parquet input (the faster of the two
+    /// for each, measured; see README "Two passes").
+    Auto,
+    /// Spill cleaned chunks to a local temp dir as Arrow IPC and read them back.
+    Spill,
+    /// Read and parse the input a second time.
+    Reread,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CsvPlan {
+    pub delimiter: u8,
+    pub has_header: bool,
+    pub quote: Option<u8>,
+    pub null_values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputPlan {
+    pub uri: String,
+    /// `None`: decided from each file's extension.
+    pub format: Option<InputFormat>,
+    pub chunk_rows: NonZeroUsize,
+    pub second_pass: SecondPass,
+    pub csv: CsvPlan,
+    pub schema_overrides: Vec<(String, ColumnType)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum DropNulls {
+    Any,
+    Columns(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum NonFinite {
+    Fail,
+    Drop,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanPlan {
+    pub drop_nulls: DropNulls,
+    pub non_finite: NonFinite,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ScaleColumns {
+    Numeric,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalePlan {
+    pub columns: ScaleColumns,
+    pub exclude: Vec<String>,
+    pub with_mean: bool,
+    pub with_std: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputPlan {
+    pub uri: String,
+    pub format: OutputFormat,
+    pub shard_max_rows: NonZeroUsize,
+    pub shard_max_bytes: Option<u64>,
+    pub min_shards: NonZeroUsize,
+    pub columns: Option<Vec<String>>,
+    pub rename: Vec<(String, String)>,
+    pub compression: OutputCompression,
+    pub csv_header: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoragePlan {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Where the pipeline file was read from: for messages only, never part
+    /// of what workers must agree on.
+    #[serde(skip)]
+    pub file: String,
+    pub name: String,
+    pub input: InputPlan,
+    pub clean: CleanPlan,
+    pub scale: ScalePlan,
+    pub output: OutputPlan,
+    pub scaler_uri: String,
+    pub storage: StoragePlan,
+}
+
+pub const DEFAULT_NULL_VALUES: [&str; 7] = ["", "NA", "N/A", "NULL", "null", "NaN", "nan"];
+
+impl InputPlan {
+    /// The contract's input defaults, for commands that take a bare URI
+    /// (`inspect`, `apply`).
+    pub fn defaults(uri: &str) -> InputPlan {
+        InputPlan {
+            uri: uri.to_string(),
+            format: None,
+            chunk_rows: NonZeroUsize::new(50_000).expect("positive"),
+            second_pass: SecondPass::Auto,
+            csv: CsvPlan {
+                delimiter: b',',
+                has_header: true,
+                quote: Some(b'"'),
+                null_values: DEFAULT_NULL_VALUES.iter().map(|s| s.to_string()).collect(),
+            },
+            schema_overrides: Vec::new(),
+        }
+    }
+}

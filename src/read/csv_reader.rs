@@ -1,0 +1,92 @@
+//! The CSV byte stream of one object, read, decompressed and split into
+//! record-aligned chunks on a background thread.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::Arc;
+
+use crate::error::{PrepError, Result};
+use crate::pipeline::plan::InputPlan;
+use crate::read::chunker::{CsvChunk, RecordChunker};
+use crate::storage::{open_read, open_read_range, InputObject};
+use crate::timings::{timed, Stage};
+
+/// `PREP_CSV_PARSER=polars` parses every chunk with polars (to compare the
+/// two paths, or to rule the fast one out when chasing a problem).
+pub fn fast_parser_enabled() -> bool {
+    crate::env::fast_csv_parser()
+}
+
+pub enum Msg {
+    Header(Option<Vec<String>>),
+    Chunk(CsvChunk),
+    Failed(PrepError),
+}
+
+/// Reads, decompresses and splits a CSV object on a background thread, so
+/// I/O and record scanning overlap with parsing. The channel holds at most
+/// two chunks, which bounds memory.
+pub fn spawn_chunker(
+    obj: &InputObject,
+    plan: &InputPlan,
+    counter: Arc<AtomicU64>,
+    range: Option<std::ops::Range<u64>>,
+    known_header: Option<Vec<String>>,
+    leave_field_counts: bool,
+) -> Result<(Receiver<Msg>, Sender<Vec<u8>>)> {
+    let reader = match &range {
+        Some(r) => open_read_range(obj, r.clone(), counter)?,
+        None => open_read(obj, counter)?,
+    };
+    let (tx, rx) = sync_channel(2);
+    let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
+    let uri = obj.uri.clone();
+    let csv = plan.csv.clone();
+    let chunk_rows = plan.chunk_rows.get();
+    std::thread::Builder::new()
+        .name("prep-csv-reader".into())
+        .spawn(move || {
+            let mut chunker = RecordChunker::new(reader, uri, csv.delimiter, csv.quote);
+            let header = match known_header {
+                // A piece from the middle of an object: the header was read
+                // from the object's start; this stream holds records only.
+                Some(h) => {
+                    chunker.set_expected_fields(h.len());
+                    Ok(Some(h))
+                }
+                None => chunker.first_record(csv.has_header),
+            };
+            let header = match header {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = tx.send(Msg::Failed(e));
+                    return;
+                }
+            };
+            if leave_field_counts {
+                chunker.leave_field_counts();
+            }
+            if tx.send(Msg::Header(header)).is_err() {
+                return;
+            }
+            loop {
+                while let Ok(buf) = recycle_rx.try_recv() {
+                    chunker.recycle(buf);
+                }
+                match timed(Stage::Read, || chunker.next_chunk(chunk_rows)) {
+                    Ok(Some(c)) => {
+                        if tx.send(Msg::Chunk(c)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Msg::Failed(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| PrepError::io("starting the CSV reader thread", e))?;
+    Ok((rx, recycle_tx))
+}

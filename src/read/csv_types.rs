@@ -1,0 +1,243 @@
+//! CSV typing details that make prep read a file the way a pandas user
+//! expects: unique header names, numbers with surrounding spaces, and the
+//! "value does not fit the inferred type" diagnosis with file, line and
+//! column. Input: header fields and parsed chunks from `source.rs`.
+
+use polars::prelude::*;
+
+use crate::chunk::FixedSchema;
+use crate::error::{DataLocation, PrepError, Result};
+use crate::pipeline::plan::CsvPlan;
+use crate::read::chunker::{records_of, CsvChunk};
+
+/// Column names from a CSV header, made unique the way pandas does it, so
+/// names match what a pandas/scikit-learn user sees: an empty name becomes
+/// `Unnamed: <index>`, a repeated one gets `.1`, `.2`, … Without a header:
+/// `column_1`, `column_2`, …
+pub fn column_names(header: Vec<String>, has_header: bool) -> Vec<String> {
+    if !has_header {
+        return (1..=header.len()).map(|i| format!("column_{i}")).collect();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(header.len());
+    for (i, name) in header.into_iter().enumerate() {
+        let base = if name.is_empty() {
+            format!("Unnamed: {i}")
+        } else {
+            name
+        };
+        let mut candidate = base.clone();
+        let mut k = 1;
+        while !seen.insert(candidate.clone()) {
+            candidate = format!("{base}.{k}");
+            k += 1;
+        }
+        out.push(candidate);
+    }
+    out
+}
+
+/// The number a field holds once surrounding spaces are trimmed, if any.
+fn trimmed_number(v: &str, dtype: &DataType) -> Option<AnyValue<'static>> {
+    let t = v.trim();
+    match dtype {
+        DataType::Int64 => t.parse::<i64>().ok().map(AnyValue::Int64),
+        _ => t
+            .parse::<f64>()
+            .ok()
+            .or_else(|| is_polars_float(t).then(|| parse_special_float(t)))
+            .map(AnyValue::Float64),
+    }
+}
+
+fn parse_special_float(t: &str) -> f64 {
+    match t.to_ascii_lowercase().trim_start_matches('+') {
+        "nan" => f64::NAN,
+        s if s.starts_with('-') => f64::NEG_INFINITY,
+        _ => f64::INFINITY,
+    }
+}
+
+/// For string columns of the first chunk: the numeric type every non-null
+/// value has once trimmed, when at least one value needed trimming.
+pub fn detect_trimmed(df: &DataFrame, names: &[String]) -> Vec<(String, DataType)> {
+    let mut out = Vec::new();
+    for (name, col) in names.iter().zip(df.columns()) {
+        let Ok(ca) = col.as_materialized_series().str() else {
+            continue;
+        };
+        let values: Vec<&str> = ca.iter().flatten().collect();
+        if values.is_empty() || !values.iter().any(|v| v.trim().len() != v.len()) {
+            continue;
+        }
+        if values.iter().all(|v| v.trim().parse::<i64>().is_ok()) {
+            out.push((name.clone(), DataType::Int64));
+        } else if values
+            .iter()
+            .all(|v| trimmed_number(v, &DataType::Float64).is_some())
+        {
+            out.push((name.clone(), DataType::Float64));
+        }
+    }
+    out
+}
+
+/// Converts the trimmed columns of a parsed chunk to their numeric types.
+pub fn convert_trimmed(
+    mut df: DataFrame,
+    fixed: &FixedSchema,
+    lines: &[u64],
+    uri: &str,
+) -> Result<DataFrame> {
+    for (name, dtype) in &fixed.trimmed {
+        let col = df
+            .column(name)
+            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
+        let ca = col
+            .as_materialized_series()
+            .str()
+            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?
+            .clone();
+        let mut values: Vec<AnyValue> = Vec::with_capacity(ca.len());
+        for (i, v) in ca.iter().enumerate() {
+            match v {
+                None => values.push(AnyValue::Null),
+                Some(v) => match trimmed_number(v, dtype) {
+                    Some(n) => values.push(n),
+                    None => {
+                        return Err(PrepError::bad_data(
+                            DataLocation {
+                                file: uri.to_string(),
+                                line: lines.get(i).copied(),
+                                column: Some(name.clone()),
+                                ..Default::default()
+                            },
+                            format!("value {v:?} does not fit the column's type {dtype} (inferred from the first rows)"),
+                            Some(format!("pin the type in the pipeline: [input.schema] {name} = \"string\" (or \"float64\")")),
+                        ))
+                    }
+                },
+            }
+        }
+        let series = Series::from_any_values_and_dtype(
+            PlSmallStr::from(name.as_str()),
+            &values,
+            dtype,
+            true,
+        )
+        .map_err(|e| PrepError::polars(format!("converting column `{name}`"), e))?;
+        df.with_column(series.into_column())
+            .map_err(|e| PrepError::polars(format!("replacing column `{name}`"), e))?;
+    }
+    Ok(df)
+}
+
+/// Turns a polars parse failure into "file, line, column: value does not fit
+/// type" by re-checking the chunk's records (only on the error path).
+pub fn diagnose_parse_error(
+    e: PolarsError,
+    chunk: &CsvChunk,
+    schema: &Schema,
+    csv: &CsvPlan,
+    uri: &str,
+) -> PrepError {
+    let nulls: std::collections::HashSet<&str> =
+        csv.null_values.iter().map(String::as_str).collect();
+    for (line, raw) in records_of(chunk, csv.delimiter, csv.quote) {
+        let mut fields = Vec::with_capacity(raw.len());
+        for (i, bytes) in raw.iter().enumerate() {
+            match std::str::from_utf8(bytes) {
+                Ok(v) => fields.push(v.to_string()),
+                Err(err) => {
+                    let column = schema
+                        .get_at_index(i)
+                        .map(|(n, _)| n.to_string())
+                        .unwrap_or_else(|| format!("column_{}", i + 1));
+                    return PrepError::bad_data(
+                        DataLocation {
+                            file: uri.to_string(),
+                            line: Some(line),
+                            column: Some(column),
+                            ..Default::default()
+                        },
+                        format!("the value is not valid UTF-8 ({err})"),
+                        Some("prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`".into()),
+                    );
+                }
+            }
+        }
+        for ((name, dtype), value) in schema.iter().zip(fields.iter()) {
+            if nulls.contains(value.as_str()) {
+                continue;
+            }
+            let v = value.trim();
+            let fits = match dtype {
+                DataType::Int64 => v.parse::<i64>().is_ok(),
+                DataType::Float64 => v.parse::<f64>().is_ok() || is_polars_float(v),
+                DataType::Boolean => {
+                    v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+                }
+                _ => true,
+            };
+            if !fits {
+                let ty = match dtype {
+                    DataType::Int64 => "int64",
+                    DataType::Float64 => "float64",
+                    DataType::Boolean => "bool",
+                    _ => "its type",
+                };
+                let wider = if matches!(dtype, DataType::Int64) && v.parse::<f64>().is_ok() {
+                    "float64"
+                } else {
+                    "string"
+                };
+                return PrepError::bad_data(
+                    DataLocation {
+                        file: uri.to_string(),
+                        line: Some(line),
+                        column: Some(name.to_string()),
+                        ..Default::default()
+                    },
+                    format!("value {value:?} does not fit the column's type {ty} (inferred from the first rows)"),
+                    Some(format!(
+                        "pin the type in the pipeline: [input.schema] {name} = \"{wider}\" (or add the value to input.csv.null_values if it means missing)"
+                    )),
+                );
+            }
+        }
+    }
+    PrepError::bad_data(
+        DataLocation {
+            file: uri.to_string(),
+            line: chunk.record_lines.first().copied(),
+            ..Default::default()
+        },
+        format!("cannot parse the rows starting here: {e}"),
+        Some("check the CSV settings in [input.csv] (delimiter, quote, header)".into()),
+    )
+}
+
+fn is_polars_float(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_made_unique_like_pandas() {
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            column_names(h(&["", "a", "a", "b", "a"]), true),
+            h(&["Unnamed: 0", "a", "a.1", "b", "a.2"])
+        );
+        assert_eq!(
+            column_names(h(&["x", "y"]), false),
+            h(&["column_1", "column_2"])
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Parquet input, one slice of rows at a time, local or remote.
+//!
+//! Local files: polars memory-maps the file; a fresh reader per slice unmaps
+//! it again, so resident pages stay bounded. Object stores: only the footer
+//! and the byte range of the row group being read are fetched (range
+//! requests). polars' reader wants the file as one byte slice, so those
+//! ranges are placed at their offsets in a lazily zeroed buffer the size of
+//! the object: the untouched (zero) pages are never materialized, so memory
+//! is the footer plus one row group, not the object.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Cursor;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use polars::io::mmap::MmapBytesReader;
+use polars::prelude::*;
+
+use crate::error::{DataLocation, PrepError, Result};
+use crate::storage::remote;
+use crate::storage::{storage, InputObject, ObjectLocation};
+
+/// A zero-filled buffer from the system allocator: for large sizes it is a
+/// fresh anonymous mapping whose pages cost nothing until written.
+struct SparseBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// The buffer is plain bytes, written once before it is shared read-only.
+unsafe impl Send for SparseBuf {}
+unsafe impl Sync for SparseBuf {}
+
+impl SparseBuf {
+    fn new(len: usize) -> SparseBuf {
+        let layout = Layout::from_size_align(len.max(1), 64).expect("valid layout");
+        // SAFETY: layout has non-zero size; a null result is handled below.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        SparseBuf { ptr, len }
+    }
+
+    fn place(&mut self, offset: u64, bytes: &[u8]) {
+        let start = offset as usize;
+        assert!(start + bytes.len() <= self.len, "range inside the object");
+        // SAFETY: bounds checked above; we own the buffer exclusively here.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(start), bytes.len()) }
+    }
+}
+
+impl AsRef<[u8]> for SparseBuf {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: ptr is valid for len bytes, initialized (zeroed) at allocation.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for SparseBuf {
+    fn drop(&mut self) {
+        let layout = Layout::from_size_align(self.len.max(1), 64).expect("valid layout");
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { System.dealloc(self.ptr, layout) }
+    }
+}
+
+pub struct ParquetInput {
+    obj: InputObject,
+    metadata: FileMetadataRef,
+    pub num_rows: usize,
+    pub schema: Schema,
+    footer: Option<(u64, Bytes)>,
+    /// (row group index, its bytes) of the last row group fetched.
+    cached: Mutex<Option<(usize, Bytes)>>,
+}
+
+fn bad_file(uri: &str, e: impl std::fmt::Display) -> PrepError {
+    PrepError::bad_data(
+        DataLocation {
+            file: uri.to_string(),
+            ..Default::default()
+        },
+        format!("cannot read it as Parquet: {e}"),
+        Some("check that the object is a complete Parquet file, or set input.format".into()),
+    )
+}
+
+impl ParquetInput {
+    pub fn open(obj: &InputObject) -> Result<ParquetInput> {
+        let (mut reader, footer) = match &obj.location {
+            ObjectLocation::Local(path) => {
+                let f = std::fs::File::open(path).map_err(|e| storage("opening", path, e))?;
+                let r: ParquetReader<Box<dyn MmapBytesReader>> = ParquetReader::new(Box::new(f));
+                (r, None)
+            }
+            ObjectLocation::Remote(loc) => {
+                let size = obj.size;
+                if size < 12 {
+                    return Err(bad_file(&obj.uri, "too small"));
+                }
+                let tail_len = size.min(64 << 10);
+                let mut tail = remote::get_range(loc, &loc.path, size - tail_len..size)?;
+                let n = tail.len();
+                if &tail[n - 4..] != b"PAR1" {
+                    return Err(bad_file(&obj.uri, "no PAR1 magic at the end"));
+                }
+                let meta_len =
+                    u32::from_le_bytes(tail[n - 8..n - 4].try_into().expect("4 bytes")) as u64;
+                let footer_len = meta_len + 8;
+                if footer_len > size {
+                    return Err(bad_file(&obj.uri, "footer longer than the object"));
+                }
+                if footer_len > tail_len {
+                    tail = remote::get_range(loc, &loc.path, size - footer_len..size)?;
+                }
+                let start = size - tail.len() as u64;
+                let mut buf = SparseBuf::new(size as usize);
+                buf.place(start, &tail);
+                let r: ParquetReader<Box<dyn MmapBytesReader>> =
+                    ParquetReader::new(Box::new(Cursor::new(buf)));
+                (r, Some((start, tail)))
+            }
+        };
+        let num_rows = reader.num_rows().map_err(|e| bad_file(&obj.uri, e))?;
+        let metadata = reader
+            .get_metadata()
+            .map_err(|e| bad_file(&obj.uri, e))?
+            .clone();
+        let arrow_schema = reader.schema().map_err(|e| bad_file(&obj.uri, e))?;
+        Ok(ParquetInput {
+            obj: obj.clone(),
+            metadata,
+            num_rows,
+            schema: Schema::from_arrow_schema(arrow_schema.as_ref()),
+            footer,
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// Number of row groups and their compressed sizes.
+    pub fn row_group_sizes(&self) -> Vec<u64> {
+        self.metadata
+            .row_groups
+            .iter()
+            .map(|rg| rg.compressed_size() as u64)
+            .collect()
+    }
+
+    /// (first row, end row) of row groups `groups`.
+    /// The row ranges to decode for rows `start..stop`, one at a time: a
+    /// whole row group (its part in the range) when it holds at most
+    /// `max_rows`, else slices of `max_rows`. A slice that ends inside a row
+    /// group makes the next slice decode that group's pages again, so
+    /// row-group-sized reads decode each page once.
+    pub fn read_ranges(&self, start: usize, stop: usize, max_rows: usize) -> Vec<(usize, usize)> {
+        let sizes: Vec<usize> = self
+            .metadata
+            .row_groups
+            .iter()
+            .map(|rg| rg.num_rows())
+            .collect();
+        read_ranges(&sizes, start, stop, max_rows)
+    }
+
+    pub fn row_range(&self, groups: std::ops::Range<usize>) -> (usize, usize) {
+        let rows: Vec<usize> = self
+            .metadata
+            .row_groups
+            .iter()
+            .map(|rg| rg.num_rows())
+            .collect();
+        let start: usize = rows[..groups.start.min(rows.len())].iter().sum();
+        let len: usize = rows[groups.start.min(rows.len())..groups.end.min(rows.len())]
+            .iter()
+            .sum();
+        (start, start + len)
+    }
+
+    /// Null count per top-level column from the footer statistics, or
+    /// `None` for a column where some row group lacks them.
+    pub fn footer_null_counts(&self) -> Vec<Option<u64>> {
+        let footer = self.metadata.footer_buf.as_ref();
+        self.schema
+            .iter_names()
+            .map(|name| {
+                let mut total = 0u64;
+                for rg in &self.metadata.row_groups {
+                    let chunks: Vec<_> = rg
+                        .parquet_columns()
+                        .iter()
+                        .filter(|c| {
+                            c.descriptor().path_in_schema.first().map(|p| p.as_str())
+                                == Some(name.as_str())
+                        })
+                        .collect();
+                    if chunks.len() != 1 {
+                        return None; // nested or missing: not answerable from stats
+                    }
+                    let stats = chunks[0].statistics(footer)?.ok()?;
+                    total += u64::try_from(stats.null_count()?).ok()?;
+                }
+                Some(total)
+            })
+            .collect()
+    }
+
+    /// Reads rows `offset..offset + len` of the named columns only.
+    pub fn read_columns(&self, offset: usize, len: usize, columns: &[String]) -> Result<DataFrame> {
+        self.read_impl(offset, len, Some(columns.to_vec()))
+    }
+
+    /// Reads rows `offset..offset + len`.
+    pub fn read(&self, offset: usize, len: usize) -> Result<DataFrame> {
+        self.read_impl(offset, len, None)
+    }
+
+    fn read_impl(
+        &self,
+        offset: usize,
+        len: usize,
+        columns: Option<Vec<String>>,
+    ) -> Result<DataFrame> {
+        let reader: Box<dyn MmapBytesReader> = match &self.obj.location {
+            ObjectLocation::Local(path) => {
+                Box::new(std::fs::File::open(path).map_err(|e| storage("opening", path, e))?)
+            }
+            ObjectLocation::Remote(loc) => {
+                let (footer_start, footer) = self.footer.as_ref().expect("remote footer");
+                let mut buf = SparseBuf::new(self.obj.size as usize);
+                buf.place(*footer_start, footer);
+                let mut first_row = 0usize;
+                for (i, rg) in self.metadata.row_groups.iter().enumerate() {
+                    let rows = rg.num_rows();
+                    let overlaps = first_row < offset + len && offset < first_row + rows;
+                    first_row += rows;
+                    if !overlaps {
+                        continue;
+                    }
+                    let range = rg.full_byte_range();
+                    let mut cached = self.cached.lock().expect("cache lock");
+                    let bytes = match cached.as_ref() {
+                        Some((idx, b)) if *idx == i => b.clone(),
+                        _ => {
+                            let b = remote::get_range(loc, &loc.path, range.clone())?;
+                            *cached = Some((i, b.clone()));
+                            b
+                        }
+                    };
+                    buf.place(range.start, &bytes);
+                }
+                Box::new(Cursor::new(buf))
+            }
+        };
+        let mut reader = ParquetReader::new(reader)
+            .with_slice(Some((offset, len)))
+            .with_columns(columns);
+        reader.set_metadata(self.metadata.clone());
+        reader.finish().map_err(|e| bad_file(&self.obj.uri, e))
+    }
+}
+
+/// See [`ParquetInput::read_ranges`]: `(first row, rows)` pieces of
+/// `start..stop` that never cross a row group boundary.
+fn read_ranges(
+    row_groups: &[usize],
+    start: usize,
+    stop: usize,
+    max_rows: usize,
+) -> Vec<(usize, usize)> {
+    let max_rows = max_rows.max(1);
+    let mut out = Vec::new();
+    let mut first = 0usize;
+    for &rows in row_groups {
+        let (a, b) = (first.max(start), (first + rows).min(stop));
+        first += rows;
+        let mut at = a;
+        while at < b {
+            let len = if b - a <= max_rows {
+                b - a
+            } else {
+                max_rows.min(b - at)
+            };
+            out.push((at, len));
+            at += len;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_ranges;
+    use proptest::prelude::*;
+
+    #[test]
+    fn whole_groups_when_small_slices_when_large() {
+        assert_eq!(
+            read_ranges(&[90, 90, 500], 0, 680, 100),
+            vec![
+                (0, 90),
+                (90, 90),
+                (180, 100),
+                (280, 100),
+                (380, 100),
+                (480, 100),
+                (580, 100)
+            ]
+        );
+        assert_eq!(
+            read_ranges(&[90, 90], 50, 120, 100),
+            vec![(50, 40), (90, 30)]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_tile_the_rows_inside_row_groups(
+            groups in proptest::collection::vec(1usize..300, 1..12),
+            a in 0usize..4000,
+            b in 0usize..4000,
+            max_rows in 1usize..200,
+        ) {
+            let total: usize = groups.iter().sum();
+            let (start, stop) = (a.min(b).min(total), a.max(b).min(total));
+            let ranges = read_ranges(&groups, start, stop, max_rows);
+            let mut at = start;
+            let bounds: Vec<usize> = groups.iter().scan(0, |s, g| { *s += g; Some(*s) }).collect();
+            for (first, len) in ranges {
+                prop_assert_eq!(first, at);
+                prop_assert!(len > 0);
+                // Never across a row group boundary.
+                prop_assert!(!bounds.iter().any(|&e| first < e && e < first + len));
+                at += len;
+            }
+            prop_assert_eq!(at, stop);
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Chunked readers: CSV (split by `chunker.rs`, parsed by `csv_fast.rs`,
+//! polars for what it leaves) and Parquet (a row group or a slice of rows at
+//! a time), yielding DataFrames with a fixed schema.
+//!
+//! The schema is fixed by the first file: CSV types are inferred from its
+//! first chunk (then `[input.schema]` overrides apply), Parquet types come
+//! from its footer. Every later chunk and file must fit it; a value that does
+//! not is bad input naming the file, line and column, with a hint to pin the
+//! type in `[input.schema]`.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use crate::chunk::{FixedSchema, SourceChunk};
+use crate::error::{missing_column, DataLocation, PrepError, Result};
+use crate::pipeline::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
+use crate::read::chunker::{check_field_counts, CsvChunk, RecordChunker};
+use crate::read::csv_fast::FastCsv;
+use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Msg};
+use crate::read::csv_types::{column_names, convert_trimmed, detect_trimmed, diagnose_parse_error};
+use crate::read::parquet_input::ParquetInput;
+use crate::read::schema_check::{check_same_columns, check_same_schema};
+use crate::read::split::{align_csv, first_record_of};
+use crate::storage::{open_read, Compression, InputObject};
+use crate::timings::{timed, Stage};
+
+/// Which part of an object a reader covers. Scale-out splits a large object
+/// between workers: Parquet by row groups, uncompressed CSV by byte ranges
+/// whose ends are moved to record boundaries (see [`align_csv`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Whole,
+    RowGroups(std::ops::Range<usize>),
+    Bytes(std::ops::Range<u64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub file: usize,
+    pub part: Part,
+}
+
+/// Format of one object: the configured one, else from its extension.
+pub fn format_of(obj: &InputObject, configured: Option<InputFormat>) -> Result<InputFormat> {
+    if let Some(f) = configured {
+        return Ok(f);
+    }
+    let k = Compression::strip(&obj.key);
+    if k.ends_with(".csv") || k.ends_with(".tsv") || k.ends_with(".txt") {
+        Ok(InputFormat::Csv)
+    } else if k.ends_with(".parquet") || k.ends_with(".pq") {
+        Ok(InputFormat::Parquet)
+    } else {
+        Err(PrepError::Usage {
+            message: format!("cannot tell the format of {} from its extension", obj.uri),
+            hint: Some("set input.format = \"csv\" or \"parquet\", or narrow input.uri with a glob such as data/*.csv".into()),
+        })
+    }
+}
+
+pub fn dtype_for(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::String => DataType::String,
+        ColumnType::Bool => DataType::Boolean,
+    }
+}
+
+/// Parses one chunk of whole records from memory (borrowed: the chunk is
+/// still needed to locate a bad value if parsing fails).
+pub(crate) fn parse_csv_bytes(
+    bytes: &[u8],
+    schema: Option<SchemaRef>,
+    csv: &CsvPlan,
+) -> PolarsResult<DataFrame> {
+    let nulls: Vec<PlSmallStr> = csv
+        .null_values
+        .iter()
+        .map(|s| PlSmallStr::from(s.as_str()))
+        .collect();
+    let delimiter = csv.delimiter;
+    let quote = csv.quote;
+    CsvReadOptions::default()
+        .with_has_header(false)
+        .with_infer_schema_length(None)
+        .with_schema(schema)
+        .map_parse_options(|o| {
+            o.with_separator(delimiter)
+                .with_quote_char(quote)
+                .with_null_values(Some(NullValues::AllColumns(nulls.clone())))
+        })
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+}
+
+/// Reads every input object in order, one chunk at a time.
+pub struct Source {
+    pub files: Vec<InputObject>,
+    pieces: Vec<Piece>,
+    plan: InputPlan,
+    pub schema: Option<FixedSchema>,
+    pub bytes_read: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Source {
+    pub fn new(files: Vec<InputObject>, plan: &InputPlan, cancel: Arc<AtomicBool>) -> Self {
+        let pieces = (0..files.len())
+            .map(|file| Piece {
+                file,
+                part: Part::Whole,
+            })
+            .collect();
+        Source {
+            files,
+            pieces,
+            plan: plan.clone(),
+            schema: None,
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            cancel,
+        }
+    }
+
+    /// Reads only these pieces (indexes into `files`), in order.
+    pub fn with_pieces(mut self, pieces: Vec<Piece>) -> Self {
+        self.pieces = pieces;
+        self
+    }
+
+    /// Fixes the schema up front (scale-out: every worker uses the schema of
+    /// the first object of the whole input, as a single run would).
+    pub fn with_schema(mut self, schema: Option<FixedSchema>) -> Self {
+        if schema.is_some() {
+            self.schema = schema;
+        }
+        self
+    }
+
+    /// The schema a run over `obj` (first) would fix: a CSV's header plus the
+    /// types inferred from its first chunk, or a Parquet footer's.
+    pub fn schema_of_first(obj: &InputObject, plan: &InputPlan) -> Result<Option<FixedSchema>> {
+        match format_of(obj, plan.format)? {
+            InputFormat::Parquet => {
+                let input = ParquetInput::open(obj)?;
+                Ok(Some(FixedSchema::new(
+                    Arc::new(input.schema.clone()),
+                    obj.uri.clone(),
+                )))
+            }
+            InputFormat::Csv => {
+                let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
+                let mut chunker =
+                    RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
+                let Some(header) = chunker.first_record(plan.csv.has_header)? else {
+                    return Ok(None);
+                };
+                let names = column_names(header, plan.csv.has_header);
+                let Some(chunk) = chunker.next_chunk(plan.chunk_rows.get())? else {
+                    return Ok(None);
+                };
+                let source = Source::new(vec![obj.clone()], plan, Arc::new(AtomicBool::new(false)));
+                source.infer_schema(&chunk, &names, obj).map(Some)
+            }
+        }
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Calls `f` on every chunk of every file, in order.
+    pub fn for_each_chunk(
+        &mut self,
+        f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
+    ) -> Result<()> {
+        for piece in self.pieces.clone() {
+            let idx = piece.file;
+            match format_of(&self.files[idx], self.plan.format)? {
+                InputFormat::Csv => self.read_csv(idx, &piece.part, f)?,
+                InputFormat::Parquet => self.read_parquet(idx, &piece.part, f)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(PrepError::Interrupted {
+                signal: "a termination signal".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn read_csv(
+        &mut self,
+        idx: usize,
+        part: &Part,
+        f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
+    ) -> Result<()> {
+        let mut obj = self.files[idx].clone();
+        let (range, header) = match part {
+            Part::Bytes(r) => {
+                let header = first_record_of(&obj, &self.plan)?;
+                let start = align_csv(&obj, r.start, &self.plan, header.len())?;
+                let end = align_csv(&obj, r.end, &self.plan, header.len())?;
+                if start >= end {
+                    return Ok(());
+                }
+                (Some(start..end), (start > 0).then_some(header))
+            }
+            _ => (None, None),
+        };
+        let mid_object = header.is_some();
+        if let (true, Some(r)) = (mid_object, &range) {
+            obj.uri = format!("{} (from byte {})", obj.uri, r.start);
+        }
+        // The fast parser checks every record's shape, so the reader need
+        // not count fields; `check_field_counts` names a ragged line.
+        let counts_left = fast_parser_enabled();
+        let (rx, recycle) = spawn_chunker(
+            &obj,
+            &self.plan,
+            self.bytes_read.clone(),
+            range,
+            header,
+            counts_left,
+        )?;
+        let csv = &self.plan.csv;
+        let check_counts = |chunk: &CsvChunk, expected: usize| -> Result<()> {
+            if counts_left {
+                check_field_counts(chunk, expected, &obj.uri, csv.delimiter, csv.quote)?;
+            }
+            Ok(())
+        };
+        let header = match rx.recv() {
+            Ok(Msg::Header(h)) => h,
+            Ok(Msg::Failed(e)) => return Err(e),
+            _ => return Ok(()),
+        };
+        let Some(header) = header else { return Ok(()) };
+        let names = column_names(header, self.plan.csv.has_header);
+        if let Some(fixed) = &self.schema {
+            check_same_columns(fixed, &names, &obj.uri)?;
+        }
+        let mut first_row = 1u64;
+        // The schema polars parses with, fixed once the first chunk is seen,
+        // and the fast parser for it (None: polars parses every chunk).
+        let mut parse_schema: Option<SchemaRef> = None;
+        let mut fast: Option<Option<FastCsv>> = None;
+        for msg in rx {
+            self.check_cancel()?;
+            let chunk = match msg {
+                Msg::Chunk(c) => c,
+                Msg::Failed(e) => return Err(e),
+                Msg::Header(_) => unreachable!("header comes first"),
+            };
+            if self.schema.is_none() {
+                check_counts(&chunk, names.len())?;
+                self.schema = Some(self.infer_schema(&chunk, &names, &obj)?);
+            }
+            let fixed = self.schema.as_ref().expect("schema set above");
+            let parse_schema = parse_schema.get_or_insert_with(|| fixed.parse_schema());
+            let fast = fast.get_or_insert_with(|| {
+                fast_parser_enabled()
+                    .then(|| FastCsv::new(parse_schema, &self.plan.csv))
+                    .flatten()
+            });
+            let rows = chunk.rows() as u64;
+            let parsed = timed(Stage::Parse, || -> Result<PolarsResult<DataFrame>> {
+                if let Some(df) = fast.as_ref().and_then(|f| f.parse(&chunk)) {
+                    return Ok(Ok(df));
+                }
+                check_counts(&chunk, names.len())?;
+                Ok(parse_csv_bytes(
+                    &chunk.bytes,
+                    Some(parse_schema.clone()),
+                    &self.plan.csv,
+                ))
+            })?;
+            let df = match parsed {
+                Ok(df) => convert_trimmed(df, fixed, &chunk.record_lines, &obj.uri)?,
+                Err(e) => {
+                    return Err(diagnose_parse_error(
+                        e,
+                        &chunk,
+                        parse_schema,
+                        &self.plan.csv,
+                        &obj.uri,
+                    ))
+                }
+            };
+            let CsvChunk {
+                bytes,
+                record_lines: lines,
+                ..
+            } = chunk;
+            // The reader thread stops first on error, so a failed send is fine.
+            let _ = recycle.send(bytes);
+            if df.height() as u64 != rows {
+                return Err(PrepError::bad_data(
+                    DataLocation {
+                        file: obj.uri.clone(),
+                        line: lines.first().copied(),
+                        ..Default::default()
+                    },
+                    format!(
+                        "the parser found {} rows where {} records were expected",
+                        df.height(),
+                        rows
+                    ),
+                    Some("check the quoting in this part of the file".into()),
+                ));
+            }
+            f(
+                SourceChunk {
+                    df,
+                    file_index: idx,
+                    lines,
+                    first_row,
+                },
+                self,
+            )?;
+            first_row += rows;
+        }
+        Ok(())
+    }
+
+    /// Infers types from the first chunk, applies `[input.schema]`, and fixes the schema.
+    fn infer_schema(
+        &self,
+        chunk: &CsvChunk,
+        names: &[String],
+        obj: &InputObject,
+    ) -> Result<FixedSchema> {
+        let inferred = parse_csv_bytes(&chunk.bytes, None, &self.plan.csv).map_err(|e| {
+            let named: Schema = names
+                .iter()
+                .map(|n| Field::new(PlSmallStr::from(n.as_str()), DataType::String))
+                .collect();
+            diagnose_parse_error(e, chunk, &named, &self.plan.csv, &obj.uri)
+        })?;
+        let mut schema = Schema::with_capacity(names.len());
+        for (name, col) in names.iter().zip(inferred.columns()) {
+            let dtype = match col.dtype() {
+                DataType::Null => DataType::String,
+                DataType::Int32 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+                DataType::Float32 => DataType::Float64,
+                d => d.clone(),
+            };
+            schema.with_column(PlSmallStr::from(name.as_str()), dtype);
+        }
+        let mut trimmed = detect_trimmed(&inferred, names);
+        for (col, ty) in &self.plan.schema_overrides {
+            trimmed.retain(|(c, _)| c != col);
+            if schema.get(col.as_str()).is_none() {
+                return Err(missing_column(
+                    &obj.uri,
+                    col,
+                    "[input.schema]",
+                    schema.iter_names().map(|s| s.as_str()),
+                ));
+            }
+            schema.with_column(PlSmallStr::from(col.as_str()), dtype_for(*ty));
+        }
+        for (col, dtype) in &trimmed {
+            schema.with_column(PlSmallStr::from(col.as_str()), dtype.clone());
+        }
+        Ok(FixedSchema {
+            schema: Arc::new(schema),
+            origin: obj.uri.clone(),
+            trimmed,
+        })
+    }
+
+    fn read_parquet(
+        &mut self,
+        idx: usize,
+        part: &Part,
+        f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
+    ) -> Result<()> {
+        let obj = self.files[idx].clone();
+        let input = ParquetInput::open(&obj)?;
+        let num_rows = input.num_rows;
+        let file_schema = input.schema.clone();
+        match &self.schema {
+            Some(fixed) => check_same_schema(fixed, &file_schema, &obj.uri)?,
+            None => {
+                self.schema = Some(FixedSchema::new(
+                    Arc::new(file_schema.clone()),
+                    obj.uri.clone(),
+                ))
+            }
+        }
+        let chunk_rows = self.plan.chunk_rows.get();
+        let (start, stop) = match part {
+            Part::RowGroups(r) => input.row_range(r.clone()),
+            _ => (0, num_rows),
+        };
+        // Whole row groups up to 4 chunks long are decoded at once (each
+        // page once), then handed on a chunk at a time.
+        for (offset, len) in input.read_ranges(start, stop, 4 * chunk_rows) {
+            self.check_cancel()?;
+            let df = timed(Stage::Read, || input.read(offset, len))?;
+            self.bytes_read.fetch_add(
+                (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
+                Ordering::Relaxed,
+            );
+            for at in (0..len).step_by(chunk_rows) {
+                f(
+                    SourceChunk {
+                        df: df.slice(at as i64, chunk_rows.min(len - at)),
+                        file_index: idx,
+                        lines: Vec::new(),
+                        first_row: (offset + at) as u64 + 1,
+                    },
+                    self,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,530 @@
+//! Object storage (s3://, gs://, az://, abfs://, http(s)://) through the
+//! `object_store` crate, behind blocking adapters for the rest of prep.
+//!
+//! prep's stages are synchronous and thread-based, so this module owns one
+//! small tokio runtime and exposes: listing with folder semantics, a
+//! streaming `Read` over a GET (never the whole object in memory), ranged
+//! reads for Parquet, and a `Write` that streams a multipart upload. Every
+//! store gets bounded retries with exponential backoff (5xx, 429/SlowDown,
+//! connection resets and timeouts are retried by object_store's client).
+//! Credentials come from each cloud's standard environment; they are never
+//! logged: errors name only the *source* of the credentials.
+
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{PrepError, Result};
+use crate::pipeline::plan::StoragePlan;
+
+/// The runtime that drives every object-store request.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("prep-io")
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts")
+    })
+}
+
+/// A parsed object-store URI: the store and the key (or prefix) in it.
+#[derive(Clone)]
+pub struct RemoteLocation {
+    pub store: Arc<dyn ObjectStore>,
+    /// `scheme://bucket` (no trailing slash), for building display URIs.
+    pub base: String,
+    pub path: Path,
+    pub scheme: String,
+}
+
+impl std::fmt::Debug for RemoteLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.uri_of(&self.path))
+    }
+}
+
+impl RemoteLocation {
+    pub fn uri_of(&self, path: &Path) -> String {
+        if path.as_ref().is_empty() {
+            format!("{}/", self.base)
+        } else {
+            format!("{}/{}", self.base, path)
+        }
+    }
+
+    pub fn child(&self, name: &str) -> Path {
+        if self.path.as_ref().is_empty() {
+            Path::from(name)
+        } else {
+            Path::from(format!("{}/{}", self.path, name))
+        }
+    }
+}
+
+pub fn is_remote(uri: &str) -> bool {
+    uri.split_once("://")
+        .is_some_and(|(scheme, _)| scheme != "file")
+}
+
+fn retry_config() -> RetryConfig {
+    let max_retries = crate::env::max_retries();
+    let retry_timeout = crate::env::retry_timeout();
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            base: 2.0,
+        },
+        max_retries,
+        retry_timeout,
+    }
+}
+
+fn client_options() -> ClientOptions {
+    let timeout = crate::env::request_timeout();
+    ClientOptions::new()
+        .with_timeout(timeout)
+        .with_connect_timeout(Duration::from_secs(10))
+}
+
+fn bad_uri(uri: &str, why: impl std::fmt::Display) -> PrepError {
+    PrepError::Usage {
+        message: format!("`{uri}` is not a usable object-store URI: {why}"),
+        hint: Some("examples: s3://bucket/prefix/, gs://bucket/data/*.csv, az://container/path, https://host/file.csv".into()),
+    }
+}
+
+/// Builds the store for `uri`, honouring `[storage]` and the environment.
+pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| bad_uri(uri, "no scheme"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad_uri(uri, "no bucket/container"));
+    }
+    let retry = retry_config();
+    let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+        "s3" | "s3a" => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry)
+                .with_client_options(client_options());
+            let endpoint = storage
+                .endpoint
+                .clone()
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+            if let Some(ep) = endpoint {
+                if ep.starts_with("http://") {
+                    b = b.with_allow_http(true);
+                }
+                b = b.with_endpoint(ep);
+            }
+            if let Some(r) = &storage.region {
+                b = b.with_region(r);
+            } else if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
+                b = b.with_region("us-east-1");
+            }
+            if let Some(h) = storage.allow_http {
+                b = b.with_allow_http(h);
+            }
+            if let Some(v) = storage.virtual_hosted_style {
+                b = b.with_virtual_hosted_style_request(v);
+            }
+            Arc::new(b.build().map_err(|e| bad_uri(uri, e))?)
+        }
+        "gs" | "gcs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry)
+                .with_client_options(client_options())
+                .build()
+                .map_err(|e| bad_uri(uri, e))?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(uri)
+                .with_retry(retry)
+                .with_client_options(client_options());
+            if let Some(ep) = &storage.endpoint {
+                b = b
+                    .with_endpoint(ep.clone())
+                    .with_allow_http(ep.starts_with("http://"));
+            }
+            Arc::new(b.build().map_err(|e| bad_uri(uri, e))?)
+        }
+        "http" | "https" => Arc::new(
+            object_store::http::HttpBuilder::new()
+                .with_url(format!("{scheme}://{bucket}"))
+                .with_retry(retry)
+                .with_client_options(client_options().with_allow_http(true))
+                .build()
+                .map_err(|e| bad_uri(uri, e))?,
+        ),
+        other => return Err(bad_uri(uri, format!("unknown scheme `{other}`"))),
+    };
+    let key = key.trim_end_matches('/');
+    // For abfs://container@account.dfs.core.windows.net/path the "bucket" is
+    // the host part; the key is what follows.
+    let base = format!("{scheme}://{bucket}");
+    Ok(RemoteLocation {
+        store,
+        base,
+        path: Path::parse(key).map_err(|e| bad_uri(uri, e))?,
+        scheme,
+    })
+}
+
+/// Which credential source a store would use, for "access denied" messages.
+/// Names only, never values.
+pub fn credential_source(scheme: &str) -> String {
+    let has = |k: &str| std::env::var_os(k).is_some();
+    match scheme {
+        "s3" | "s3a" => {
+            if has("AWS_ACCESS_KEY_ID") {
+                "the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)".into()
+            } else if has("AWS_WEB_IDENTITY_TOKEN_FILE") {
+                "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, e.g. EKS IRSA)".into()
+            } else if has("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                || has("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            {
+                "the container credentials endpoint (ECS/Batch/SageMaker task role)".into()
+            } else {
+                "the EC2 instance metadata service (instance role)".into()
+            }
+        }
+        "gs" | "gcs" => {
+            if has("GOOGLE_SERVICE_ACCOUNT") || has("GOOGLE_APPLICATION_CREDENTIALS") {
+                "the service-account file in GOOGLE_APPLICATION_CREDENTIALS/GOOGLE_SERVICE_ACCOUNT"
+                    .into()
+            } else {
+                "application default credentials / the GCE metadata server".into()
+            }
+        }
+        "http" | "https" => "no credentials (plain HTTP)".into(),
+        _ => {
+            if has("AZURE_STORAGE_ACCOUNT_KEY") || has("AZURE_STORAGE_ACCESS_KEY") {
+                "the account key in AZURE_STORAGE_ACCOUNT_KEY".into()
+            } else if has("AZURE_CLIENT_SECRET") {
+                "a service principal (AZURE_CLIENT_ID/AZURE_CLIENT_SECRET)".into()
+            } else {
+                "managed identity / the Azure metadata endpoint".into()
+            }
+        }
+    }
+}
+
+/// Maps an object_store error to exit code 4 with a hint. object_store
+/// reports many HTTP failures as `Generic`, so the S3 error code in the
+/// message is consulted too.
+pub fn storage_error(action: &str, uri: &str, scheme: &str, e: object_store::Error) -> PrepError {
+    let text = e.to_string();
+    let denied = matches!(
+        e,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || [
+        "AccessDenied",
+        "403 Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "401 Unauthorized",
+    ]
+    .iter()
+    .any(|k| text.contains(k));
+    let hint = if text.contains("NoSuchBucket") {
+        let bucket = uri
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("");
+        format!("the bucket `{bucket}` does not exist (or is in another account/endpoint); create it or fix the URI")
+    } else if denied {
+        format!(
+            "access was denied with credentials from {}; grant this identity access to {uri} or use other credentials",
+            credential_source(scheme)
+        )
+    } else if matches!(e, object_store::Error::NotFound { .. }) || text.contains("NoSuchKey") {
+        format!("check that the object exists: {uri}")
+    } else {
+        "the request failed after retries; check the endpoint and the network (PREP_MAX_RETRIES, PREP_RETRY_TIMEOUT and PREP_REQUEST_TIMEOUT tune retries)".to_string()
+    };
+    PrepError::Storage {
+        action: action.to_string(),
+        uri: uri.to_string(),
+        hint: Some(hint),
+        source: Box::new(e),
+    }
+}
+
+/// Metadata of one listed object.
+pub struct Listed {
+    pub path: Path,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// Lists every object under `loc.path` as a folder (`data` matches `data/…`,
+/// never `data_old/…`), sorted by key.
+pub fn list(loc: &RemoteLocation) -> Result<Vec<Listed>> {
+    let prefix = (!loc.path.as_ref().is_empty()).then_some(&loc.path);
+    let uri = loc.uri_of(&loc.path);
+    let metas: Vec<object_store::Result<object_store::ObjectMeta>> =
+        rt().block_on(loc.store.list(prefix).collect());
+    let mut out = Vec::new();
+    for m in metas {
+        let m = m.map_err(|e| storage_error("listing", &uri, &loc.scheme, e))?;
+        out.push(Listed {
+            path: m.location,
+            size: m.size,
+            etag: m.e_tag,
+        });
+    }
+    out.sort_by(|a, b| a.path.as_ref().cmp(b.path.as_ref()));
+    Ok(out)
+}
+
+/// HEAD of one object; `None` when it does not exist.
+pub fn head(loc: &RemoteLocation, path: &Path) -> Result<Option<Listed>> {
+    match rt().block_on(loc.store.head(path)) {
+        Ok(m) => Ok(Some(Listed {
+            path: m.location,
+            size: m.size,
+            etag: m.e_tag,
+        })),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(storage_error(
+            "reading metadata of",
+            &loc.uri_of(path),
+            &loc.scheme,
+            e,
+        )),
+    }
+}
+
+/// A blocking `Read` over a streaming GET: holds one network chunk at a time.
+pub struct StreamReader {
+    stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    range: Option<Range<u64>>,
+    current: Bytes,
+}
+
+impl StreamReader {
+    pub fn open(store: Arc<dyn ObjectStore>, path: Path) -> Self {
+        StreamReader {
+            stream: None,
+            store,
+            path,
+            range: None,
+            current: Bytes::new(),
+        }
+    }
+
+    /// A streaming GET of bytes `range` only.
+    pub fn open_range(store: Arc<dyn ObjectStore>, path: Path, range: Range<u64>) -> Self {
+        StreamReader {
+            range: Some(range),
+            ..StreamReader::open(store, path)
+        }
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            if self.stream.is_none() {
+                let store = self.store.clone();
+                let path = self.path.clone();
+                let options = object_store::GetOptions {
+                    range: self.range.clone().map(object_store::GetRange::Bounded),
+                    ..Default::default()
+                };
+                let result = rt()
+                    .block_on(async move { store.get_opts(&path, options).await })
+                    .map_err(std::io::Error::other)?;
+                self.stream = Some(result.into_stream());
+            }
+            let stream = self.stream.as_mut().expect("opened above");
+            match rt().block_on(stream.next()) {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+pub fn get_range(loc: &RemoteLocation, path: &Path, range: Range<u64>) -> Result<Bytes> {
+    rt().block_on(loc.store.get_range(path, range))
+        .map_err(|e| storage_error("reading", &loc.uri_of(path), &loc.scheme, e))
+}
+
+pub fn get_all(loc: &RemoteLocation, path: &Path) -> Result<Vec<u8>> {
+    let store = loc.store.clone();
+    let p = path.clone();
+    let bytes = rt()
+        .block_on(async move { store.get(&p).await?.bytes().await })
+        .map_err(|e| storage_error("reading", &loc.uri_of(path), &loc.scheme, e))?;
+    Ok(bytes.to_vec())
+}
+
+pub fn put(loc: &RemoteLocation, path: &Path, bytes: &[u8]) -> Result<()> {
+    let payload = object_store::PutPayload::from(Bytes::copy_from_slice(bytes));
+    rt().block_on(loc.store.put(path, payload))
+        .map(|_| ())
+        .map_err(|e| storage_error("writing", &loc.uri_of(path), &loc.scheme, e))
+}
+
+/// A conditional PUT: `None` creates the object only if it does not exist
+/// (`If-None-Match: *`), `Some(etag)` replaces it only if it still has that
+/// ETag (`If-Match`). Returns the new ETag, or `None` when the condition
+/// failed (someone else created or changed it first).
+pub fn put_conditional(
+    loc: &RemoteLocation,
+    path: &Path,
+    bytes: &[u8],
+    expected: Option<&str>,
+) -> Result<Option<String>> {
+    let payload = object_store::PutPayload::from(Bytes::copy_from_slice(bytes));
+    let mode = match expected {
+        None => object_store::PutMode::Create,
+        Some(etag) => object_store::PutMode::Update(object_store::UpdateVersion {
+            e_tag: Some(etag.to_string()),
+            version: None,
+        }),
+    };
+    // object_store does not retry a conditional PUT (it is not idempotent),
+    // so transport failures are retried here. A retry after a request that
+    // did succeed then fails its condition: callers re-read the object to
+    // tell their own write from someone else's.
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        let opts = object_store::PutOptions {
+            mode: mode.clone(),
+            ..Default::default()
+        };
+        match rt().block_on(loc.store.put_opts(path, payload.clone(), opts)) {
+            Ok(r) => return Ok(Some(r.e_tag.unwrap_or_default())),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => return Ok(None),
+            Err(
+                e @ (object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+                | object_store::Error::NotImplemented { .. }),
+            ) => return Err(storage_error("writing", &loc.uri_of(path), &loc.scheme, e)),
+            Err(e) => {
+                tries += 1;
+                if tries > crate::env::max_retries()
+                    || started.elapsed() > crate::env::retry_timeout()
+                {
+                    return Err(storage_error("writing", &loc.uri_of(path), &loc.scheme, e));
+                }
+                tracing::debug!("retrying a conditional write of {}: {e}", loc.uri_of(path));
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// A small object with its ETag; `None` when it does not exist.
+pub fn get_tagged(loc: &RemoteLocation, path: &Path) -> Result<Option<(Vec<u8>, String)>> {
+    let store = loc.store.clone();
+    let p = path.clone();
+    let got = rt().block_on(async move {
+        let r = store.get(&p).await?;
+        let etag = r.meta.e_tag.clone().unwrap_or_default();
+        Ok::<_, object_store::Error>((r.bytes().await?.to_vec(), etag))
+    });
+    match got {
+        Ok(v) => Ok(Some(v)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(storage_error("reading", &loc.uri_of(path), &loc.scheme, e)),
+    }
+}
+
+pub fn delete(loc: &RemoteLocation, path: &Path) -> Result<()> {
+    match rt().block_on(loc.store.delete(path)) {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(storage_error("deleting", &loc.uri_of(path), &loc.scheme, e)),
+    }
+}
+
+/// Streams a multipart upload: parts go out as the buffer fills (10 MiB), so
+/// a large shard is never held whole in memory; the object appears only on
+/// `finish`, and `abort` (or drop) discards it.
+pub struct UploadWriter {
+    inner: Option<object_store::buffered::BufWriter>,
+    uri: String,
+    scheme: String,
+}
+
+impl UploadWriter {
+    pub fn new(loc: &RemoteLocation, path: &Path) -> Self {
+        UploadWriter {
+            inner: Some(object_store::buffered::BufWriter::with_capacity(
+                loc.store.clone(),
+                path.clone(),
+                10 << 20,
+            )),
+            uri: loc.uri_of(path),
+            scheme: loc.scheme.clone(),
+        }
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        let mut w = self.inner.take().expect("finished once");
+        rt().block_on(w.shutdown()).map_err(|e| PrepError::Storage {
+            action: "uploading".into(),
+            uri: self.uri.clone(),
+            hint: Some(format!(
+                "the upload failed after retries (credentials from {})",
+                credential_source(&self.scheme)
+            )),
+            source: Box::new(e),
+        })
+    }
+}
+
+impl Write for UploadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let w = self.inner.as_mut().expect("open writer");
+        rt().block_on(w.write_all(buf))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for UploadWriter {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.inner.take() {
+            let _ = rt().block_on(w.abort());
+        }
+    }
+}

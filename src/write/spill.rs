@@ -1,0 +1,283 @@
+//! Spill of cleaned chunks between the fit and transform passes.
+//!
+//! The scaler needs statistics over the whole dataset before the first row
+//! can be written, so the transform pass must see the rows again. Re-parsing
+//! CSV is the most expensive step of a run, so by default the cleaned chunks
+//! are written once to a private temp dir as Arrow IPC (cheap to read back;
+//! written and read with direct I/O, see `direct_file.rs`)
+//! and each file is deleted as soon as it has been read back. The directory
+//! is removed when the spill is dropped, also when the run fails.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{PrepError, Result};
+use crate::storage::direct_file::{read_all, OutputFile};
+use crate::storage::lock::pid_alive;
+
+/// When the spill bypasses the page cache.
+///
+/// Direct I/O saves the kernel's copy (a third of a run's system time on the
+/// dev VM, whose disk takes 1.9 GB/s). But a spill is read back within
+/// seconds and then deleted, so on a slow disk (a 125 MB/s cloud volume)
+/// the page cache, which need never write it out, is far faster. So the
+/// first spill files go direct, their write rate is measured, and a disk
+/// slower than `min_rate` gets the rest through the page cache.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectPolicy {
+    /// Direct bytes to write before judging the rate.
+    pub probe_bytes: u64,
+    /// Bytes per second below which spilling goes through the page cache.
+    pub min_rate: f64,
+}
+
+impl Default for DirectPolicy {
+    fn default() -> Self {
+        DirectPolicy {
+            probe_bytes: 64 << 20,
+            min_rate: 1e9,
+        }
+    }
+}
+
+/// Spill folders are `prep-spill-<pid>-<random>`, so a run can tell which
+/// ones belong to processes that no longer exist.
+const SPILL_PREFIX: &str = "prep-spill-";
+
+/// Removes the spill folders of dead runs (killed, OOM) under `base`; a
+/// folder whose process still exists is left alone.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix(SPILL_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) && e.path().is_dir() {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!(
+                    "removed the spill folder {} of a run that is gone (pid {pid})",
+                    e.path().display()
+                ),
+                Err(err) => tracing::debug!("could not remove {}: {err}", e.path().display()),
+            }
+        }
+    }
+}
+
+/// A spill I/O error; a full disk is a storage error (exit 4) naming it.
+fn spill_io(action: &str, path: &Path, e: std::io::Error) -> PrepError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        return PrepError::DiskFull {
+            action: action.to_string(),
+            path: path.display().to_string(),
+            what:
+                "the spill (PREP_SPILL_DIR), or set input.second_pass = \"reread\" to spill nothing"
+                    .into(),
+        };
+    }
+    PrepError::io(
+        format!(
+            "{action} {} (set PREP_SPILL_DIR to a writable disk)",
+            path.display()
+        ),
+        e,
+    )
+}
+
+pub struct Spill {
+    dir: tempfile::TempDir,
+    /// Each file, and whether it was written past the page cache.
+    files: Vec<(PathBuf, bool)>,
+    pub bytes: u64,
+    policy: DirectPolicy,
+    direct: bool,
+    probed: (u64, std::time::Duration),
+}
+
+impl Spill {
+    /// A fresh temp dir under `$PREP_SPILL_DIR`, else `$TMPDIR`, else /tmp.
+    pub fn new() -> Result<Spill> {
+        Self::with_policy(DirectPolicy::default())
+    }
+
+    pub fn with_policy(policy: DirectPolicy) -> Result<Spill> {
+        let base = crate::env::spill_dir().unwrap_or_else(std::env::temp_dir);
+        remove_stale(&base);
+        let prefix = format!("{SPILL_PREFIX}{}-", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(&base)
+            .map_err(|e| spill_io("creating the spill directory", &base, e))?;
+        Ok(Spill {
+            dir,
+            files: Vec::new(),
+            bytes: 0,
+            policy,
+            direct: true,
+            probed: (0, std::time::Duration::ZERO),
+        })
+    }
+
+    pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
+        let path = self
+            .dir
+            .path()
+            .join(format!("chunk-{:06}.arrow", self.files.len()));
+        let mut w = OutputFile::create_with(&path, self.direct)
+            .map_err(|e| spill_io("creating a spill file", &path, e))?;
+        IpcWriter::new(&mut w).finish(df).map_err(|e| match e {
+            PolarsError::IO { error, .. } if error.kind() == std::io::ErrorKind::StorageFull => {
+                spill_io(
+                    "writing a spill file",
+                    &path,
+                    std::io::Error::from(error.kind()),
+                )
+            }
+            e => PrepError::polars(format!("writing spill file {}", path.display()), e),
+        })?;
+        w.finish()
+            .map_err(|e| spill_io("writing a spill file", &path, e))?;
+        // Written (in part) past the page cache: read it back past it too.
+        let direct = w.direct_writes().0 > 0;
+        self.judge_rate(&w);
+        drop(w);
+        self.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        self.files.push((path, direct));
+        Ok(())
+    }
+
+    /// Adds a file's direct writes to the probe; once it is large enough,
+    /// keeps direct I/O only if the disk is fast.
+    fn judge_rate(&mut self, w: &OutputFile) {
+        if !self.direct || self.probed.0 >= self.policy.probe_bytes {
+            return;
+        }
+        let (bytes, time) = w.direct_writes();
+        self.probed.0 += bytes;
+        self.probed.1 += time;
+        if self.probed.0 >= self.policy.probe_bytes {
+            let rate = self.probed.0 as f64 / self.probed.1.as_secs_f64().max(1e-9);
+            self.direct = rate >= self.policy.min_rate;
+            tracing::debug!(
+                rate_mb_s = rate / 1e6,
+                direct = self.direct,
+                "spill disk write rate"
+            );
+        }
+    }
+
+    pub fn chunks(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Reads chunk `i` back (into memory, not memory-mapped; direct I/O where
+    /// possible, see `direct_file.rs`) and deletes it.
+    pub fn take(&self, i: usize) -> Result<DataFrame> {
+        // A file written past the page cache is read past it too; one
+        // written through it is read from it.
+        let (path, direct) = &self.files[i];
+        let bytes =
+            read_all(path, *direct).map_err(|e| spill_io("reading a spill file", path, e))?;
+        let df = IpcReader::new(Cursor::new(bytes))
+            .finish()
+            .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))?;
+        let _ = std::fs::remove_file(path);
+        Ok(df)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_cleans_up() {
+        let mut s = Spill::new().unwrap();
+        let dir = s.path().to_path_buf();
+        let mut df = df!("a" => [1i64, 2], "b" => ["x", "y"]).unwrap();
+        s.write(&mut df).unwrap();
+        assert_eq!(s.take(0).unwrap(), df);
+        drop(s);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn spill_folders_of_dead_processes_are_removed_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let dead = base
+            .path()
+            .join(format!("{SPILL_PREFIX}{}-abc", u32::MAX / 2));
+        let live = base.path().join(format!("{SPILL_PREFIX}1-abc"));
+        let other = base.path().join("prep-spill-old");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("chunk-000000.arrow"), b"x").unwrap();
+        }
+        remove_stale(base.path());
+        assert!(!dead.exists());
+        assert!(live.exists(), "pid 1 is alive");
+        assert!(other.exists(), "no pid: not ours to judge");
+    }
+
+    #[test]
+    fn a_full_disk_is_a_storage_error_naming_the_spill() {
+        let e = spill_io(
+            "writing a spill file",
+            Path::new("/spill/chunk-000000.arrow"),
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Storage);
+        assert!(e.to_string().contains("/spill/chunk-000000.arrow"), "{e}");
+        assert!(e.hint().unwrap().contains("PREP_SPILL_DIR"));
+    }
+
+    #[test]
+    fn a_slow_disk_sends_the_rest_through_the_page_cache() {
+        // Any disk is "slow" against an infinite rate: after the first file
+        // (the probe), spilling goes through the page cache.
+        let mut s = Spill::with_policy(DirectPolicy {
+            probe_bytes: 1,
+            min_rate: f64::INFINITY,
+        })
+        .unwrap();
+        // Large enough that whole 4 KiB blocks are written directly.
+        let mut frames: Vec<DataFrame> = (0..3i64)
+            .map(|i| df!("a" => (i..i + 5000).collect::<Vec<_>>()).unwrap())
+            .collect();
+        for df in frames.iter_mut() {
+            s.write(df).unwrap();
+        }
+        assert!(!s.files[1].1 && !s.files[2].1, "written through the cache");
+        for (i, df) in frames.iter().enumerate() {
+            assert_eq!(&s.take(i).unwrap(), df);
+        }
+    }
+
+    #[test]
+    fn a_fast_disk_keeps_direct_io() {
+        let mut s = Spill::with_policy(DirectPolicy {
+            probe_bytes: 1,
+            min_rate: 0.0,
+        })
+        .unwrap();
+        let mut df = df!("a" => (0..5000i64).collect::<Vec<_>>()).unwrap();
+        s.write(&mut df).unwrap();
+        s.write(&mut df).unwrap();
+        // Direct where the filesystem takes it (not on tmpfs).
+        assert_eq!(s.files[1].1, s.files[0].1);
+        assert_eq!(s.take(1).unwrap(), df);
+    }
+}
