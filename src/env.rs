@@ -25,9 +25,11 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_DIRECT_IO", kind: "0 | 1", default: "1", doc: "0 turns off O_DIRECT for local shards and the spill" },
     EnvVar { name: "PREP_CSV_PARSER", kind: "fast | polars", default: "fast", doc: "polars parses every CSV chunk with the fallback parser" },
     EnvVar { name: "PREP_ZSTD_LEVEL", kind: "integer", default: "3", doc: "zstd level of Parquet shards" },
-    EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "6", doc: "object-store retries per request" },
-    EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying" },
-    EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "60s", doc: "timeout of one object-store request" },
+    EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "100", doc: "object-store retries per request (PREP_RETRY_TIMEOUT bounds them first)" },
+    EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying (rides out an outage up to about this long)" },
+    EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "8", doc: "ranged GETs in flight per object-store read (all object stores)" },
+    EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "8MiB", doc: "size of each ranged GET of an object-store read" },
+    EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "30s", doc: "timeout of one object-store request (reads and uploads go in parts of a few MiB, so this bounds a stalled connection, not an object)" },
     EnvVar { name: "PREP_LOCK_WAIT", kind: "duration", default: "0s", doc: "how long a run waits for another run that holds the output's lock (0: refuse at once)" },
     EnvVar { name: "PREP_LOCK_LEASE", kind: "duration", default: "60s", doc: "object stores: the lease of the output lock, renewed every third of it" },
     EnvVar { name: "PREP_ATTEMPT_ID", kind: "string", default: "from the orchestrator, else opened by the first worker", doc: "the id all workers of one attempt of a job share" },
@@ -112,7 +114,17 @@ pub fn pause_before_commit() -> Duration {
 }
 
 pub fn max_retries() -> usize {
-    number("PREP_MAX_RETRIES", 6)
+    number("PREP_MAX_RETRIES", 100)
+}
+
+pub fn s3_concurrency() -> usize {
+    number("PREP_S3_CONCURRENCY", 8)
+}
+
+pub fn s3_part_size() -> u64 {
+    get("PREP_S3_PART_SIZE")
+        .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
+        .map_or(8 << 20, |b| b.as_u64())
 }
 
 pub fn retry_timeout() -> Duration {
@@ -120,7 +132,7 @@ pub fn retry_timeout() -> Duration {
 }
 
 pub fn request_timeout() -> Duration {
-    duration("PREP_REQUEST_TIMEOUT", Duration::from_secs(60))
+    duration("PREP_REQUEST_TIMEOUT", Duration::from_secs(30))
 }
 
 /// `PREP_*` names in `present` that prep does not know, each with the

@@ -73,6 +73,8 @@ pub struct ParquetInput {
     footer: Option<(u64, Bytes)>,
     /// (row group index, its bytes) of the last row group fetched.
     cached: Mutex<Option<(usize, Bytes)>>,
+    /// The row group after it, being fetched while this one is decoded.
+    ahead: Mutex<Option<(usize, std::thread::JoinHandle<std::io::Result<Bytes>>)>>,
 }
 
 fn bad_file(uri: &str, e: impl std::fmt::Display) -> PrepError {
@@ -135,6 +137,7 @@ impl ParquetInput {
             schema: Schema::from_arrow_schema(arrow_schema.as_ref()),
             footer,
             cached: Mutex::new(None),
+            ahead: Mutex::new(None),
         })
     }
 
@@ -205,6 +208,38 @@ impl ParquetInput {
             .collect()
     }
 
+    /// The look-ahead fetch of row group `i`, when that is the one running.
+    fn take_ahead(&self, i: usize) -> Option<std::io::Result<Bytes>> {
+        let mut ahead = self.ahead.lock().expect("ahead lock");
+        match ahead.take() {
+            Some((idx, h)) if idx == i => Some(
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the look-ahead fetch stopped"))),
+            ),
+            other => {
+                *ahead = other;
+                None
+            }
+        }
+    }
+
+    /// Starts fetching row group `i` (parallel ranged GETs) so its bytes are
+    /// there when the reader reaches it.
+    fn fetch_ahead(&self, loc: &crate::storage::remote::RemoteLocation, i: usize) {
+        let Some(rg) = self.metadata.row_groups.get(i) else {
+            return;
+        };
+        let mut ahead = self.ahead.lock().expect("ahead lock");
+        if ahead.as_ref().is_some_and(|(idx, _)| *idx == i) {
+            return;
+        }
+        let (store, path, range) = (loc.store.clone(), loc.path.clone(), rg.full_byte_range());
+        let handle = std::thread::Builder::new()
+            .name("prep-parquet-ahead".into())
+            .spawn(move || crate::storage::remote_read::get_range_parallel(store, path, range));
+        *ahead = handle.ok().map(|h| (i, h));
+    }
+
     /// Reads rows `offset..offset + len` of the named columns only.
     pub fn read_columns(&self, offset: usize, len: usize, columns: &[String]) -> Result<DataFrame> {
         self.read_impl(offset, len, Some(columns.to_vec()))
@@ -230,6 +265,7 @@ impl ParquetInput {
                 let mut buf = SparseBuf::new(self.obj.size as usize);
                 buf.place(*footer_start, footer);
                 let mut first_row = 0usize;
+                let mut last = None;
                 for (i, rg) in self.metadata.row_groups.iter().enumerate() {
                     let rows = rg.num_rows();
                     let overlaps = first_row < offset + len && offset < first_row + rows;
@@ -242,12 +278,21 @@ impl ParquetInput {
                     let bytes = match cached.as_ref() {
                         Some((idx, b)) if *idx == i => b.clone(),
                         _ => {
-                            let b = remote::get_range(loc, &loc.path, range.clone())?;
+                            let b = match self.take_ahead(i) {
+                                Some(Ok(b)) => b,
+                                // A failed look-ahead is retried here, with
+                                // this read's own error if it fails again.
+                                _ => remote::get_range(loc, &loc.path, range.clone())?,
+                            };
                             *cached = Some((i, b.clone()));
                             b
                         }
                     };
                     buf.place(range.start, &bytes);
+                    last = Some(i);
+                }
+                if let Some(next) = last.map(|i| i + 1) {
+                    self.fetch_ahead(loc, next);
                 }
                 Box::new(Cursor::new(buf))
             }

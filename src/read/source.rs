@@ -177,7 +177,9 @@ impl Source {
         &mut self,
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
-        for piece in self.pieces.clone() {
+        let pieces = self.pieces.clone();
+        for (k, piece) in pieces.iter().enumerate() {
+            self.prefetch_after(&pieces[k + 1..]);
             let idx = piece.file;
             match format_of(&self.files[idx], self.plan.format)? {
                 InputFormat::Csv => self.read_csv(idx, &piece.part, f)?,
@@ -185,6 +187,20 @@ impl Source {
             }
         }
         Ok(())
+    }
+
+    /// Starts fetching the next whole CSV objects while this one is read,
+    /// so many small remote objects cost their bytes, not their round trips.
+    fn prefetch_after(&self, next: &[Piece]) {
+        let ahead: Vec<(&InputObject, std::ops::Range<u64>)> = next
+            .iter()
+            .take(crate::env::s3_concurrency())
+            .filter(|p| p.part == Part::Whole)
+            .map(|p| &self.files[p.file])
+            .filter(|o| matches!(format_of(o, self.plan.format), Ok(InputFormat::Csv)))
+            .map(|o| (o, 0..o.size))
+            .collect();
+        crate::storage::prefetch(&ahead);
     }
 
     fn check_cancel(&self) -> Result<()> {

@@ -18,6 +18,7 @@ use crate::error::{PrepError, Result};
 use crate::pipeline::plan::StoragePlan;
 use crate::storage::output::OutputDir;
 use crate::storage::remote::{self, RemoteLocation};
+use crate::storage::remote_read::{self, take_prefetched, ParallelReader, ReadWindow};
 use crate::storage::Compression;
 
 /// Where an input object lives.
@@ -270,6 +271,43 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Parallel ranged reads of a remote object (taken over from [`prefetch`]
+/// when it was opened ahead).
+fn remote_reader(
+    obj: &InputObject,
+    loc: &RemoteLocation,
+    range: std::ops::Range<u64>,
+) -> ParallelReader {
+    take_prefetched(&obj.uri, &range).unwrap_or_else(|| {
+        ParallelReader::open(
+            loc.store.clone(),
+            loc.path.clone(),
+            range,
+            ReadWindow::from_env(),
+        )
+    })
+}
+
+/// Starts fetching the first bytes of objects that will be read next
+/// (remote ones; local files need no head start).
+pub fn prefetch(objects: &[(&InputObject, std::ops::Range<u64>)]) {
+    let remote: Vec<_> = objects
+        .iter()
+        .filter_map(|(o, r)| match &o.location {
+            ObjectLocation::Remote(loc) => Some((
+                o.uri.clone(),
+                loc.store.clone(),
+                loc.path.clone(),
+                r.clone(),
+            )),
+            ObjectLocation::Local(_) => None,
+        })
+        .collect();
+    if !remote.is_empty() {
+        remote_read::prefetch(&remote);
+    }
+}
+
 /// Opens an object as a byte stream (a local file, or a streaming GET),
 /// transparently decompressing `.gz` and `.zst`. `counter` receives the raw
 /// bytes read.
@@ -283,7 +321,7 @@ pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn R
             })
         }
         ObjectLocation::Remote(loc) => Box::new(CountingReader {
-            inner: remote::StreamReader::open(loc.store.clone(), loc.path.clone()),
+            inner: remote_reader(obj, loc, 0..obj.size),
             counter,
         }),
     };
@@ -345,7 +383,7 @@ pub fn open_read_range(
             })
         }
         ObjectLocation::Remote(loc) => Box::new(CountingReader {
-            inner: remote::StreamReader::open_range(loc.store.clone(), loc.path.clone(), range),
+            inner: remote_reader(obj, loc, range),
             counter,
         }),
     })

@@ -8,6 +8,7 @@ pub mod input;
 pub mod lock;
 pub mod output;
 pub mod remote;
+pub mod remote_read;
 
 pub use compression::Compression;
 pub use input::*;

@@ -228,7 +228,7 @@ impl OutputDir {
                 })
             }
             OutTarget::Remote(loc) => {
-                Target::Remote(remote::UploadWriter::new(loc, &loc.child(name)))
+                Target::Remote(Box::new(remote::UploadWriter::new(loc, &loc.child(name))))
             }
         };
         Ok(PendingFile {
@@ -376,7 +376,7 @@ impl Drop for LocalTarget {
 
 enum Target {
     Local(LocalTarget),
-    Remote(remote::UploadWriter),
+    Remote(Box<remote::UploadWriter>),
 }
 
 /// A file being written (see [`OutputDir::create`]). Clones share the same

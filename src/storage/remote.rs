@@ -10,13 +10,12 @@
 //! Credentials come from each cloud's standard environment; they are never
 //! logged: errors name only the *source* of the credentials.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
@@ -83,7 +82,8 @@ fn retry_config() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(10),
+            // Short enough that an outage is noticed soon after it ends.
+            max_backoff: Duration::from_secs(5),
             base: 2.0,
         },
         max_retries,
@@ -316,67 +316,20 @@ pub fn head(loc: &RemoteLocation, path: &Path) -> Result<Option<Listed>> {
     }
 }
 
-/// A blocking `Read` over a streaming GET: holds one network chunk at a time.
-pub struct StreamReader {
-    stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    range: Option<Range<u64>>,
-    current: Bytes,
-}
-
-impl StreamReader {
-    pub fn open(store: Arc<dyn ObjectStore>, path: Path) -> Self {
-        StreamReader {
-            stream: None,
-            store,
-            path,
-            range: None,
-            current: Bytes::new(),
-        }
-    }
-
-    /// A streaming GET of bytes `range` only.
-    pub fn open_range(store: Arc<dyn ObjectStore>, path: Path, range: Range<u64>) -> Self {
-        StreamReader {
-            range: Some(range),
-            ..StreamReader::open(store, path)
-        }
-    }
-}
-
-impl Read for StreamReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            if self.stream.is_none() {
-                let store = self.store.clone();
-                let path = self.path.clone();
-                let options = object_store::GetOptions {
-                    range: self.range.clone().map(object_store::GetRange::Bounded),
-                    ..Default::default()
-                };
-                let result = rt()
-                    .block_on(async move { store.get_opts(&path, options).await })
-                    .map_err(std::io::Error::other)?;
-                self.stream = Some(result.into_stream());
-            }
-            let stream = self.stream.as_mut().expect("opened above");
-            match rt().block_on(stream.next()) {
-                Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
-        Ok(n)
-    }
-}
-
+/// Bytes `range` of an object, as parallel parts that resume where a
+/// broken stream stopped (see `remote_read.rs`).
 pub fn get_range(loc: &RemoteLocation, path: &Path, range: Range<u64>) -> Result<Bytes> {
-    rt().block_on(loc.store.get_range(path, range))
-        .map_err(|e| storage_error("reading", &loc.uri_of(path), &loc.scheme, e))
+    crate::storage::remote_read::get_range_parallel(loc.store.clone(), path.clone(), range).map_err(
+        |e| PrepError::Storage {
+            action: "reading".into(),
+            uri: loc.uri_of(path),
+            hint: Some(format!(
+                "the read failed after retries (credentials from {}; PREP_RETRY_TIMEOUT sets how long to retry)",
+                credential_source(&loc.scheme)
+            )),
+            source: Box::new(e),
+        },
+    )
 }
 
 pub fn get_all(loc: &RemoteLocation, path: &Path) -> Result<Vec<u8>> {
@@ -481,6 +434,9 @@ pub struct UploadWriter {
     inner: Option<object_store::buffered::BufWriter>,
     uri: String,
     scheme: String,
+    loc: RemoteLocation,
+    path: Path,
+    written: u64,
 }
 
 impl UploadWriter {
@@ -493,12 +449,27 @@ impl UploadWriter {
             )),
             uri: loc.uri_of(path),
             scheme: loc.scheme.clone(),
+            loc: loc.clone(),
+            path: path.clone(),
+            written: 0,
         }
     }
 
     pub fn finish(mut self) -> Result<()> {
         let mut w = self.inner.take().expect("finished once");
-        rt().block_on(w.shutdown()).map_err(|e| PrepError::Storage {
+        let result = rt().block_on(w.shutdown());
+        // A completion the store acknowledged but whose answer was lost is
+        // retried, and the retry is told the upload no longer exists: the
+        // object is there, whole, so that is success (never an abort).
+        if result.is_err() {
+            if let Ok(Some(meta)) = head(&self.loc, &self.path) {
+                if meta.size == self.written {
+                    tracing::debug!("{}: completed upload confirmed by HEAD", self.uri);
+                    return Ok(());
+                }
+            }
+        }
+        result.map_err(|e| PrepError::Storage {
             action: "uploading".into(),
             uri: self.uri.clone(),
             hint: Some(format!(
@@ -514,6 +485,7 @@ impl Write for UploadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let w = self.inner.as_mut().expect("open writer");
         rt().block_on(w.write_all(buf))?;
+        self.written += buf.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -175,3 +175,19 @@ pub fn assert_rows_close(a: &[serde_json::Value], b: &[serde_json::Value]) {
         }
     }
 }
+
+/// Every file of the case's `out/` but `_SUCCESS` (whose timings vary),
+/// by name, for byte-for-byte comparisons of two runs.
+/// Every file of `out/` but `_SUCCESS` (which holds timings), by name.
+pub fn output_bytes(case: &Case) -> Vec<(String, Vec<u8>)> {
+    let mut names: Vec<String> = std::fs::read_dir(case.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "_SUCCESS")
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(case.out_file(&n)).unwrap()))
+        .collect()
+}

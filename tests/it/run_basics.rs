@@ -289,20 +289,6 @@ fn sample_bytes() -> Vec<u8> {
     std::fs::read(repo().join("sample_data/reviews.csv")).unwrap()
 }
 
-/// Every file of `out/` but `_SUCCESS` (which holds timings), by name.
-fn output_bytes(case: &Case) -> Vec<(String, Vec<u8>)> {
-    let mut names: Vec<String> = std::fs::read_dir(case.path("out"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n != "_SUCCESS")
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| (n.clone(), std::fs::read(case.out_file(&n)).unwrap()))
-        .collect()
-}
-
 #[test]
 fn fast_parser_polars_parser_and_buffered_io_write_the_same_bytes() {
     // CRLF, quoted fields with quotes, commas and newlines, a quoted number,

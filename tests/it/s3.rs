@@ -372,3 +372,147 @@ fn interrupted_run_leaves_no_success_and_a_rerun_succeeds() {
         "no stale shards: {listed:?}"
     );
 }
+
+/// A CSV of about `mib` MiB: the sample's rows, repeated.
+fn big_sample(mib: usize) -> Vec<u8> {
+    let text = String::from_utf8(sample()).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let mut out = format!("{header}\n").into_bytes();
+    while out.len() < mib << 20 {
+        out.extend_from_slice(rows.as_bytes());
+        if !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Runs the case's pipeline (output local `out/`) through `proxy` and
+/// checks the shards equal those of an undisturbed run straight to the
+/// server; returns the disturbed run's stderr.
+fn assert_same_output_through(
+    case: &Case,
+    server: &S3Server,
+    proxy_endpoint: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let a = run_env(case, server, Some(proxy_endpoint), env, &["--overwrite"]);
+    let stderr = stderr_of(&a);
+    assert!(a.get_output().status.success(), "{stderr}");
+    let disturbed = output_bytes(case);
+    run_env(case, server, None, env, &["--overwrite"]).success();
+    assert_eq!(disturbed, output_bytes(case), "same output as undisturbed");
+    stderr
+}
+
+/// A 30-second loss of the endpoint in the middle of a read (connections
+/// cut, then refused by resets, or accepted and never answered) is ridden
+/// out with default settings: the run resumes the broken ranged GETs and
+/// writes the same output as an undisturbed run.
+#[test]
+fn a_30_second_outage_mid_read_is_ridden_out() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/big.csv", big_sample(24));
+    for blackhole in [false, true] {
+        let proxy = server.proxy(FaultMode::Outage {
+            after_bytes: 6 << 20,
+            lasts: Duration::from_secs(30),
+            blackhole,
+        });
+        let case = Case::new();
+        pipeline_to_local(
+            &case,
+            &server.uri(&bucket, "raw/big.csv"),
+            "format = \"jsonl\"",
+        );
+        let started = std::time::Instant::now();
+        assert_same_output_through(
+            &case,
+            server,
+            &proxy.endpoint(),
+            &[("PREP_S3_PART_SIZE", "1MiB")],
+        );
+        assert!(
+            proxy.faults() >= 1,
+            "blackhole={blackhole}: the outage happened"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(25),
+            "it waited the outage out"
+        );
+    }
+}
+
+/// The same outage in the middle of uploading a multipart shard: the upload
+/// completes (a completion acknowledged before the outage is never aborted)
+/// and `_SUCCESS` comes last, over the same shards as an undisturbed run.
+#[test]
+fn a_30_second_outage_mid_upload_is_ridden_out() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    let case = Case::new();
+    case.write("in/big.csv", big_sample(24));
+    let proxy = server.proxy(FaultMode::Outage {
+        after_bytes: 12 << 20,
+        lasts: Duration::from_secs(30),
+        blackhole: false,
+    });
+    let out = "out/";
+    pipeline(
+        &case,
+        &case.path("in/big.csv").display().to_string(),
+        &server.uri(&bucket, out),
+        "format = \"jsonl\"\nshard_max_rows = 1000000",
+    );
+    let a = run_env(&case, server, Some(&proxy.endpoint()), &[], &[]);
+    assert!(a.get_output().status.success(), "{}", stderr_of(&a));
+    assert!(proxy.faults() >= 1, "the outage happened");
+    let disturbed = server
+        .get(&bucket, "out/part-00000.jsonl")
+        .expect("the shard");
+    assert!(server.get(&bucket, "out/_SUCCESS").is_some());
+    run(&case, server, None, &["--overwrite"]).success();
+    assert!(disturbed == server.get(&bucket, "out/part-00000.jsonl").unwrap());
+}
+
+/// Many small objects: the output equals reading them one by one (the
+/// prefetch of the next objects changes nothing but the timing).
+#[test]
+fn many_small_objects_read_ahead_give_the_same_output() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    for i in 0..40u32 {
+        let rows: String = (0..50u32)
+            .map(|r| {
+                format!(
+                    "{},{},\"text {i} {r}\",{}\n",
+                    i * 50 + r,
+                    (i * 7 + r) % 13,
+                    r % 2
+                )
+            })
+            .collect();
+        server.put(
+            &bucket,
+            &format!("many/p{i:03}.csv"),
+            format!("review_id,rating,text,label\n{rows}"),
+        );
+    }
+    let case = Case::new();
+    pipeline_to_local(&case, &server.uri(&bucket, "many/"), "format = \"jsonl\"");
+    run_env(&case, server, None, &[("PREP_S3_CONCURRENCY", "1")], &[]).success();
+    let one_by_one = output_bytes(&case);
+    run_env(
+        &case,
+        server,
+        None,
+        &[
+            ("PREP_S3_CONCURRENCY", "16"),
+            ("PREP_S3_PART_SIZE", "64KiB"),
+        ],
+        &["--overwrite"],
+    )
+    .success();
+    assert_eq!(one_by_one, output_bytes(&case));
+}

@@ -556,6 +556,15 @@ pub enum FaultMode {
     /// for `hold`, then are closed (for client timeouts); later ones are
     /// forwarded.
     Stall { first_n: usize, hold: Duration },
+    /// Forwards until `after_bytes` have passed through the proxy (either
+    /// way), then loses the endpoint for `lasts`: connections in flight are
+    /// cut, new ones are reset (`blackhole: false`) or accepted and never
+    /// answered (`blackhole: true`) until the outage ends.
+    Outage {
+        after_bytes: u64,
+        lasts: Duration,
+        blackhole: bool,
+    },
 }
 
 /// The S3 error body of the proxy's 503 answers.
@@ -574,6 +583,11 @@ enum Action {
 struct ProxyState {
     /// The mode and how many connections arrived since it was set.
     mode: Mutex<(FaultMode, usize)>,
+    /// Bytes forwarded (both ways) and the end of a started outage.
+    bytes: std::sync::atomic::AtomicU64,
+    outage_until: Mutex<Option<Instant>>,
+    /// Client sockets being forwarded, cut when an outage starts.
+    live: Mutex<Vec<(usize, TcpStream)>>,
     connections: AtomicUsize,
     faults: AtomicUsize,
     stop: AtomicBool,
@@ -594,6 +608,9 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(ProxyState {
             mode: Mutex::new((mode, 0)),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+            outage_until: Mutex::new(None),
+            live: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
             faults: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -659,6 +676,11 @@ fn accept_loop(listener: TcpListener, upstream: String, state: Arc<ProxyState>) 
                 FaultMode::Fail503 { first_n } if i < first_n => Action::Fail503,
                 FaultMode::Reset { first_n } if i < first_n => Action::Reset,
                 FaultMode::Stall { first_n, hold } if i < first_n => Action::Stall(hold),
+                FaultMode::Outage { blackhole, .. } => match state.outage_left() {
+                    Some(left) if blackhole => Action::Stall(left),
+                    Some(_) => Action::Reset,
+                    None => Action::Forward,
+                },
                 _ => Action::Forward,
             }
         };
@@ -670,7 +692,7 @@ fn accept_loop(listener: TcpListener, upstream: String, state: Arc<ProxyState>) 
         let _ = thread::Builder::new()
             .name("fault-proxy-conn".into())
             .spawn(move || match action {
-                Action::Forward => forward(client, &upstream),
+                Action::Forward => forward(client, &upstream, &st),
                 Action::Fail503 => answer_503(client),
                 Action::Fail403 => answer_403(client),
                 Action::Reset => reset(client),
@@ -758,7 +780,51 @@ fn stall(mut c: TcpStream, hold: Duration, state: &ProxyState) {
     drop(c);
 }
 
-fn forward(client: TcpStream, upstream: &str) {
+impl ProxyState {
+    /// Time left of the outage going on, if one is.
+    fn outage_left(&self) -> Option<Duration> {
+        let until = (*self.outage_until.lock().unwrap())?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Counts forwarded bytes; starts the outage when its threshold passes.
+    fn forwarded(&self, n: usize) {
+        let total = self.bytes.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+        let FaultMode::Outage {
+            after_bytes, lasts, ..
+        } = self.mode.lock().unwrap().0
+        else {
+            return;
+        };
+        let mut until = self.outage_until.lock().unwrap();
+        if total >= after_bytes && until.is_none() {
+            *until = Some(Instant::now() + lasts);
+            self.faults.fetch_add(1, Ordering::SeqCst);
+            for (_, s) in self.live.lock().unwrap().iter() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Copies `from` to `to`, counting bytes; stops when either side closes.
+fn pump(mut from: TcpStream, mut to: TcpStream, state: &ProxyState) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                state.forwarded(n);
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn forward(client: TcpStream, upstream: &str, state: &Arc<ProxyState>) {
     let Ok(up) =
         resolve(upstream).and_then(|a| TcpStream::connect_timeout(&a, Duration::from_secs(5)))
     else {
@@ -766,17 +832,21 @@ fn forward(client: TcpStream, upstream: &str) {
     };
     let _ = client.set_nodelay(true);
     let _ = up.set_nodelay(true);
-    let (Ok(mut c_read), Ok(mut u_write)) = (client.try_clone(), up.try_clone()) else {
+    static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    if let (Ok(c), Ok(u)) = (client.try_clone(), up.try_clone()) {
+        let mut live = state.live.lock().unwrap();
+        live.push((id, c));
+        live.push((id, u));
+    }
+    let (Ok(c_read), Ok(u_write)) = (client.try_clone(), up.try_clone()) else {
         return;
     };
-    let to_upstream = thread::spawn(move || {
-        let _ = io::copy(&mut c_read, &mut u_write);
-        let _ = u_write.shutdown(Shutdown::Write);
-    });
-    let (mut u_read, mut c_write) = (up, client);
-    let _ = io::copy(&mut u_read, &mut c_write);
-    let _ = c_write.shutdown(Shutdown::Write);
+    let st = state.clone();
+    let to_upstream = thread::spawn(move || pump(c_read, u_write, &st));
+    pump(up, client, state);
     let _ = to_upstream.join();
+    state.live.lock().unwrap().retain(|(i, _)| *i != id);
 }
 
 // ---------------------------------------------------------------------------

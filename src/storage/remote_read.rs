@@ -1,0 +1,253 @@
+//! Object reads at the speed of the link, not of one connection.
+//!
+//! ```text
+//! object [0 ........................................ size)
+//!         part 0 │ part 1 │ ... │ part k   ── up to `concurrency` ranged GETs in flight
+//!            └──► handed on in order ──► the same bounded chunker as a local file
+//! ```
+//! One GET stream to S3 delivers ~50–100 MB/s and waits tens of
+//! milliseconds for its first byte, so a large object is read as parts of
+//! `PREP_S3_PART_SIZE` (8 MiB) with `PREP_S3_CONCURRENCY` (8) of them in
+//! flight, reassembled in order: memory is bounded by the window, and the
+//! bytes are those of the object. A part whose stream breaks is resumed
+//! from the byte it had reached with a ranged GET, retried (with backoff)
+//! within `PREP_RETRY_TIMEOUT`. The next objects of a listing can be opened
+//! ahead ([`prefetch`]), so many small objects cost their bytes, not their
+//! round trips.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use tokio::task::JoinHandle;
+
+use crate::storage::remote::rt;
+
+/// Parts in flight and their size.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadWindow {
+    pub concurrency: usize,
+    pub part_size: u64,
+}
+
+impl ReadWindow {
+    pub fn from_env() -> ReadWindow {
+        ReadWindow {
+            concurrency: crate::env::s3_concurrency().max(1),
+            part_size: crate::env::s3_part_size().max(64 << 10),
+        }
+    }
+}
+
+/// A blocking `Read` over `range` of an object, fetched as parallel parts.
+pub struct ParallelReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    next: u64,
+    end: u64,
+    window: ReadWindow,
+    /// Parts in flight, in object order.
+    inflight: VecDeque<JoinHandle<std::io::Result<Bytes>>>,
+    /// Parts to keep in flight (lowered while the reader is only prefetched).
+    depth: usize,
+    current: Bytes,
+}
+
+impl ParallelReader {
+    pub fn open(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        range: Range<u64>,
+        window: ReadWindow,
+    ) -> Self {
+        let mut r = ParallelReader {
+            store,
+            path,
+            next: range.start,
+            end: range.end,
+            window,
+            inflight: VecDeque::new(),
+            depth: window.concurrency,
+            current: Bytes::new(),
+        };
+        r.fill();
+        r
+    }
+
+    fn fill(&mut self) {
+        while self.inflight.len() < self.depth && self.next < self.end {
+            let part = self.next..(self.next + self.window.part_size).min(self.end);
+            self.next = part.end;
+            let (store, path) = (self.store.clone(), self.path.clone());
+            self.inflight
+                .push_back(rt().spawn(async move { fetch_part(store, path, part).await }));
+        }
+    }
+}
+
+impl Read for ParallelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            self.depth = self.window.concurrency;
+            self.fill();
+            let Some(next) = self.inflight.pop_front() else {
+                return Ok(0);
+            };
+            self.current = rt().block_on(next).map_err(std::io::Error::other)??;
+            self.fill();
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+impl Drop for ParallelReader {
+    fn drop(&mut self) {
+        for h in &self.inflight {
+            h.abort();
+        }
+    }
+}
+
+/// Fetches one part; a broken stream resumes from the byte it reached.
+async fn fetch_part(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    range: Range<u64>,
+) -> std::io::Result<Bytes> {
+    let started = Instant::now();
+    let budget = crate::env::retry_timeout();
+    let mut delay = Duration::from_millis(100);
+    let mut buf = BytesMut::with_capacity((range.end - range.start) as usize);
+    let mut at = range.start;
+    loop {
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(at..range.end)),
+            ..Default::default()
+        };
+        let failure = match store.get_opts(&path, opts).await {
+            Ok(result) => {
+                let mut stream = result.into_stream();
+                let mut broke = None;
+                while let Some(piece) = stream.next().await {
+                    match piece {
+                        Ok(b) => {
+                            at += b.len() as u64;
+                            buf.extend_from_slice(&b);
+                        }
+                        Err(e) => {
+                            broke = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match broke {
+                    None if at >= range.end => return Ok(buf.freeze()),
+                    None => object_store::Error::Generic {
+                        store: "read",
+                        source: format!("the response ended at byte {at} of {}", range.end).into(),
+                    },
+                    Some(e) => e,
+                }
+            }
+            Err(
+                e @ (object_store::Error::NotFound { .. }
+                | object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }),
+            ) => {
+                return Err(std::io::Error::other(e));
+            }
+            Err(e) => e,
+        };
+        if started.elapsed() > budget {
+            return Err(std::io::Error::other(format!(
+                "reading bytes {}..{} of {path} failed for {}s: {failure}",
+                range.start,
+                range.end,
+                started.elapsed().as_secs()
+            )));
+        }
+        tracing::debug!("resuming {path} at byte {at} after: {failure}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Bytes `range` of an object, fetched as parallel parts (Parquet row
+/// groups, footers).
+pub fn get_range_parallel(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    range: Range<u64>,
+) -> std::io::Result<Bytes> {
+    let len = (range.end - range.start) as usize;
+    let mut r = ParallelReader::open(store, path, range, ReadWindow::from_env());
+    if r.inflight.len() == 1 {
+        return rt()
+            .block_on(r.inflight.pop_front().expect("one part"))
+            .map_err(std::io::Error::other)?;
+    }
+    let mut out = Vec::with_capacity(len);
+    r.read_to_end(&mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Readers opened ahead of use, by object URI and range.
+type Prefetched = HashMap<(String, u64, u64), ParallelReader>;
+
+fn prefetched() -> &'static Mutex<Prefetched> {
+    static P: std::sync::OnceLock<Mutex<Prefetched>> = std::sync::OnceLock::new();
+    P.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Starts reading objects that come next (their first parts only, at most
+/// one window's worth of parts across all of them), so their round trips
+/// overlap with parsing the current one.
+/// An object to read ahead: its URI (the key), store, path and range.
+pub type Ahead = (String, Arc<dyn ObjectStore>, Path, Range<u64>);
+
+pub fn prefetch(objects: &[Ahead]) {
+    let window = ReadWindow::from_env();
+    let mut map = prefetched().lock().expect("prefetch lock");
+    let mut parts: usize = map.values().map(|r| r.inflight.len()).sum();
+    for (uri, store, path, range) in objects {
+        if parts >= window.concurrency {
+            break;
+        }
+        let key = (uri.clone(), range.start, range.end);
+        if map.contains_key(&key) {
+            continue;
+        }
+        let size = range.end - range.start;
+        let want = size.div_ceil(window.part_size).clamp(1, 2) as usize;
+        let mut r = ParallelReader {
+            store: store.clone(),
+            path: path.clone(),
+            next: range.start,
+            end: range.end,
+            window,
+            inflight: VecDeque::new(),
+            depth: want.min(window.concurrency - parts),
+            current: Bytes::new(),
+        };
+        r.fill();
+        parts += r.inflight.len();
+        map.insert(key, r);
+    }
+}
+
+/// The reader [`prefetch`] opened for this object and range, if any.
+pub fn take_prefetched(uri: &str, range: &Range<u64>) -> Option<ParallelReader> {
+    prefetched()
+        .lock()
+        .expect("prefetch lock")
+        .remove(&(uri.to_string(), range.start, range.end))
+}
