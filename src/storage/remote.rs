@@ -105,6 +105,9 @@ fn bad_uri(uri: &str, why: impl std::fmt::Display) -> PrepError {
     }
 }
 
+/// A service-account key that turns authentication off, for a GCS emulator.
+const EMULATOR_GCS_KEY: &str = r#"{"private_key": "", "private_key_id": "", "client_email": "emulator", "disable_oauth": true}"#;
+
 /// Builds the store for `uri`, honouring `[storage]` and the environment.
 pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
     let (scheme, rest) = uri
@@ -148,14 +151,25 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
             }
             Arc::new(b.build().map_err(|e| bad_uri(uri, e))?)
         }
-        "gs" | "gcs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+        "gs" | "gcs" => {
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
-                .with_retry(retry)
-                .with_client_options(client_options())
-                .build()
-                .map_err(|e| bad_uri(uri, e))?,
-        ),
+                .with_retry(retry);
+            // `[storage] endpoint`, else the Google client libraries'
+            // STORAGE_EMULATOR_HOST: a test server, which takes no token.
+            let emulator = std::env::var("STORAGE_EMULATOR_HOST").ok().map(|h| {
+                if h.contains("://") { h } else { format!("http://{h}") }
+            });
+            let mut options = client_options();
+            if let Some(ep) = storage.endpoint.clone().or(emulator.clone()) {
+                options = options.with_allow_http(ep.starts_with("http://"));
+                b = b.with_base_url(ep.trim_end_matches('/'));
+                if emulator.is_some() && std::env::var_os("GOOGLE_SERVICE_ACCOUNT_KEY").is_none() {
+                    b = b.with_service_account_key(EMULATOR_GCS_KEY);
+                }
+            }
+            Arc::new(b.with_client_options(options).build().map_err(|e| bad_uri(uri, e))?)
+        }
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
             let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(uri)
