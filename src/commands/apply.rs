@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::chunk::FixedSchema;
-use crate::error::{missing_column, DataLocation, PrepError, Result};
+use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
 use crate::job::finish::{finish, CommitGuard};
 use crate::job::fit::{Fitted, PassInput};
 use crate::job::output_claim::claim_output;
@@ -148,22 +148,19 @@ fn check_features(scaler: &Scaler, fixed: &FixedSchema) -> Result<()> {
                 return Err(missing_column(
                     &fixed.origin,
                     name,
-                    "the scaler's feature_names",
+                    NamedIn::ScalerFeatures,
                     fixed.schema.iter_names().map(|s| s.as_str()),
                 ))
             }
-            Some(dtype) if !is_numeric(dtype) => return Err(PrepError::bad_data(
-                DataLocation {
-                    file: fixed.origin.clone(),
-                    column: Some(name.clone()),
-                    ..Default::default()
-                },
-                format!("feature column `{name}` is {dtype}, not numeric"),
-                Some(
-                    "the scaler was fitted on a numeric column; check that this is the right input"
-                        .into(),
-                ),
-            )),
+            Some(dtype) if !is_numeric(dtype) => {
+                return Err(PrepError::bad_data(
+                    DataLocation::file(&fixed.origin).column(name),
+                    DataError::NotNumeric {
+                        column: name.clone(),
+                        dtype: dtype.clone(),
+                    },
+                ))
+            }
             Some(_) => {}
         }
     }

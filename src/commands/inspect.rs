@@ -8,7 +8,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::error::{PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::{InputFormat, InputPlan};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::source::format_of;
@@ -102,12 +102,10 @@ fn inspect_parquet(uri: &str, files: &[crate::storage::InputObject]) -> Result<I
         let file_names: Vec<&str> = fixed.iter_names().map(|s| s.as_str()).collect();
         if file_names != names.iter().map(String::as_str).collect::<Vec<_>>() {
             return Err(PrepError::bad_data(
-                crate::error::DataLocation {
-                    file: obj.uri.clone(),
-                    ..Default::default()
+                DataLocation::file(&obj.uri),
+                DataError::InspectColumnsDiffer {
+                    first: files[0].uri.clone(),
                 },
-                format!("its columns differ from {}", files[0].uri),
-                Some("inspect one schema at a time (narrow the URI with a glob)".into()),
             ));
         }
         rows += input.num_rows as u64;

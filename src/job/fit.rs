@@ -86,10 +86,7 @@ fn finite_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
 /// Error a producer reports when its consumer thread stopped first; the
 /// consumer's own error is the one shown.
 pub fn consumer_gone() -> PrepError {
-    PrepError::io(
-        "a pipeline thread stopped early",
-        std::io::Error::other("channel closed"),
-    )
+    PrepError::PipelineStopped
 }
 
 /// The fit pass: reads and cleans every chunk, accumulates the moments of

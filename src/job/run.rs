@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::{DataLocation, PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::job::attempt::join_or_open;
 use crate::job::barrier::{fingerprint, settings, Barrier, Done, Partial};
 use crate::job::finish::{finish, run_report, scaler_source, sink_options, Artifact, CommitGuard};
@@ -271,18 +271,12 @@ fn merge(
     for p in partials {
         if p.feature_names != names {
             return Err(PrepError::bad_data(
-                DataLocation {
-                    file: out.display(&format!("_work/partial-w{:04}.json", p.worker)),
-                    ..Default::default()
+                DataLocation::file(out.display(&format!("_work/partial-w{:04}.json", p.worker))),
+                DataError::WorkerColumnsDiffer {
+                    worker: p.worker,
+                    scaled: p.feature_names.clone(),
+                    first: names,
                 },
-                format!(
-                    "worker {} scaled {:?} but worker 0 scaled {:?}",
-                    p.worker, p.feature_names, names
-                ),
-                Some(
-                    "pin column types with [input.schema] so every worker infers the same schema"
-                        .into(),
-                ),
             ));
         }
         for (m, pm) in moments.iter_mut().zip(&p.moments) {

@@ -146,7 +146,7 @@ pub fn transform_pass(
     // Report the root cause: a reader/writer failure beats "thread stopped".
     read?;
     match (main, write) {
-        (Err(e), Err(_)) if e.to_string() != consumer_gone().to_string() => Err(e),
+        (Err(e), Err(_)) if !matches!(e, PrepError::PipelineStopped) => Err(e),
         (_, Err(e)) => Err(e),
         (Err(e), _) => Err(e),
         (Ok(()), Ok(shards)) => Ok((shards, written)),

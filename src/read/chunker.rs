@@ -12,7 +12,7 @@ use std::io::Read;
 
 use memchr::{memchr, memchr2, memchr3};
 
-use crate::error::{DataLocation, PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 
 /// Bytes requested from the underlying reader per read call.
 const READ_BLOCK: usize = 1 << 20;
@@ -258,13 +258,8 @@ impl<R: Read> RecordChunker<R> {
                         }
                         if in_quotes {
                             return Err(PrepError::bad_data(
-                                DataLocation {
-                                    file: self.file.clone(),
-                                    line: Some(start_line),
-                                    ..Default::default()
-                                },
-                                "a quoted field opened on this line is never closed (unterminated quote at end of file)",
-                                Some("check the quoting of that field; a literal quote inside a quoted field is written as two quotes (\"\")".into()),
+                                DataLocation::file(&self.file).line(Some(start_line)),
+                                DataError::UnterminatedQuote,
                             ));
                         }
                         break Some(pos);
@@ -296,13 +291,8 @@ impl<R: Read> RecordChunker<R> {
 
 fn ragged(file: &str, line: u64, expected: usize, found: usize) -> PrepError {
     PrepError::bad_data(
-        DataLocation {
-            file: file.to_string(),
-            line: Some(line),
-            ..Default::default()
-        },
-        format!("expected {expected} fields (as in the header), found {found}"),
-        Some("fix or remove that row; a field containing the delimiter, a quote or a newline must be quoted".into()),
+        DataLocation::file(file).line(Some(line)),
+        DataError::RaggedRow { expected, found },
     )
 }
 
@@ -339,12 +329,10 @@ fn read_error(file: &str, e: std::io::Error) -> PrepError {
     );
     if is_decode {
         PrepError::bad_data(
-            DataLocation {
-                file: file.to_string(),
-                ..Default::default()
+            DataLocation::file(file),
+            DataError::Undecodable {
+                detail: e.to_string(),
             },
-            format!("cannot decompress/read the data: {e}"),
-            Some("check that the file is not truncated and that its extension (.gz, .zst) matches its content".into()),
         )
     } else {
         PrepError::Storage {

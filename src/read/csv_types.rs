@@ -6,8 +6,8 @@
 use polars::prelude::*;
 
 use crate::chunk::FixedSchema;
-use crate::error::{DataLocation, PrepError, Result};
-use crate::pipeline::plan::CsvPlan;
+use crate::error::{DataError, DataLocation, PrepError, Result, TypeOrigin};
+use crate::pipeline::plan::InputPlan;
 use crate::read::chunker::{records_of, CsvChunk};
 
 /// Column names from a CSV header, made unique the way pandas does it, so
@@ -105,16 +105,18 @@ pub fn convert_trimmed(
                 Some(v) => match trimmed_number(v, dtype) {
                     Some(n) => values.push(n),
                     None => {
+                        // `[input.schema]` columns are never trimmed: the type is inferred.
                         return Err(PrepError::bad_data(
-                            DataLocation {
-                                file: uri.to_string(),
-                                line: lines.get(i).copied(),
-                                column: Some(name.clone()),
-                                ..Default::default()
+                            DataLocation::file(uri)
+                                .line(lines.get(i).copied())
+                                .column(name),
+                            DataError::TypeMismatch {
+                                column: name.clone(),
+                                value: v.to_string(),
+                                expected: dtype.clone(),
+                                origin: TypeOrigin::Inferred,
                             },
-                            format!("value {v:?} does not fit the column's type {dtype} (inferred from the first rows)"),
-                            Some(format!("pin the type in the pipeline: [input.schema] {name} = \"string\" (or \"float64\")")),
-                        ))
+                        ));
                     }
                 },
             }
@@ -138,9 +140,10 @@ pub fn diagnose_parse_error(
     e: PolarsError,
     chunk: &CsvChunk,
     schema: &Schema,
-    csv: &CsvPlan,
+    input: &InputPlan,
     uri: &str,
 ) -> PrepError {
+    let csv = &input.csv;
     let nulls: std::collections::HashSet<&str> =
         csv.null_values.iter().map(String::as_str).collect();
     for (line, raw) in records_of(chunk, csv.delimiter, csv.quote) {
@@ -154,14 +157,8 @@ pub fn diagnose_parse_error(
                         .map(|(n, _)| n.to_string())
                         .unwrap_or_else(|| format!("column_{}", i + 1));
                     return PrepError::bad_data(
-                        DataLocation {
-                            file: uri.to_string(),
-                            line: Some(line),
-                            column: Some(column),
-                            ..Default::default()
-                        },
-                        format!("the value is not valid UTF-8 ({err})"),
-                        Some("prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`".into()),
+                        DataLocation::file(uri).line(Some(line)).column(column),
+                        DataError::InvalidUtf8 { error: err },
                     );
                 }
             }
@@ -180,40 +177,33 @@ pub fn diagnose_parse_error(
                 _ => true,
             };
             if !fits {
-                let ty = match dtype {
-                    DataType::Int64 => "int64",
-                    DataType::Float64 => "float64",
-                    DataType::Boolean => "bool",
-                    _ => "its type",
-                };
-                let wider = if matches!(dtype, DataType::Int64) && v.parse::<f64>().is_ok() {
-                    "float64"
-                } else {
-                    "string"
-                };
+                let pinned = input
+                    .schema_overrides
+                    .iter()
+                    .any(|(c, _)| c == name.as_str());
                 return PrepError::bad_data(
-                    DataLocation {
-                        file: uri.to_string(),
-                        line: Some(line),
-                        column: Some(name.to_string()),
-                        ..Default::default()
+                    DataLocation::file(uri)
+                        .line(Some(line))
+                        .column(name.as_str()),
+                    DataError::TypeMismatch {
+                        column: name.to_string(),
+                        value: value.clone(),
+                        expected: dtype.clone(),
+                        origin: if pinned {
+                            TypeOrigin::Pinned
+                        } else {
+                            TypeOrigin::Inferred
+                        },
                     },
-                    format!("value {value:?} does not fit the column's type {ty} (inferred from the first rows)"),
-                    Some(format!(
-                        "pin the type in the pipeline: [input.schema] {name} = \"{wider}\" (or add the value to input.csv.null_values if it means missing)"
-                    )),
                 );
             }
         }
     }
     PrepError::bad_data(
-        DataLocation {
-            file: uri.to_string(),
-            line: chunk.record_lines.first().copied(),
-            ..Default::default()
+        DataLocation::file(uri).line(chunk.record_lines.first().copied()),
+        DataError::Unparsable {
+            detail: e.to_string(),
         },
-        format!("cannot parse the rows starting here: {e}"),
-        Some("check the CSV settings in [input.csv] (delimiter, quote, header)".into()),
     )
 }
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use polars::io::mmap::MmapBytesReader;
 use polars::prelude::*;
 
-use crate::error::{DataLocation, PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::storage::remote;
 use crate::storage::{storage, InputObject, ObjectLocation};
 
@@ -79,12 +79,10 @@ pub struct ParquetInput {
 
 fn bad_file(uri: &str, e: impl std::fmt::Display) -> PrepError {
     PrepError::bad_data(
-        DataLocation {
-            file: uri.to_string(),
-            ..Default::default()
+        DataLocation::file(uri),
+        DataError::BadParquet {
+            detail: e.to_string(),
         },
-        format!("cannot read it as Parquet: {e}"),
-        Some("check that the object is a complete Parquet file, or set input.format".into()),
     )
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::chunk::{FixedSchema, SourceChunk};
-use crate::error::{missing_column, DataLocation, PrepError, Result};
+use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
 use crate::pipeline::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
 use crate::read::chunker::{check_field_counts, CsvChunk, RecordChunker};
 use crate::read::csv_fast::FastCsv;
@@ -305,7 +305,7 @@ impl Source {
                         e,
                         &chunk,
                         parse_schema,
-                        &self.plan.csv,
+                        &self.plan,
                         &obj.uri,
                     ))
                 }
@@ -319,17 +319,11 @@ impl Source {
             let _ = recycle.send(bytes);
             if df.height() as u64 != rows {
                 return Err(PrepError::bad_data(
-                    DataLocation {
-                        file: obj.uri.clone(),
-                        line: lines.first().copied(),
-                        ..Default::default()
+                    DataLocation::file(&obj.uri).line(lines.first().copied()),
+                    DataError::RowCountMismatch {
+                        parsed: df.height(),
+                        expected: rows,
                     },
-                    format!(
-                        "the parser found {} rows where {} records were expected",
-                        df.height(),
-                        rows
-                    ),
-                    Some("check the quoting in this part of the file".into()),
                 ));
             }
             f(
@@ -358,7 +352,7 @@ impl Source {
                 .iter()
                 .map(|n| Field::new(PlSmallStr::from(n.as_str()), DataType::String))
                 .collect();
-            diagnose_parse_error(e, chunk, &named, &self.plan.csv, &obj.uri)
+            diagnose_parse_error(e, chunk, &named, &self.plan, &obj.uri)
         })?;
         let mut schema = Schema::with_capacity(names.len());
         for (name, col) in names.iter().zip(inferred.columns()) {
@@ -377,7 +371,7 @@ impl Source {
                 return Err(missing_column(
                     &obj.uri,
                     col,
-                    "[input.schema]",
+                    NamedIn::Setting("[input.schema]"),
                     schema.iter_names().map(|s| s.as_str()),
                 ));
             }

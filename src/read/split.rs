@@ -2,7 +2,7 @@
 //! record boundaries. Input: an object and a nominal offset; output: the
 //! offset of the next record start, the same for every worker.
 
-use crate::error::{DataLocation, PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::InputPlan;
 use crate::read::chunker::RecordChunker;
 use crate::storage::{open_read, read_range, InputObject};
@@ -58,12 +58,11 @@ pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usiz
         }
     }
     Err(PrepError::bad_data(
-        DataLocation {
-            file: obj.uri.clone(),
-            ..Default::default()
+        DataLocation::file(&obj.uri),
+        DataError::NoRecordBoundary {
+            offset: nominal,
+            window: ALIGN_WINDOW,
         },
-        format!("found no record boundary within {} of byte {nominal} to split the file between workers", bytesize::ByteSize(ALIGN_WINDOW)),
-        Some("split the input into several files, or run with fewer workers".into()),
     ))
 }
 

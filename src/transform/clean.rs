@@ -11,7 +11,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::chunk::SourceChunk;
-use crate::error::{PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::NonFinite;
 use crate::storage::InputObject;
 
@@ -138,8 +138,7 @@ impl Cleaner {
                             let value = col.get(i).map(|v| v.to_string()).unwrap_or_default();
                             return Err(PrepError::bad_data(
                                 chunk.locate(files, i, Some(name)),
-                                format!("non-finite value {value} in a column that is scaled"),
-                                Some("fix the value upstream, or set [clean] non_finite = \"drop\" to drop such rows (they are counted in the run report)".into()),
+                                DataError::NonFinite { value },
                             ));
                         }
                         NonFinite::Drop => {
@@ -164,27 +163,18 @@ impl Cleaner {
 
 /// "nothing left after cleaning" with the per-column null counts.
 pub fn nothing_left(uri: &str, counts: &CleanCounts) -> PrepError {
-    let mut by_col: Vec<String> = counts
-        .nulls_by_column
-        .iter()
-        .map(|(c, n)| format!("{c}: {n}"))
-        .collect();
-    if by_col.is_empty() {
-        by_col.push("none".into());
-    }
     PrepError::bad_data(
-        crate::error::DataLocation {
-            file: uri.to_string(),
-            ..Default::default()
+        DataLocation::file(uri),
+        DataError::NothingLeft {
+            rows_in: counts.rows_in,
+            dropped_nulls: counts.dropped_nulls,
+            nulls_by_column: counts
+                .nulls_by_column
+                .iter()
+                .map(|(c, n)| (c.clone(), *n))
+                .collect(),
+            dropped_non_finite: counts.dropped_non_finite,
         },
-        format!(
-            "no rows left after cleaning: {} rows read, {} dropped for nulls (rows with nulls by column: {}), {} dropped as non-finite",
-            counts.rows_in,
-            counts.dropped_nulls,
-            by_col.join(", "),
-            counts.dropped_non_finite
-        ),
-        Some("restrict [clean] drop_nulls to the columns that must be present, e.g. drop_nulls = [\"text\"], or fix input.csv.null_values".into()),
     )
 }
 

@@ -7,8 +7,7 @@
 
 use polars::prelude::{DataType, Schema};
 
-use crate::error::missing_column;
-use crate::error::{PrepError, Result};
+use crate::error::{missing_column, NamedIn, PrepError, Result};
 use crate::pipeline::plan::{DropNulls, Plan, ScaleColumns};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,9 +28,14 @@ pub fn is_numeric(dtype: &DataType) -> bool {
 
 pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColumns> {
     let names: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
-    let check = |col: &str, setting: &str| -> Result<()> {
+    let check = |col: &str, setting: &'static str| -> Result<()> {
         if schema.get(col).is_none() {
-            return Err(missing_column(file, col, setting, names.iter().copied()));
+            return Err(missing_column(
+                file,
+                col,
+                NamedIn::Setting(setting),
+                names.iter().copied(),
+            ));
         }
         Ok(())
     };

@@ -9,7 +9,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataLocation, PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::transform::stats::{scale_of, Moments};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,46 +93,38 @@ impl Scaler {
 
     /// Parses and checks an artifact written by `prep run`.
     pub fn from_json(bytes: &[u8], uri: &str) -> Result<Scaler> {
-        let loc = || DataLocation {
-            file: uri.to_string(),
-            ..Default::default()
-        };
+        let bad = |kind| PrepError::bad_data(DataLocation::file(uri), kind);
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            PrepError::bad_data(
-                loc(),
-                format!("not valid JSON: {e}"),
-                Some("pass the scaler.json written by `prep run`".into()),
-            )
+            bad(DataError::ScalerNotJson {
+                detail: e.to_string(),
+            })
         })?;
         let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
         if format != FORMAT {
-            return Err(PrepError::bad_data(
-                loc(),
-                format!("\"format\" is {format:?}, expected \"{FORMAT}\""),
-                Some("pass the scaler.json written by `prep run`".into()),
-            ));
+            return Err(bad(DataError::ScalerFormat {
+                found: format.to_string(),
+                expected: FORMAT,
+            }));
         }
         let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != u64::from(VERSION) {
-            return Err(PrepError::bad_data(
-                loc(),
-                format!("scaler version {version} is not supported by this prep (reads version {VERSION})"),
-                Some("refit with this prep version, or use the prep version that wrote it".into()),
-            ));
+            return Err(bad(DataError::ScalerVersion {
+                found: version,
+                supported: VERSION,
+            }));
         }
-        let s: Scaler = serde_json::from_value(value)
-            .map_err(|e| PrepError::bad_data(loc(), format!("malformed scaler: {e}"), None))?;
+        let s: Scaler = serde_json::from_value(value).map_err(|e| {
+            bad(DataError::MalformedScaler {
+                detail: e.to_string(),
+            })
+        })?;
         let n = s.feature_names.len();
         let lens_ok = s.mean.len() == n
             && s.var.as_ref().is_none_or(|v| v.len() == n)
             && s.scale.as_ref().is_none_or(|v| v.len() == n)
             && (s.scale.is_some() || !s.with_std);
         if !lens_ok {
-            return Err(PrepError::bad_data(
-                loc(),
-                "arrays do not line up with feature_names",
-                None,
-            ));
+            return Err(bad(DataError::ScalerMisaligned));
         }
         Ok(s)
     }

@@ -95,6 +95,15 @@ impl Case {
     }
 }
 
+/// A case whose `in.csv` holds `data`, with a pipeline reading it (`extra`
+/// is added to `[input]`, see [`Case::pipeline`]).
+pub fn case_with(data: impl AsRef<[u8]>, extra: &str) -> Case {
+    let case = Case::new();
+    case.write("in.csv", data);
+    case.pipeline("in.csv", extra);
+    case
+}
+
 pub fn read_json(p: &Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));

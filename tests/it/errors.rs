@@ -5,13 +5,6 @@ use crate::common::*;
 
 const GOOD: &str = "id,text,price,qty\n1,a,1.5,3\n2,\"b, c\",2.5,4\n3,d,3.5,5\n";
 
-fn case_with(data: &str, extra: &str) -> Case {
-    let case = Case::new();
-    case.write("in.csv", data);
-    case.pipeline("in.csv", extra);
-    case
-}
-
 fn fails(case: &Case, code: i32, needles: &[&str]) -> String {
     let a = case.run(&[]).code(code);
     let err = stderr_of(&a);

@@ -3,6 +3,7 @@
 
 mod common;
 mod container;
+mod error_text;
 mod errors;
 mod golden;
 mod outputs;

@@ -1,11 +1,6 @@
-//! Error types and the exit codes of the contract (§1).
-//!
-//! Every failure a user can cause is a variant that carries what they need to
-//! act on it: the file/object, the line or row, the column, and a hint. The
-//! binary renders them once, in `cli::render_error`, and maps them to an exit
-//! code with [`PrepError::exit_code`].
+//! [`PrepError`]: every way a command fails, its hint, and its exit code.
 
-use std::fmt;
+use super::data::{DataError, DataLocation};
 
 /// Process exit codes fixed by the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,32 +10,6 @@ pub enum ExitCode {
     Usage = 2,
     BadData = 3,
     Storage = 4,
-}
-
-/// Where in the input a data problem sits. Every part is optional because a
-/// schema mismatch has no line and a CSV parse error may have no column.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DataLocation {
-    pub file: String,
-    pub line: Option<u64>,
-    pub row: Option<u64>,
-    pub column: Option<String>,
-}
-
-impl fmt::Display for DataLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ", line {line}")?;
-        }
-        if let Some(row) = self.row {
-            write!(f, ", data row {row}")?;
-        }
-        if let Some(col) = &self.column {
-            write!(f, ", column `{col}`")?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +58,10 @@ pub enum PrepError {
     },
 
     /// The input data violates what the pipeline expects.
-    #[error("bad input data in {location}: {message}")]
+    #[error("bad input data in {location}: {kind}")]
     BadData {
         location: Box<DataLocation>,
-        message: String,
-        hint: Option<String>,
+        kind: Box<DataError>,
     },
 
     /// No object matched the input URI.
@@ -122,6 +90,11 @@ pub enum PrepError {
         source: polars::prelude::PolarsError,
     },
 
+    /// A stage's thread found the next stage gone. That stage's own error is
+    /// the one to report; this one shows only if it has none.
+    #[error("a pipeline thread stopped early")]
+    PipelineStopped,
+
     /// A local I/O failure (temp dir, spill file).
     #[error("{context}")]
     Io {
@@ -142,18 +115,18 @@ impl PrepError {
             PrepError::LockLost { .. } | PrepError::DiskFull { .. } => ExitCode::Storage,
             PrepError::BadData { .. } => ExitCode::BadData,
             PrepError::NoInput { .. } | PrepError::Storage { .. } => ExitCode::Storage,
-            PrepError::Interrupted { .. } | PrepError::Polars { .. } | PrepError::Io { .. } => {
-                ExitCode::Other
-            }
+            PrepError::Interrupted { .. }
+            | PrepError::PipelineStopped
+            | PrepError::Polars { .. }
+            | PrepError::Io { .. } => ExitCode::Other,
         }
     }
 
     /// The "what to do" line shown under the error.
     pub fn hint(&self) -> Option<String> {
         match self {
-            PrepError::Usage { hint, .. }
-            | PrepError::BadData { hint, .. }
-            | PrepError::Storage { hint, .. } => hint.clone(),
+            PrepError::Usage { hint, .. } | PrepError::Storage { hint, .. } => hint.clone(),
+            PrepError::BadData { kind, .. } => Some(kind.hint()),
             PrepError::Config { .. } => {
                 Some("fix the pipeline file (docs/reference.md lists every key); `prep validate` lists every problem".into())
             }
@@ -176,7 +149,7 @@ impl PrepError {
             PrepError::DiskFull { what, .. } => Some(format!(
                 "free space on that disk, or move {what} to a larger one"
             )),
-            PrepError::Polars { .. } | PrepError::Io { .. } => None,
+            PrepError::PipelineStopped | PrepError::Polars { .. } | PrepError::Io { .. } => None,
         }
     }
 
@@ -187,15 +160,11 @@ impl PrepError {
         }
     }
 
-    pub fn bad_data(
-        location: DataLocation,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) -> Self {
+    /// Bad input data: what is wrong, and where.
+    pub fn bad_data(location: DataLocation, kind: DataError) -> Self {
         PrepError::BadData {
             location: Box::new(location),
-            message: message.into(),
-            hint,
+            kind: Box::new(kind),
         }
     }
 
@@ -229,37 +198,6 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c.to_string())
 }
 
-/// What to do about a column the data lacks, by where it was named.
-fn fix_hint(setting: &str) -> String {
-    if setting.starts_with("the scaler") {
-        "check that --input holds the kind of data the scaler was fitted on".to_string()
-    } else {
-        format!("fix {setting} in the pipeline file (the data may have changed upstream)")
-    }
-}
-
-pub fn missing_column<'a>(
-    file: &str,
-    col: &str,
-    setting: &str,
-    known: impl Iterator<Item = &'a str>,
-) -> PrepError {
-    let known: Vec<&str> = known.collect();
-    let hint = match did_you_mean(col, known.iter().copied()) {
-        Some(s) => format!("did you mean `{s}`? {}", fix_hint(setting)),
-        None => format!("the data has: {}; {}", known.join(", "), fix_hint(setting)),
-    };
-    PrepError::bad_data(
-        DataLocation {
-            file: file.to_string(),
-            column: Some(col.to_string()),
-            ..Default::default()
-        },
-        format!("column `{col}` named in {setting} does not exist in the data"),
-        Some(hint),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,23 +218,13 @@ mod tests {
             ExitCode::Usage
         );
         assert_eq!(
-            PrepError::bad_data(DataLocation::default(), "x", None).exit_code(),
+            PrepError::bad_data(DataLocation::default(), DataError::UnterminatedQuote).exit_code(),
             ExitCode::BadData
         );
         assert_eq!(
             PrepError::NoInput { uri: "a".into() }.exit_code(),
             ExitCode::Storage
         );
-    }
-
-    #[test]
-    fn location_names_every_part() {
-        let loc = DataLocation {
-            file: "a.csv".into(),
-            line: Some(7),
-            row: None,
-            column: Some("price".into()),
-        };
-        assert_eq!(loc.to_string(), "a.csv, line 7, column `price`");
+        assert_eq!(PrepError::PipelineStopped.exit_code(), ExitCode::Other);
     }
 }
