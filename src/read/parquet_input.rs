@@ -254,6 +254,12 @@ impl ParquetInput {
         len: usize,
         columns: Option<Vec<String>>,
     ) -> Result<DataFrame> {
+        // Locally the reader sees the whole file and its own metadata. A
+        // remote read holds only the row groups it fetched: the reader is
+        // given metadata listing just those (polars may touch the row group
+        // before a slice that starts on a boundary, whose bytes are absent).
+        let mut metadata = self.metadata.clone();
+        let mut slice_offset = offset;
         let reader: Box<dyn MmapBytesReader> = match &self.obj.location {
             ObjectLocation::Local(path) => {
                 Box::new(std::fs::File::open(path).map_err(|e| storage("opening", path, e))?)
@@ -264,6 +270,8 @@ impl ParquetInput {
                 buf.place(*footer_start, footer);
                 let mut first_row = 0usize;
                 let mut last = None;
+                let mut kept = Vec::new();
+                let mut rows_before = None;
                 for (i, rg) in self.metadata.row_groups.iter().enumerate() {
                     let rows = rg.num_rows();
                     let overlaps = first_row < offset + len && offset < first_row + rows;
@@ -271,6 +279,8 @@ impl ParquetInput {
                     if !overlaps {
                         continue;
                     }
+                    rows_before.get_or_insert(first_row - rows);
+                    kept.push(rg.clone());
                     let range = rg.full_byte_range();
                     let mut cached = self.cached.lock().expect("cache lock");
                     let bytes = match cached.as_ref() {
@@ -292,13 +302,18 @@ impl ParquetInput {
                 if let Some(next) = last.map(|i| i + 1) {
                     self.fetch_ahead(loc, next);
                 }
+                let mut only = self.metadata.as_ref().clone();
+                only.num_rows = kept.iter().map(|rg| rg.num_rows()).sum();
+                only.row_groups = kept;
+                metadata = std::sync::Arc::new(only);
+                slice_offset = offset - rows_before.unwrap_or(0);
                 Box::new(Cursor::new(buf))
             }
         };
         let mut reader = ParquetReader::new(reader)
-            .with_slice(Some((offset, len)))
+            .with_slice(Some((slice_offset, len)))
             .with_columns(columns);
-        reader.set_metadata(self.metadata.clone());
+        reader.set_metadata(metadata);
         reader.finish().map_err(|e| bad_file(&self.obj.uri, e))
     }
 }

@@ -1,10 +1,13 @@
 //! Integration tests: they run the real `prep` binary on temp dirs and check
 //! exit codes, messages, shards, manifests and the scaler.
 
+mod cloud;
+mod cloud_support;
 mod common;
 mod container;
 mod error_text;
 mod errors;
+mod gcs_shim;
 mod golden;
 mod outputs;
 mod parity;

@@ -190,6 +190,28 @@ const WATCHDOG: &str = r#"parent=$1; shift
   kill "$$" 2>/dev/null ) </dev/null &
 exec "$@""#;
 
+/// Starts a test server that is killed once the test process is gone (see
+/// [`WATCHDOG`]), with its output going to `out`/`err`.
+pub fn spawn_watched(
+    exe: &Path,
+    args: &[&str],
+    out: std::fs::File,
+    err: std::fs::File,
+) -> Result<Child, String> {
+    StdCommand::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("prep-test-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", exe.display()))
+}
+
 fn start_moto(exe: &Path) -> Result<S3Server, String> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -200,18 +222,7 @@ fn start_moto(exe: &Path) -> Result<S3Server, String> {
     let log = dir.join(format!("moto-server-{}.log", std::process::id()));
     let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut child = StdCommand::new("sh")
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg("prep-s3-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(exe)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+    let mut child = spawn_watched(exe, &["-H", "127.0.0.1", "-p", &port.to_string()], out, err)?;
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
@@ -240,7 +251,7 @@ fn start_moto(exe: &Path) -> Result<S3Server, String> {
 }
 
 /// Whether something at `addr` (host:port) answers an HTTP request.
-fn answers_http(addr: &str) -> bool {
+pub fn answers_http(addr: &str) -> bool {
     let Ok(sa) = resolve(addr) else { return false };
     let Ok(mut s) = TcpStream::connect_timeout(&sa, Duration::from_millis(500)) else {
         return false;
@@ -530,7 +541,7 @@ pub fn raw_http(addr: &str, method: &str, path: &str, body: &[u8]) -> io::Result
     Ok((status, resp[end + 4..].to_vec()))
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
