@@ -12,7 +12,13 @@
 //!
 //! A worker whose settings differ from the attempt's refuses (exit 2) and
 //! leaves `_work/mismatch-wIIII.json`, which stops the workers waiting at
-//! the barrier within seconds.
+//! the barrier within seconds; each of them leaves its own marker too. Such
+//! an attempt has failed: a worker that arrives later and has no marker in
+//! it is one of its late members and stops as well (so none waits for
+//! workers that are gone); a worker that already has one is being rerun,
+//! and opens a new attempt, as after a finished one. (With an attempt id
+//! from the orchestrator the id alone decides: a failed attempt stays
+//! failed until the orchestrator gives a new id.)
 
 use std::collections::BTreeMap;
 
@@ -20,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{PrepError, Result};
-use crate::job::barrier::{difference, mismatch_name, Mismatch};
+use crate::job::barrier::{difference, mismatch_name, mismatches, record_stop, Mismatch};
 use crate::job::worker_id::WorkerId;
 use crate::job::Phase;
 use crate::storage::{run_id, OutputDir};
@@ -89,7 +95,33 @@ pub fn join_or_open(
                 Some(g) => *g == rec.attempt,
                 None => !finished || phase == Phase::Transform,
             };
-            if same_attempt {
+            let stops = if same_attempt {
+                mismatches(out, &rec.attempt, id.count)?
+            } else {
+                BTreeMap::new()
+            };
+            if let Some(first) = stops
+                .values()
+                .next()
+                .filter(|_| !stops.contains_key(&id.index))
+            {
+                // A late member of a failed attempt.
+                let m = Mismatch {
+                    attempt: rec.attempt.clone(),
+                    worker: first.worker,
+                    difference: first.difference.clone(),
+                };
+                record_stop(out, id.index, &m);
+                return Err(PrepError::WorkerMismatch {
+                    uri: out.uri.clone(),
+                    worker: m.worker,
+                    difference: m.difference,
+                });
+            }
+            // This worker stopped in that failed attempt before: a rerun of
+            // it opens a new one.
+            let rerun_after_failure = !stops.is_empty() && given.is_none();
+            if same_attempt && !rerun_after_failure {
                 if rec.fingerprint != fingerprint {
                     return Err(refuse(out, id, rec, settings));
                 }

@@ -175,9 +175,31 @@ impl Barrier {
         Ok(())
     }
 
+    /// A worker that stops at the barrier because another one differs says
+    /// so under its own index too.
+    fn stopped<T>(&self, r: Result<T>) -> Result<T> {
+        if let (
+            Err(PrepError::WorkerMismatch {
+                worker, difference, ..
+            }),
+            Barrier::Shared {
+                out, id, attempt, ..
+            },
+        ) = (&r, self)
+        {
+            let m = Mismatch {
+                attempt: attempt.clone(),
+                worker: *worker,
+                difference: difference.clone(),
+            };
+            record_stop(out, id.index, &m);
+        }
+        r
+    }
+
     /// Every worker's statistics, in worker order.
     pub fn partials(&self, own: Option<Partial>, cancel: &AtomicBool) -> Result<Vec<Partial>> {
-        match self {
+        let r = match self {
             Barrier::Solo => Ok(own.into_iter().collect()),
             Barrier::Shared {
                 out,
@@ -194,7 +216,8 @@ impl Barrier {
                 *timeout,
                 cancel,
             ),
-        }
+        };
+        self.stopped(r)
     }
 
     /// Publishes this worker's shards; returns every worker's when this one
@@ -227,7 +250,7 @@ impl Barrier {
                 if id.index != 0 {
                     return Ok(None);
                 }
-                wait_all(
+                let r = wait_all(
                     out,
                     id.count,
                     done_name,
@@ -235,8 +258,8 @@ impl Barrier {
                     "completion",
                     *timeout,
                     cancel,
-                )
-                .map(Some)
+                );
+                self.stopped(r).map(Some)
             }
         }
     }
@@ -253,6 +276,40 @@ pub struct Mismatch {
 
 pub fn mismatch_name(i: usize) -> String {
     format!("_work/mismatch-w{i:04}.json")
+}
+
+/// The mismatch markers of `attempt`, by the index of the worker that wrote
+/// them: a worker that refused, or one that stopped because another did.
+/// Any marker means the attempt failed.
+pub fn mismatches(
+    out: &OutputDir,
+    attempt: &str,
+    count: usize,
+) -> Result<BTreeMap<usize, Mismatch>> {
+    let mut found = BTreeMap::new();
+    for i in 0..count {
+        let Some(bytes) = out.get(&mismatch_name(i))? else {
+            continue;
+        };
+        if let Ok(m) = serde_json::from_slice::<Mismatch>(&bytes) {
+            if m.attempt == attempt {
+                found.insert(i, m);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Records that worker `index` stopped in `m.attempt` because of the
+/// mismatch `m`: a rerun of this worker then knows that attempt is over for
+/// it (see `attempt.rs`).
+pub fn record_stop(out: &OutputDir, index: usize, m: &Mismatch) {
+    if let Err(e) = out.put(
+        &mismatch_name(index),
+        &serde_json::to_vec_pretty(m).expect("serializes"),
+    ) {
+        tracing::warn!("could not record that this worker stopped: {e}");
+    }
 }
 
 fn interrupted() -> PrepError {

@@ -64,8 +64,14 @@ pub fn claim_output(
     }
     let own = shard_prefix(Some(id));
     for name in &names {
-        let single_run_shard = name.starts_with("part-") && !name.starts_with("part-w");
-        if name.starts_with(&own) || (finalizer && single_run_shard) {
+        // A shard, or the temporary file of one that a killed process left
+        // (`.part-wIIII-NNNNN.ext.<run id>.inprogress`).
+        let shard = name
+            .strip_prefix('.')
+            .filter(|_| name.ends_with(".inprogress"))
+            .unwrap_or(name);
+        let single_run_shard = shard.starts_with("part-") && !shard.starts_with("part-w");
+        if shard.starts_with(&own) || (finalizer && single_run_shard) {
             out.delete(name)?;
         }
     }

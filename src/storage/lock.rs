@@ -192,6 +192,16 @@ fn lock_local(
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
+            // The holder writes its name right after taking the flock: a
+            // refusal that came in between reads it again before naming it.
+            let mut previous = previous;
+            let named_by = Instant::now() + Duration::from_secs(1);
+            while previous.is_none() && Instant::now() < named_by {
+                std::thread::sleep(Duration::from_millis(10));
+                previous = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+            }
             return Err(locked(uri, previous, start.elapsed()));
         }
         // The holder before us may have removed the file after we opened

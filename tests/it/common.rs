@@ -1,7 +1,7 @@
 //! Shared helpers: run the binary, write pipelines and data, read outputs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
+use std::process::{Child, Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
 
@@ -14,6 +14,34 @@ pub fn prep() -> Command {
     c.current_dir(repo());
     c.env_remove("PREP_LOG");
     c
+}
+
+/// Starts `prep run PIPELINE ARGS...` as a separate process with `env` set
+/// (stdout discarded, stderr piped); see [`finish`].
+pub fn spawn_run(pipeline: &Path, args: &[&str], env: &[(String, String)]) -> Child {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("prep"));
+    cmd.current_dir(repo())
+        .env_remove("PREP_LOG")
+        .arg("run")
+        .arg(pipeline)
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child started by [`spawn_run`]: its exit code (-1 when a
+/// signal ended it) and its stderr.
+pub fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 pub struct Case {

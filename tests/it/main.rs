@@ -3,6 +3,7 @@
 
 mod cloud;
 mod cloud_support;
+mod commit;
 mod common;
 mod container;
 mod error_text;

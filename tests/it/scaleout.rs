@@ -1,13 +1,13 @@
 //! Scale-out: N worker processes coordinating through `<output>/_work/`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::common::*;
 use crate::s3_support::s3;
 
 /// The sample split into `k` CSV files at record boundaries.
-fn split_sample(case: &Case, dir: &str, k: usize) {
+pub(crate) fn split_sample(case: &Case, dir: &str, k: usize) {
     let text = std::fs::read_to_string(repo().join("sample_data/reviews.csv")).unwrap();
     let (header, body) = text.split_once('\n').unwrap();
     let mut records: Vec<String> = Vec::new();
@@ -32,7 +32,7 @@ fn split_sample(case: &Case, dir: &str, k: usize) {
     }
 }
 
-fn pipeline(case: &Case, input: &str, output: &str) {
+pub(crate) fn pipeline(case: &Case, input: &str, output: &str) {
     case.write(
         "pipeline.toml",
         format!(
@@ -41,17 +41,11 @@ fn pipeline(case: &Case, input: &str, output: &str) {
     );
 }
 
-fn worker(case: &Case, args: &[&str], env: &[(String, String)]) -> Child {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("prep"));
-    cmd.current_dir(repo())
-        .arg("run")
-        .arg(case.path("pipeline.toml"))
-        .arg("--quiet")
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stderr(Stdio::piped()).spawn().unwrap()
+/// `prep run <case>/pipeline.toml --quiet ARGS` as a separate process.
+pub(crate) fn worker(case: &Case, args: &[&str], env: &[(String, String)]) -> Child {
+    let mut all = vec!["--quiet"];
+    all.extend_from_slice(args);
+    spawn_run(&case.path("pipeline.toml"), &all, env)
 }
 
 /// Starts `n` workers at once and checks that every one succeeds.
@@ -70,16 +64,8 @@ fn run_workers(case: &Case, n: usize, extra: &[&str], env: &[(String, String)]) 
     }
 }
 
-fn finish(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 /// Rows of a local output in manifest order.
-fn rows_of(dir: &std::path::Path) -> Vec<serde_json::Value> {
+pub(crate) fn rows_of(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let manifest = read_json(&dir.join("manifest.json"));
     let mut rows = Vec::new();
     for shard in manifest.as_array().unwrap().iter().skip(1) {
@@ -104,7 +90,7 @@ fn assert_scalers_close(a: &serde_json::Value, b: &serde_json::Value) {
 }
 
 /// Same rows in the same order, and a scaler within 1e-12.
-fn assert_same_output(out: &std::path::Path, reference: &std::path::Path) {
+pub(crate) fn assert_same_output(out: &std::path::Path, reference: &std::path::Path) {
     assert_rows_close(&rows_of(out), &rows_of(reference));
     assert_scalers_close(
         &read_json(&out.join("scaler.json")),
@@ -113,7 +99,7 @@ fn assert_same_output(out: &std::path::Path, reference: &std::path::Path) {
 }
 
 /// A single-process run of the same pipeline, for reference.
-fn single(case: &Case, input: &str) -> std::path::PathBuf {
+pub(crate) fn single(case: &Case, input: &str) -> std::path::PathBuf {
     let out = case.path("single");
     pipeline(case, input, &out.display().to_string());
     prep()
