@@ -39,6 +39,10 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_MOTO_SERVER", kind: "path", default: "unset", doc: "tests only: the moto_server executable" },
     EnvVar { name: "PREP_S3_ENDPOINT", kind: "URL", default: "unset", doc: "tests only: an already running S3 test server" },
     EnvVar { name: "PREP_BASE_CACHE", kind: "path", default: "unset", doc: "tests only: cache of the container test's base image" },
+    EnvVar { name: "PREP_AZURITE", kind: "path", default: "unset", doc: "tests only: the azurite-blob executable" },
+    EnvVar { name: "PREP_AZURITE_PREFIX", kind: "path", default: "~/.cache/prep-azurite", doc: "CI only: where .ci/run installs Azurite" },
+    EnvVar { name: "PREP_GCS_EMULATOR", kind: "path", default: "unset", doc: "tests only: the gcp-storage-emulator executable" },
+    EnvVar { name: "PREP_RACE_SEED", kind: "integer", default: "random", doc: "tests only: replays a randomized output-race test" },
     EnvVar { name: "PREP_BENCH_SIZES", kind: "list", default: "unset", doc: "benches only: row counts of the kernel benchmarks" },
     EnvVar { name: "PREP_BENCH_THREADS", kind: "list", default: "unset", doc: "benches only: thread counts of the kernel benchmarks" },
 ];
