@@ -42,7 +42,10 @@ fn connection(client: TcpStream, up: TcpStream, rate: f64, latency: Duration) {
     let _ = client.set_nodelay(true);
     let _ = up.set_nodelay(true);
     let last: LastRequest = Arc::new(Mutex::new(None));
-    let (mut c_read, mut u_write) = (client.try_clone().expect("clone"), up.try_clone().expect("clone"));
+    let (mut c_read, mut u_write) = (
+        client.try_clone().expect("clone"),
+        up.try_clone().expect("clone"),
+    );
     let l = last.clone();
     let requests = std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];

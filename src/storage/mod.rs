@@ -2,6 +2,7 @@
 //! atomic commits ([`output`]), object stores ([`remote`]) and direct I/O
 //! for local files ([`direct_file`]).
 
+pub mod aws_profile;
 pub mod compression;
 pub mod direct_file;
 pub mod input;

@@ -136,12 +136,22 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
                 }
                 b = b.with_endpoint(ep);
             }
+            let profile = crate::storage::aws_profile::resolve()?;
+            if let Some(p) = &profile {
+                b = b
+                    .with_access_key_id(&p.access_key_id)
+                    .with_secret_access_key(&p.secret_access_key);
+                if let Some(t) = &p.session_token {
+                    b = b.with_token(t);
+                }
+            }
+            let env_region = std::env::var_os("AWS_REGION").is_some()
+                || std::env::var_os("AWS_DEFAULT_REGION").is_some();
             if let Some(r) = &storage.region {
                 b = b.with_region(r);
-            } else if std::env::var_os("AWS_REGION").is_none()
-                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            {
-                b = b.with_region("us-east-1");
+            } else if !env_region {
+                let from_profile = profile.as_ref().and_then(|p| p.region.clone());
+                b = b.with_region(from_profile.unwrap_or_else(|| "us-east-1".into()));
             }
             if let Some(h) = storage.allow_http {
                 b = b.with_allow_http(h);
@@ -158,7 +168,11 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
             // `[storage] endpoint`, else the Google client libraries'
             // STORAGE_EMULATOR_HOST: a test server, which takes no token.
             let emulator = std::env::var("STORAGE_EMULATOR_HOST").ok().map(|h| {
-                if h.contains("://") { h } else { format!("http://{h}") }
+                if h.contains("://") {
+                    h
+                } else {
+                    format!("http://{h}")
+                }
             });
             let mut options = client_options();
             if let Some(ep) = storage.endpoint.clone().or(emulator.clone()) {
@@ -168,7 +182,11 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
                     b = b.with_service_account_key(EMULATOR_GCS_KEY);
                 }
             }
-            Arc::new(b.with_client_options(options).build().map_err(|e| bad_uri(uri, e))?)
+            Arc::new(
+                b.with_client_options(options)
+                    .build()
+                    .map_err(|e| bad_uri(uri, e))?,
+            )
         }
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
             let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -212,6 +230,8 @@ pub fn credential_source(scheme: &str) -> String {
         "s3" | "s3a" => {
             if has("AWS_ACCESS_KEY_ID") {
                 "the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)".into()
+            } else if let Ok(p) = std::env::var("AWS_PROFILE") {
+                format!("AWS profile `{p}` (shared config/credentials files)")
             } else if has("AWS_WEB_IDENTITY_TOKEN_FILE") {
                 "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, e.g. EKS IRSA)".into()
             } else if has("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")

@@ -19,7 +19,11 @@ fn pipeline(case: &Case, name: &str, input: &str, output: &str, extra: &str) -> 
     )
 }
 
-fn run(store: &dyn CloudStore, pipeline: &std::path::Path, args: &[&str]) -> assert_cmd::assert::Assert {
+fn run(
+    store: &dyn CloudStore,
+    pipeline: &std::path::Path,
+    args: &[&str],
+) -> assert_cmd::assert::Assert {
     let mut cmd = prep();
     for (k, v) in store.env() {
         cmd.env(k, v);
@@ -30,8 +34,12 @@ fn run(store: &dyn CloudStore, pipeline: &std::path::Path, args: &[&str]) -> ass
 
 /// Shards named in a store's manifest, with their bytes.
 fn store_shards(store: &dyn CloudStore, bucket: &str, out: &str) -> Vec<(String, Vec<u8>)> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&store.get(bucket, &format!("{out}manifest.json")).expect("manifest")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(bucket, &format!("{out}manifest.json"))
+            .expect("manifest"),
+    )
+    .unwrap();
     assert_eq!(manifest[0]["prefix"], store.uri(bucket, out));
     manifest
         .as_array()
@@ -40,7 +48,9 @@ fn store_shards(store: &dyn CloudStore, bucket: &str, out: &str) -> Vec<(String,
         .skip(1)
         .map(|n| {
             let n = n.as_str().unwrap().to_string();
-            let bytes = store.get(bucket, &format!("{out}{n}")).expect("listed shard exists");
+            let bytes = store
+                .get(bucket, &format!("{out}{n}"))
+                .expect("listed shard exists");
             (n, bytes)
         })
         .collect()
@@ -60,23 +70,47 @@ fn folder_and_glob_round_trip(store: &dyn CloudStore) {
     let local = Case::new();
     local.write("in/a.csv", sample());
     local.write("in/b.csv", sample());
-    let p = pipeline(&local, "p.toml", &local.path("in").display().to_string(), &local.path("out").display().to_string(), "format = \"jsonl\"");
+    let p = pipeline(
+        &local,
+        "p.toml",
+        &local.path("in").display().to_string(),
+        &local.path("out").display().to_string(),
+        "format = \"jsonl\"",
+    );
     run(store, &p, &[]).success();
     let expected = local_shards(&local);
 
     store.put(&bucket, "raw/a.csv", &sample());
     store.put(&bucket, "raw/b.csv", &sample());
     store.put(&bucket, "raw_old/c.csv", b"review_id\n1\n");
-    for (input, out) in [(store.uri(&bucket, "raw"), "out/"), (store.uri(&bucket, "raw/*.csv"), "glob/")] {
+    for (input, out) in [
+        (store.uri(&bucket, "raw"), "out/"),
+        (store.uri(&bucket, "raw/*.csv"), "glob/"),
+    ] {
         let case = Case::new();
-        let p = pipeline(&case, "p.toml", &input, &store.uri(&bucket, out), "format = \"jsonl\"");
+        let p = pipeline(
+            &case,
+            "p.toml",
+            &input,
+            &store.uri(&bucket, out),
+            "format = \"jsonl\"",
+        );
         let a = run(store, &p, &[]);
-        assert!(a.get_output().status.success(), "{input}: {}", stderr_of(&a));
+        assert!(
+            a.get_output().status.success(),
+            "{input}: {}",
+            stderr_of(&a)
+        );
         assert_eq!(store_shards(store, &bucket, out), expected, "{input}");
         let names = store.list(&bucket, out);
         assert!(names.contains(&format!("{out}_SUCCESS")), "{names:?}");
         assert!(names.contains(&format!("{out}scaler.json")), "{names:?}");
-        assert!(!names.iter().any(|n| n.contains(".inprogress") || n.ends_with("_LOCK")), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains(".inprogress") || n.ends_with("_LOCK")),
+            "{names:?}"
+        );
     }
 }
 
@@ -85,16 +119,34 @@ fn parquet_ranged_reads(store: &dyn CloudStore) {
     let bucket = store.new_bucket();
     let local = Case::new();
     local.write("in/r.csv", sample());
-    let to_pq = pipeline(&local, "pq.toml", &local.path("in").display().to_string(), &local.path("pq").display().to_string(), "format = \"parquet\"\nshard_max_rows = 1000");
+    let to_pq = pipeline(
+        &local,
+        "pq.toml",
+        &local.path("in").display().to_string(),
+        &local.path("pq").display().to_string(),
+        "format = \"parquet\"\nshard_max_rows = 1000",
+    );
     run(store, &to_pq, &[]).success();
     let pq = std::fs::read(local.path("pq/part-00000.parquet")).unwrap();
-    let from_local = pipeline(&local, "p.toml", &local.path("pq/part-00000.parquet").display().to_string(), &local.path("out").display().to_string(), "format = \"jsonl\"");
+    let from_local = pipeline(
+        &local,
+        "p.toml",
+        &local.path("pq/part-00000.parquet").display().to_string(),
+        &local.path("out").display().to_string(),
+        "format = \"jsonl\"",
+    );
     run(store, &from_local, &[]).success();
     let expected = local_shards(&local);
 
     store.put(&bucket, "data/in.parquet", &pq);
     let case = Case::new();
-    let p = pipeline(&case, "p.toml", &store.uri(&bucket, "data/in.parquet"), &case.path("out").display().to_string(), "format = \"jsonl\"");
+    let p = pipeline(
+        &case,
+        "p.toml",
+        &store.uri(&bucket, "data/in.parquet"),
+        &case.path("out").display().to_string(),
+        "format = \"jsonl\"",
+    );
     let a = run(store, &p, &[]);
     assert!(a.get_output().status.success(), "{}", stderr_of(&a));
     assert_eq!(local_shards(&case), expected);
@@ -108,33 +160,66 @@ fn four_workers(store: &dyn CloudStore, env: &[(&str, &str)]) {
         store.put(&bucket, &format!("raw/p{i}.csv"), &sample());
     }
     let single = Case::new();
-    let p = pipeline(&single, "p.toml", &store.uri(&bucket, "raw/"), &store.uri(&bucket, "single/"), "format = \"jsonl\"");
+    let p = pipeline(
+        &single,
+        "p.toml",
+        &store.uri(&bucket, "raw/"),
+        &store.uri(&bucket, "single/"),
+        "format = \"jsonl\"",
+    );
     run(store, &p, &[]).success();
-    let single_rows: usize = store_shards(store, &bucket, "single/").iter().map(|(_, b)| b.iter().filter(|c| **c == b'\n').count()).sum();
+    let single_rows: usize = store_shards(store, &bucket, "single/")
+        .iter()
+        .map(|(_, b)| b.iter().filter(|c| **c == b'\n').count())
+        .sum();
 
     let case = Case::new();
-    let p = pipeline(&case, "p.toml", &store.uri(&bucket, "raw/"), &store.uri(&bucket, "w4/"), "format = \"jsonl\"");
+    let p = pipeline(
+        &case,
+        "p.toml",
+        &store.uri(&bucket, "raw/"),
+        &store.uri(&bucket, "w4/"),
+        "format = \"jsonl\"",
+    );
     let children: Vec<_> = (0..4)
         .map(|i| {
             let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("prep"));
-            cmd.current_dir(repo()).env_remove("PREP_LOG").env("PREP_WAIT_TIMEOUT", "120s");
+            cmd.current_dir(repo())
+                .env_remove("PREP_LOG")
+                .env("PREP_WAIT_TIMEOUT", "120s");
             cmd.envs(env.iter().copied());
             for (k, v) in store.env() {
                 cmd.env(k, v);
             }
-            cmd.arg("run").arg(&p).arg("--quiet").arg("--worker").arg(format!("{i}/4"));
+            cmd.arg("run")
+                .arg(&p)
+                .arg("--quiet")
+                .arg("--worker")
+                .arg(format!("{i}/4"));
             cmd.stderr(std::process::Stdio::piped()).spawn().unwrap()
         })
         .collect();
     for (i, c) in children.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "worker {i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "worker {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let shards = store_shards(store, &bucket, "w4/");
     for i in 0..4 {
-        assert!(shards.iter().any(|(n, _)| n.starts_with(&format!("part-w{i:04}-"))), "worker {i}'s shards");
+        assert!(
+            shards
+                .iter()
+                .any(|(n, _)| n.starts_with(&format!("part-w{i:04}-"))),
+            "worker {i}'s shards"
+        );
     }
-    let rows: usize = shards.iter().map(|(_, b)| b.iter().filter(|c| **c == b'\n').count()).sum();
+    let rows: usize = shards
+        .iter()
+        .map(|(_, b)| b.iter().filter(|c| **c == b'\n').count())
+        .sum();
     assert_eq!(rows, single_rows);
     let scaler = |out: &str| -> serde_json::Value {
         serde_json::from_slice(&store.get(&bucket, &format!("{out}scaler.json")).unwrap()).unwrap()

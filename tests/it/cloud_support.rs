@@ -45,19 +45,35 @@ pub trait CloudStore: Sync {
 static NAMES: AtomicUsize = AtomicUsize::new(0);
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{}x{}", std::process::id(), NAMES.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        NAMES.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A plain HTTP/1.1 exchange (`Connection: close`); returns the status, the
 /// response head and the body.
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> io::Result<(u16, String, Vec<u8>)> {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -68,7 +84,11 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, String)], bo
     s.read_to_end(&mut resp)?;
     let end = find(&resp, b"\r\n\r\n").ok_or_else(|| io::Error::other("no response head"))?;
     let head = String::from_utf8_lossy(&resp[..end]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((status, head, resp[end + 4..].to_vec()))
 }
 
@@ -77,7 +97,9 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, String)], bo
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -102,7 +124,10 @@ fn ready<T>(s: &'static Startup<T>) -> Option<&'static T> {
 }
 
 fn find_exe(env_var: &str, candidates: &[PathBuf], name: &str) -> Option<PathBuf> {
-    let mut all: Vec<PathBuf> = std::env::var_os(env_var).map(PathBuf::from).into_iter().collect();
+    let mut all: Vec<PathBuf> = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     all.extend_from_slice(candidates);
     if let Some(path) = std::env::var_os("PATH") {
         all.extend(std::env::split_paths(&path).map(|d| d.join(name)));
@@ -129,11 +154,17 @@ fn launch(exe: &Path, args: &[&str], addr: &str, what: &str) -> Result<(), Strin
             return Ok(());
         }
         if let Ok(Some(st)) = child.try_wait() {
-            return Err(format!("{what} exited with {st}: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+            return Err(format!(
+                "{what} exited with {st}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(format!("{what} did not answer on {addr}; log {}", log.display()))
+    Err(format!(
+        "{what} did not answer on {addr}; log {}",
+        log.display()
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -141,7 +172,8 @@ fn launch(exe: &Path, args: &[&str], addr: &str, what: &str) -> Result<(), Strin
 
 const AZ_ACCOUNT: &str = "devstoreaccount1";
 /// Azurite's well-known development key (public, not a secret).
-const AZ_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const AZ_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 pub struct Azurite {
     addr: String,
@@ -172,10 +204,22 @@ pub fn azurite() -> Option<&'static Azurite> {
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = if key.len() > 64 { Sha256::digest(key).to_vec() } else { key.to_vec() };
+    let mut k = if key.len() > 64 {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
     k.resize(64, 0);
-    let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(msg.iter().copied()).collect();
-    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(Sha256::digest(&inner)).collect();
+    let inner: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x36)
+        .chain(msg.iter().copied())
+        .collect();
+    let outer: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x5c)
+        .chain(Sha256::digest(&inner))
+        .collect();
     Sha256::digest(&outer).to_vec()
 }
 
@@ -199,22 +243,34 @@ impl Azurite {
         let to_sign = format!(
             "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZ_ACCOUNT}/{AZ_ACCOUNT}/{name}\nrestype:container"
         );
-        let key = base64::engine::general_purpose::STANDARD.decode(AZ_KEY).unwrap();
-        let sig = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes()));
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(AZ_KEY)
+            .unwrap();
+        let sig =
+            base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes()));
         let headers = [
             ("x-ms-date", date),
             ("x-ms-version", version.to_string()),
             ("Authorization", format!("SharedKey {AZ_ACCOUNT}:{sig}")),
         ];
-        let (status, head, _) =
-            http(&self.addr, "PUT", &format!("/{AZ_ACCOUNT}/{name}?restype=container"), &headers, b"").expect("azurite answers");
+        let (status, head, _) = http(
+            &self.addr,
+            "PUT",
+            &format!("/{AZ_ACCOUNT}/{name}?restype=container"),
+            &headers,
+            b"",
+        )
+        .expect("azurite answers");
         assert_eq!(status, 201, "creating container {name}: {head}");
     }
 }
 
 /// Now as an RFC 7231 date (`Tue, 02 Dec 2026 01:02:03 GMT`).
 pub fn httpdate_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     httpdate(secs)
 }
 
@@ -232,7 +288,9 @@ pub fn httpdate(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(month - 1) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
     format!("{weekday}, {d:02} {mon} {year} {h:02}:{m:02}:{s:02} GMT")
 }
 
@@ -269,7 +327,12 @@ impl CloudStore for Azurite {
         let store = self.store(bucket);
         let p = object_store::path::Path::from(prefix);
         let mut keys: Vec<String> = self.runtime.block_on(async {
-            store.list(Some(&p)).map_ok(|m| m.location.to_string()).try_collect().await.expect("azurite list")
+            store
+                .list(Some(&p))
+                .map_ok(|m| m.location.to_string())
+                .try_collect()
+                .await
+                .expect("azurite list")
         });
         keys.sort();
         keys
@@ -277,7 +340,10 @@ impl CloudStore for Azurite {
     fn env(&self) -> Vec<(String, String)> {
         vec![
             ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
-            ("AZURITE_BLOB_STORAGE_URL".into(), format!("http://{}", self.addr)),
+            (
+                "AZURITE_BLOB_STORAGE_URL".into(),
+                format!("http://{}", self.addr),
+            ),
         ]
     }
 }
@@ -301,14 +367,33 @@ pub fn gcs() -> Option<&'static GcsEmulator> {
             candidates.insert(0, PathBuf::from(v).join("bin/gcp-storage-emulator"));
         }
         let Some(exe) = find_exe("PREP_GCS_EMULATOR", &candidates, "gcp-storage-emulator") else {
-            return Startup::NotFound("pip install gcp-storage-emulator (into $PREP_VENV), or set PREP_GCS_EMULATOR");
+            return Startup::NotFound(
+                "pip install gcp-storage-emulator (into $PREP_VENV), or set PREP_GCS_EMULATOR",
+            );
         };
         let port = free_port().to_string();
         let api = format!("127.0.0.1:{port}");
-        match launch(&exe, &["start", "--port", &port, "-H", "127.0.0.1", "--in-memory", "-q"], &api, "gcp-storage-emulator") {
+        match launch(
+            &exe,
+            &[
+                "start",
+                "--port",
+                &port,
+                "-H",
+                "127.0.0.1",
+                "--in-memory",
+                "-q",
+            ],
+            &api,
+            "gcp-storage-emulator",
+        ) {
             Ok(()) => {
                 let shim = crate::gcs_shim::start(&api);
-                Startup::Ready(GcsEmulator { api, shim, lock: Mutex::new(()) })
+                Startup::Ready(GcsEmulator {
+                    api,
+                    shim,
+                    lock: Mutex::new(()),
+                })
             }
             Err(e) => Startup::Failed(e),
         }
@@ -322,20 +407,37 @@ impl CloudStore for GcsEmulator {
     fn new_bucket(&self) -> String {
         let name = unique("prep-");
         let body = format!("{{\"name\": \"{name}\"}}");
-        let (status, head, _) = http(&self.api, "POST", "/storage/v1/b?project=test", &[("Content-Type", "application/json".into())], body.as_bytes()).unwrap();
+        let (status, head, _) = http(
+            &self.api,
+            "POST",
+            "/storage/v1/b?project=test",
+            &[("Content-Type", "application/json".into())],
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(status, 200, "creating bucket {name}: {head}");
         name
     }
     fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
         // The emulator is single-threaded: one helper request at a time.
         let _g = self.lock.lock().unwrap();
-        let path = format!("/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}", encode(key));
+        let path = format!(
+            "/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
+            encode(key)
+        );
         let (status, head, _) = http(&self.api, "POST", &path, &[], bytes).unwrap();
         assert_eq!(status, 200, "uploading {key}: {head}");
     }
     fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let _g = self.lock.lock().unwrap();
-        let (status, head, body) = http(&self.api, "GET", &format!("/storage/v1/b/{bucket}/o/{}?alt=media", encode(key)), &[], b"").unwrap();
+        let (status, head, body) = http(
+            &self.api,
+            "GET",
+            &format!("/storage/v1/b/{bucket}/o/{}?alt=media", encode(key)),
+            &[],
+            b"",
+        )
+        .unwrap();
         match status {
             200 => Some(body),
             404 => None,
@@ -344,13 +446,28 @@ impl CloudStore for GcsEmulator {
     }
     fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let _g = self.lock.lock().unwrap();
-        let (_, _, body) = http(&self.api, "GET", &format!("/storage/v1/b/{bucket}/o?prefix={}", encode(prefix)), &[], b"").unwrap();
+        let (_, _, body) = http(
+            &self.api,
+            "GET",
+            &format!("/storage/v1/b/{bucket}/o?prefix={}", encode(prefix)),
+            &[],
+            b"",
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let mut keys: Vec<String> = v["items"].as_array().into_iter().flatten().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+        let mut keys: Vec<String> = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
         keys.sort();
         keys
     }
     fn env(&self) -> Vec<(String, String)> {
-        vec![("STORAGE_EMULATOR_HOST".into(), format!("http://{}", self.shim))]
+        vec![(
+            "STORAGE_EMULATOR_HOST".into(),
+            format!("http://{}", self.shim),
+        )]
     }
 }

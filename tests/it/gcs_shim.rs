@@ -56,7 +56,11 @@ fn read_request(c: &mut TcpStream) -> std::io::Result<Request> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = got[end + 4..].to_vec();
     while body.len() < len {
         let n = c.read(&mut buf)?;
@@ -74,7 +78,13 @@ fn read_request(c: &mut TcpStream) -> std::io::Result<Request> {
             (decode(k), decode(v))
         })
         .collect();
-    Ok(Request { method, path: decode(path), query, headers, body })
+    Ok(Request {
+        method,
+        path: decode(path),
+        query,
+        headers,
+        body,
+    })
 }
 
 fn decode(s: &str) -> String {
@@ -95,7 +105,13 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
-fn respond(c: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8], head_only: bool) -> std::io::Result<()> {
+fn respond(
+    c: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
     let mut h = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
     let mut has_len = false;
     for (k, v) in headers {
@@ -115,14 +131,25 @@ fn respond(c: &mut TcpStream, status: u16, headers: &[(String, String)], body: &
 
 /// Object metadata from the JSON API: (size, etag, updated as unix secs).
 fn metadata(api: &str, bucket: &str, key: &str) -> Option<(u64, String, u64)> {
-    let (status, _, body) = http(api, "GET", &format!("/storage/v1/b/{bucket}/o/{}", encode(key)), &[], b"").ok()?;
+    let (status, _, body) = http(
+        api,
+        "GET",
+        &format!("/storage/v1/b/{bucket}/o/{}", encode(key)),
+        &[],
+        b"",
+    )
+    .ok()?;
     if status != 200 {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
     let size = v["size"].as_str()?.parse().ok()?;
     let etag = v["etag"].as_str().or(v["md5Hash"].as_str())?.to_string();
-    Some((size, etag, updated_secs(v["updated"].as_str().unwrap_or_default())))
+    Some((
+        size,
+        etag,
+        updated_secs(v["updated"].as_str().unwrap_or_default()),
+    ))
 }
 
 /// `2026-12-02T01:43:04.849659Z` → unix seconds.
@@ -139,11 +166,19 @@ fn updated_secs(t: &str) -> u64 {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn list(api: &str, bucket: &str, req: &Request) -> (u16, Vec<u8>) {
-    let q = |k: &str| req.query.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    let q = |k: &str| {
+        req.query
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+    };
     let prefix = q("prefix").unwrap_or_default();
     let mut path = format!("/storage/v1/b/{bucket}/o?prefix={}", encode(&prefix));
     if let Some(d) = q("delimiter") {
@@ -168,7 +203,10 @@ fn list(api: &str, bucket: &str, req: &Request) -> (u16, Vec<u8>) {
         ));
     }
     for p in v["prefixes"].as_array().into_iter().flatten() {
-        xml.push_str(&format!("<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", xml_escape(p.as_str().unwrap_or_default())));
+        xml.push_str(&format!(
+            "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+            xml_escape(p.as_str().unwrap_or_default())
+        ));
     }
     xml.push_str("</ListBucketResult>");
     (200, xml.into_bytes())
@@ -178,10 +216,12 @@ fn rfc3339(secs: u64) -> String {
     // httpdate gives the calendar date; rebuild it as RFC 3339.
     let d = httpdate(secs); // "Wed, 02 Dec 2026 01:43:04 GMT"
     let parts: Vec<&str> = d.split_whitespace().collect();
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])
-        .unwrap_or(0)
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])
+    .unwrap_or(0)
         + 1;
     format!("{}-{mon:02}-{}T{}Z", parts[3], parts[1], parts[4])
 }
@@ -193,7 +233,13 @@ fn serve(mut c: TcpStream, api: &str) -> std::io::Result<()> {
     match (req.method.as_str(), key.is_empty()) {
         ("GET", true) if req.query.iter().any(|(k, _)| k == "list-type") => {
             let (status, body) = list(api, bucket, &req);
-            respond(&mut c, status, &[("Content-Type".into(), "application/xml".into())], &body, false)
+            respond(
+                &mut c,
+                status,
+                &[("Content-Type".into(), "application/xml".into())],
+                &body,
+                false,
+            )
         }
         ("HEAD", false) => match metadata(api, bucket, key) {
             Some((size, etag, updated)) => respond(
@@ -210,8 +256,20 @@ fn serve(mut c: TcpStream, api: &str) -> std::io::Result<()> {
             None => respond(&mut c, 404, &[], b"", true),
         },
         ("DELETE", false) => {
-            let (status, _, _) = http(api, "DELETE", &format!("/storage/v1/b/{bucket}/o/{}", encode(key)), &[], b"")?;
-            respond(&mut c, if status == 404 { 404 } else { 204 }, &[], b"", false)
+            let (status, _, _) = http(
+                api,
+                "DELETE",
+                &format!("/storage/v1/b/{bucket}/o/{}", encode(key)),
+                &[],
+                b"",
+            )?;
+            respond(
+                &mut c,
+                if status == 404 { 404 } else { 204 },
+                &[],
+                b"",
+                false,
+            )
         }
         _ => {
             // Pass through, then add the headers object_store requires.
@@ -224,7 +282,11 @@ fn serve(mut c: TcpStream, api: &str) -> std::io::Result<()> {
             let target = if req.query.is_empty() {
                 format!("/{bucket}/{}", encode_path(key))
             } else {
-                let q: Vec<String> = req.query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+                let q: Vec<String> = req
+                    .query
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                    .collect();
                 format!("/{bucket}/{}?{}", encode_path(key), q.join("&"))
             };
             let (status, head, body) = http(api, &req.method, &target, &fwd, &req.body)?;
@@ -233,7 +295,10 @@ fn serve(mut c: TcpStream, api: &str) -> std::io::Result<()> {
                 .skip(1)
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("connection") && !k.eq_ignore_ascii_case("content-length"))
+                .filter(|(k, _)| {
+                    !k.eq_ignore_ascii_case("connection")
+                        && !k.eq_ignore_ascii_case("content-length")
+                })
                 .collect();
             if (200..300).contains(&status) && !key.is_empty() {
                 if let Some((_, etag, updated)) = metadata(api, bucket, key) {

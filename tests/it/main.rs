@@ -1,6 +1,7 @@
 //! Integration tests: they run the real `prep` binary on temp dirs and check
 //! exit codes, messages, shards, manifests and the scaler.
 
+mod aws_profile;
 mod cloud;
 mod cloud_support;
 mod commit;
