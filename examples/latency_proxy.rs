@@ -1,16 +1,25 @@
-//! A TCP proxy that models a distant object store for benchmarks: every
-//! connection is capped at a bandwidth, and each response waits a
+//! An HTTP proxy that models a distant object store for benchmarks: every
+//! client connection is capped at a bandwidth, and each response waits a
 //! first-byte latency. `benches/s3/run.py` puts it in front of moto.
 //!
 //! ```text
 //! cargo run --release --example latency_proxy -- LISTEN UPSTREAM MB_PER_S LATENCY_MS
 //! ```
 //! prints `listening on HOST:PORT` once ready; runs until killed.
+//!
+//! moto is Python: on a small machine its CPU cost per ranged GET (about
+//! 0.2 s for 8 MiB) competes with prep's own and would be what is measured.
+//! So answers to GET/HEAD requests are kept (keyed by method, target and
+//! Range) and served again from memory at the capped rate: after a warm-up
+//! run, a benchmark measures the modelled link, not the test server.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+type Cache = Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -22,72 +31,123 @@ fn main() {
     let upstream = args[2].clone();
     let rate: f64 = args[3].parse::<f64>().expect("MB/s") * 1e6;
     let latency = Duration::from_millis(args[4].parse().expect("latency ms"));
+    let cache: Cache = Arc::default();
     println!("listening on {}", listener.local_addr().expect("addr"));
     std::io::stdout().flush().ok();
     for client in listener.incoming().flatten() {
-        let upstream = upstream.clone();
+        let (upstream, cache) = (upstream.clone(), cache.clone());
         std::thread::spawn(move || {
-            if let Ok(up) = TcpStream::connect(&upstream) {
-                connection(client, up, rate, latency);
-            }
+            let _ = connection(client, &upstream, rate, latency, &cache);
         });
     }
 }
 
-/// When the client last sent request bytes: a response that follows them
-/// waits `latency` from then before its first byte.
-type LastRequest = Arc<Mutex<Option<Instant>>>;
+/// One request: its head (as sent) and body.
+struct Request {
+    head: String,
+    key: String,
+    body: Vec<u8>,
+}
 
-fn connection(client: TcpStream, up: TcpStream, rate: f64, latency: Duration) {
-    let _ = client.set_nodelay(true);
-    let _ = up.set_nodelay(true);
-    let last: LastRequest = Arc::new(Mutex::new(None));
-    let (mut c_read, mut u_write) = (
-        client.try_clone().expect("clone"),
-        up.try_clone().expect("clone"),
-    );
-    let l = last.clone();
-    let requests = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 << 10];
-        while let Ok(n) = c_read.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            l.lock().expect("lock").get_or_insert_with(Instant::now);
-            if u_write.write_all(&buf[..n]).is_err() {
-                break;
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut head = String::new();
+    let (mut method, mut target, mut range, mut len) =
+        (String::new(), String::new(), String::new(), 0usize);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if head.is_empty() {
+            let mut parts = line.split_whitespace();
+            method = parts.next().unwrap_or_default().to_string();
+            target = parts.next().unwrap_or_default().to_string();
+        } else if let Some((k, v)) = line.split_once(':') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "range" => range = v.trim().to_string(),
+                "content-length" => len = v.trim().parse().unwrap_or(0),
+                "connection" => continue, // the upstream leg closes itself
+                _ => {}
             }
         }
-        let _ = u_write.shutdown(Shutdown::Write);
-    });
-    let (mut u_read, mut c_write) = (up, client);
-    let mut buf = vec![0u8; 64 << 10];
-    let mut start = Instant::now();
-    let mut sent = 0f64;
-    while let Ok(n) = u_read.read(&mut buf) {
-        if n == 0 {
+        if line == "\r\n" {
+            head.push_str("Connection: close\r\n\r\n");
             break;
         }
-        if let Some(asked) = last.lock().expect("lock").take() {
-            let due = asked + latency;
+        head.push_str(&line);
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    let key = match method.as_str() {
+        "GET" | "HEAD" => format!("{method} {target} {range}"),
+        _ => String::new(), // not cached
+    };
+    Ok(Some(Request { head, key, body }))
+}
+
+/// Sends the request upstream on its own connection; the whole answer.
+fn fetch(upstream: &str, req: &Request) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(req.head.as_bytes())?;
+    up.write_all(&req.body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
+fn connection(
+    client: TcpStream,
+    upstream: &str,
+    rate: f64,
+    latency: Duration,
+    cache: &Cache,
+) -> std::io::Result<()> {
+    client.set_nodelay(true)?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut out = client;
+    while let Some(req) = read_request(&mut reader)? {
+        let asked = Instant::now();
+        let cached = (!req.key.is_empty())
+            .then(|| cache.lock().expect("cache").get(&req.key).cloned())
+            .flatten();
+        let answer = match cached {
+            Some(a) => a,
+            None => {
+                let a = Arc::new(fetch(upstream, &req)?);
+                if !req.key.is_empty()
+                    && (a.starts_with(b"HTTP/1.1 2") || a.starts_with(b"HTTP/1.0 2"))
+                {
+                    cache
+                        .lock()
+                        .expect("cache")
+                        .insert(req.key.clone(), a.clone());
+                }
+                a
+            }
+        };
+        if let Some(wait) = (asked + latency).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        // Token bucket over the response: never ahead of `rate`.
+        let start = Instant::now();
+        for (k, piece) in answer.chunks(64 << 10).enumerate() {
+            let due = start + Duration::from_secs_f64((k * (64 << 10)) as f64 / rate);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            // A new response: the bucket starts empty (no credit saved
-            // while the connection sat idle in a pool).
-            start = Instant::now();
-            sent = 0.0;
+            out.write_all(piece)?;
         }
-        // Token bucket over the response: never ahead of `rate`.
-        sent += n as f64;
-        let due = start + Duration::from_secs_f64(sent / rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        if c_write.write_all(&buf[..n]).is_err() {
+        // The answers are HTTP/1.1 with Connection: close from moto's side;
+        // keep the client's connection for its next request only if the
+        // answer says how long it is.
+        let head_end = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+        if !head.contains("content-length:") || head.contains("transfer-encoding: chunked") {
             break;
         }
     }
-    let _ = c_write.shutdown(Shutdown::Write);
-    let _ = requests.join();
+    Ok(())
 }
