@@ -244,6 +244,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// HMAC-SHA256 (RFC 2104), for SigV4 signing.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     let mut k = if key.len() > 64 {
         Sha256::digest(key).to_vec()
@@ -264,7 +265,8 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     Sha256::digest(&outer).to_vec()
 }
 
-fn form_encode(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -310,8 +312,8 @@ fn assume_role(
         .to_string();
     let body = format!(
         "Action=AssumeRole&RoleArn={}&RoleSessionName={}&Version=2011-06-15",
-        form_encode(role),
-        form_encode(&format!("prep-{}", std::process::id()))
+        percent_encode(role),
+        percent_encode(&format!("prep-{}", std::process::id()))
     );
     let (stamp, date) = amz_dates();
     let content_type = "application/x-www-form-urlencoded; charset=utf-8";

@@ -20,7 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
+use prep::storage::aws_profile::hmac_sha256;
 
 use crate::common::in_ci;
 use crate::s3_support::{answers_http, find, spawn_watched};
@@ -95,14 +95,7 @@ pub fn http(
 /// Percent-encodes everything but unreserved characters (object names in
 /// JSON API paths).
 pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    prep::storage::aws_profile::percent_encode(s)
 }
 
 enum Startup<T> {
@@ -201,26 +194,6 @@ pub fn azurite() -> Option<&'static Azurite> {
             Err(e) => Startup::Failed(e),
         }
     }))
-}
-
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = if key.len() > 64 {
-        Sha256::digest(key).to_vec()
-    } else {
-        key.to_vec()
-    };
-    k.resize(64, 0);
-    let inner: Vec<u8> = k
-        .iter()
-        .map(|b| b ^ 0x36)
-        .chain(msg.iter().copied())
-        .collect();
-    let outer: Vec<u8> = k
-        .iter()
-        .map(|b| b ^ 0x5c)
-        .chain(Sha256::digest(&inner))
-        .collect();
-    Sha256::digest(&outer).to_vec()
 }
 
 impl Azurite {
