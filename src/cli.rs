@@ -201,7 +201,11 @@ pub fn main() -> i32 {
     init_logging(log);
     crate::env::warn_unknown();
     let format = log.log_format;
-    match dispatch(&cli.command) {
+    let result = dispatch(&cli.command);
+    if let Some(t) = crate::timings::trace() {
+        t.write();
+    }
+    match result {
         Ok(()) => ExitCode::Success as i32,
         Err(err) => {
             let rendered = render_error(&err, format);

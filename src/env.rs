@@ -30,6 +30,7 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "8", doc: "ranged GETs in flight per object-store read (all object stores)" },
     EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "8MiB", doc: "size of each ranged GET of an object-store read" },
     EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "30s", doc: "timeout of one object-store request (reads and uploads go in parts of a few MiB, so this bounds a stalled connection, not an object)" },
+    EnvVar { name: "PREP_TRACE", kind: "path", default: "unset", doc: "write per-thread busy spans of every stage to this file as Chrome trace JSON at exit" },
     EnvVar { name: "PREP_LOCK_WAIT", kind: "duration", default: "0s", doc: "how long a run waits for another run that holds the output's lock (0: refuse at once)" },
     EnvVar { name: "PREP_LOCK_LEASE", kind: "duration", default: "60s", doc: "object stores: the lease of the output lock, renewed every third of it" },
     EnvVar { name: "PREP_ATTEMPT_ID", kind: "string", default: "from the orchestrator, else opened by the first worker", doc: "the id all workers of one attempt of a job share" },
@@ -99,6 +100,12 @@ pub fn fast_csv_parser() -> bool {
 
 pub fn zstd_level() -> i32 {
     number("PREP_ZSTD_LEVEL", 3)
+}
+
+pub fn trace_file() -> Option<PathBuf> {
+    get("PREP_TRACE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 pub fn lock_wait() -> Duration {

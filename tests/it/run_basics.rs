@@ -333,3 +333,33 @@ fn fast_parser_polars_parser_and_buffered_io_write_the_same_bytes() {
         }
     }
 }
+
+#[test]
+fn prep_trace_writes_every_threads_spans_as_chrome_trace_json() {
+    let case = case_with(
+        std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
+        "[scale]\nexclude = [\"review_id\", \"label\"]\n[output]\nformat = \"jsonl\"",
+    );
+    let trace = case.path("trace.json");
+    let mut cmd = prep();
+    cmd.env("PREP_TRACE", &trace)
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .arg("--quiet");
+    cmd.assert().success();
+    let v = read_json(&trace);
+    let events = v["traceEvents"].as_array().unwrap();
+    let spans: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    for stage in ["read", "parse", "clean", "stats", "encode", "write"] {
+        assert!(spans.iter().any(|e| e["name"] == stage), "a {stage} span");
+    }
+    let threads: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert!(threads.len() >= 2, "spans of several threads: {threads:?}");
+    assert!(spans
+        .iter()
+        .all(|e| e["dur"].as_f64().unwrap() >= 0.0 && e["ts"].as_f64().unwrap() >= 0.0));
+}
