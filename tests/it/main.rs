@@ -7,6 +7,7 @@ mod cloud_support;
 mod commit;
 mod common;
 mod container;
+mod docs;
 mod error_text;
 mod errors;
 mod gcs_shim;

@@ -391,3 +391,33 @@ fn one_parquet_file_is_split_by_row_groups() {
     let input = format!("{}/part-00000.parquet", c.path("pq").display());
     assert_split_between_workers(&c, &input, 3, 300);
 }
+
+/// The job fingerprint is the resolved plan, not the pipeline file's path:
+/// workers started with copies of the pipeline at different paths (as on
+/// different machines) complete one job.
+#[test]
+fn workers_with_their_pipeline_files_at_different_paths_complete_one_job() {
+    let c = Case::new();
+    split_sample(&c, "in", 4);
+    let input = c.path("in").display().to_string();
+    let reference = single(&c, &input);
+    let out = c.path("out");
+    pipeline(&c, &input, &out.display().to_string());
+    let text = std::fs::read_to_string(c.path("pipeline.toml")).unwrap();
+    let kids: Vec<Child> = (0..2)
+        .map(|i| {
+            let own = c.write(&format!("host{i}/conf/pipeline-{i}.toml"), &text);
+            spawn_run(
+                &own,
+                &["--quiet", "--worker", &format!("{i}/2")],
+                &[("PREP_WAIT_TIMEOUT".into(), "60s".into())],
+            )
+        })
+        .collect();
+    for k in kids {
+        let (code, err) = finish(k);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_same_output(&out, &reference);
+    assert!(out.join("_SUCCESS").exists());
+}
