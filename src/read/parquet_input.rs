@@ -99,8 +99,9 @@ impl ParquetInput {
                 if size < 12 {
                     return Err(bad_file(&obj.uri, "too small"));
                 }
-                let tail_len = size.min(64 << 10);
-                let mut tail = remote::get_range(loc, &loc.path, size - tail_len..size)?;
+                let guess = Self::footer_guess(size);
+                let tail_len = guess.end - guess.start;
+                let mut tail = remote::get_range(loc, &loc.path, guess)?;
                 let n = tail.len();
                 if &tail[n - 4..] != b"PAR1" {
                     return Err(bad_file(&obj.uri, "no PAR1 magic at the end"));
@@ -137,6 +138,12 @@ impl ParquetInput {
             cached: Mutex::new(None),
             ahead: Mutex::new(None),
         })
+    }
+
+    /// The tail first read of a remote object of `size` bytes: its last
+    /// 64 KiB, which holds the footer of most files (else it is read again).
+    pub fn footer_guess(size: u64) -> std::ops::Range<u64> {
+        size - size.min(64 << 10)..size
     }
 
     /// Number of row groups and their compressed sizes.

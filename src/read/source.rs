@@ -189,16 +189,20 @@ impl Source {
         Ok(())
     }
 
-    /// Starts fetching the next whole CSV objects while this one is read,
-    /// so many small remote objects cost their bytes, not their round trips.
+    /// Starts fetching the next whole objects while this one is read (CSV:
+    /// their first bytes; Parquet: their footers), so many small remote
+    /// objects cost their bytes, not their round trips.
     fn prefetch_after(&self, next: &[Piece]) {
         let ahead: Vec<(&InputObject, std::ops::Range<u64>)> = next
             .iter()
             .take(crate::env::s3_concurrency())
             .filter(|p| p.part == Part::Whole)
             .map(|p| &self.files[p.file])
-            .filter(|o| matches!(format_of(o, self.plan.format), Ok(InputFormat::Csv)))
-            .map(|o| (o, 0..o.size))
+            .filter_map(|o| match format_of(o, self.plan.format) {
+                Ok(InputFormat::Csv) => Some((o, 0..o.size)),
+                Ok(InputFormat::Parquet) => Some((o, ParquetInput::footer_guess(o.size))),
+                Err(_) => None,
+            })
             .collect();
         crate::storage::prefetch(&ahead);
     }

@@ -516,3 +516,51 @@ fn many_small_objects_read_ahead_give_the_same_output() {
     .success();
     assert_eq!(one_by_one, output_bytes(&case));
 }
+
+/// Many small Parquet objects, their footers fetched ahead: the output
+/// equals reading the same files locally.
+#[test]
+fn many_parquet_objects_read_ahead_equal_a_local_read() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    let local = Case::new();
+    local.write("in/r.csv", sample());
+    pipeline(
+        &local,
+        &local.path("in").display().to_string(),
+        &local.path("pq").display().to_string(),
+        "format = \"parquet\"\nshard_max_rows = 200",
+    );
+    run(&local, server, None, &[]).success();
+    let mut names: Vec<String> = std::fs::read_dir(local.path("pq"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for n in &names {
+        server.put(
+            &bucket,
+            &format!("pq/{n}"),
+            std::fs::read(local.path(&format!("pq/{n}"))).unwrap(),
+        );
+    }
+    let from_local = Case::new();
+    pipeline_to_local(
+        &from_local,
+        &format!("{}/*.parquet", local.path("pq").display()),
+        "format = \"jsonl\"",
+    );
+    run(&from_local, server, None, &[]).success();
+    let remote = Case::new();
+    pipeline_to_local(&remote, &server.uri(&bucket, "pq/"), "format = \"jsonl\"");
+    run(&remote, server, None, &[]).success();
+    let shards = |c: &Case| -> Vec<(String, Vec<u8>)> {
+        output_bytes(c)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("part-"))
+            .collect()
+    };
+    assert_eq!(shards(&from_local), shards(&remote));
+}
