@@ -14,11 +14,11 @@
 //! | [`job`] | the one orchestration: worker share, fit pass, barrier, transform pass, finish (`_SUCCESS`) |
 //! | [`read`] | input objects → [`chunk::SourceChunk`]s: CSV splitting and parsing, Parquet decoding |
 //! | [`transform`] | column roles, dropping rows, moments, the scaler |
-//! | [`write`] | row encoders, shards, the spill between passes |
+//! | [`write`](mod@write) | row encoders, shards, the spill between passes |
 //! | [`storage`] | listing, reads, atomic output files, object stores |
 //! | [`pipeline`] | TOML as written → validated plan |
 //! | [`chunk`] | what the stages hand on: a chunk and the fixed schema |
-//! | [`error`], [`env`], [`signals`], [`timings`] | error kinds, `PREP_*` variables, stop flag, busy time per stage |
+//! | [`error`], [`env`](mod@env), [`signals`], [`timings`] | error kinds, `PREP_*` variables, stop flag, busy time per stage |
 
 pub mod chunk;
 pub mod cli;
