@@ -21,7 +21,9 @@ export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 if ! podman image exists localhost/prep-base:bookworm; then
   if [ ! -f "$CACHE/bookworm.tar" ]; then
     rm -rf "$CACHE/rootfs"
+    # A mirror hiccup ("Couldn't find these debs") is retried once.
     debootstrap --variant=minbase --include=ca-certificates,passwd bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1 \
+      || { rm -rf "$CACHE/rootfs"; sleep 5; debootstrap --variant=minbase --include=ca-certificates,passwd bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1; } \
       || { tail -20 "$CACHE/debootstrap.log"; exit 1; }
     rm -rf "$CACHE/rootfs/var/cache/apt/archives"/*.deb "$CACHE/rootfs/var/lib/apt/lists"/*
     tar -C "$CACHE/rootfs" -cf "$CACHE/bookworm.tar" .
