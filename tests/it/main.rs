@@ -5,6 +5,8 @@ mod common;
 mod container;
 mod error_text;
 mod errors;
+mod fitted;
+mod fitted_io;
 mod golden;
 mod outputs;
 mod parity;
