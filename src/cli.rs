@@ -71,10 +71,12 @@ pub enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
-    /// Apply a saved scaler to new data (inference time).
+    /// Apply a saved transform.json (or scaler.json) to new data (inference time).
     Apply {
-        #[arg(long)]
-        scaler: String,
+        /// transform.json or scaler.json written by `prep run` (told apart by
+        /// its "format"); `--scaler` is an alias.
+        #[arg(long, visible_alias = "scaler", value_name = "FILE")]
+        artifact: String,
         #[arg(long)]
         input: String,
         /// A folder/prefix, written like a run's output.
@@ -271,7 +273,7 @@ fn dispatch(cmd: &Command) -> Result<()> {
             print_stdout(&text)
         }
         Command::Apply {
-            scaler,
+            artifact,
             input,
             output,
             format,
@@ -279,7 +281,7 @@ fn dispatch(cmd: &Command) -> Result<()> {
             log,
         } => {
             let report = crate::commands::apply::apply(
-                scaler, input, output, format, *overwrite, log.quiet,
+                artifact, input, output, format, *overwrite, log.quiet,
             )?;
             if !log.quiet {
                 tracing::info!("{}", report.summary());

@@ -9,11 +9,11 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
+use crate::job::listing::list_data;
 use crate::pipeline::plan::{InputFormat, InputPlan};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::source::format_of;
 use crate::read::source::Source;
-use crate::storage::list_inputs;
 use crate::transform::columns::is_numeric;
 use crate::transform::stats::Moments;
 
@@ -141,7 +141,7 @@ fn inspect_parquet(uri: &str, files: &[crate::storage::InputObject]) -> Result<I
 }
 
 pub fn inspect_data(uri: &str) -> Result<Inspection> {
-    let files = list_inputs(uri, &crate::pipeline::plan::StoragePlan::default())?;
+    let files = list_data(uri, &crate::pipeline::plan::StoragePlan::default())?;
     if files
         .iter()
         .all(|f| matches!(format_of(f, None), Ok(InputFormat::Parquet)))

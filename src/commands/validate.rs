@@ -2,8 +2,9 @@
 //!
 //! It reads no row data: it lists the input (names and sizes), reads the CSV
 //! header line or the Parquet footer of the first object to check every
-//! column the config names, and estimates the shard count (exact for
-//! Parquet, from the average size of the first records for CSV).
+//! column the config names, prints each fitted step with its columns, and
+//! estimates the shard count (exact for Parquet, from the average size of
+//! the first records for CSV).
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
@@ -12,12 +13,16 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::error::Result;
+use crate::job::listing::list_data;
 use crate::pipeline::config::load;
-use crate::pipeline::plan::{DropNulls, InputFormat, Plan, ScaleColumns};
+use crate::pipeline::plan::{
+    DropNulls, EncodeMethod, ImputeStrategy, InputFormat, MinFrequency, Plan, ScaleColumns,
+    ScaleMethod,
+};
 use crate::read::chunker::RecordChunker;
 use crate::read::source::{dtype_for, format_of};
-use crate::storage::{list_inputs, open_read, InputObject};
-use crate::transform::columns::resolve;
+use crate::storage::{open_read, InputObject};
+use crate::transform::columns::{resolve_with, ResolvedColumns};
 
 struct Peek {
     schema: Schema,
@@ -88,7 +93,7 @@ fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
 pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
     let loaded = load(pipeline, sets)?;
     let plan = Plan::build(&loaded)?;
-    let files = list_inputs(&plan.input.uri, &plan.storage)?;
+    let files = list_data(&plan.input.uri, &plan.storage)?;
     let format = format_of(&files[0], plan.input.format)?;
     for f in &files[1..] {
         if format_of(f, plan.input.format)? != format {
@@ -102,7 +107,7 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
         InputFormat::Csv => peek_csv(&plan, &files)?,
         InputFormat::Parquet => peek_parquet(&files)?,
     };
-    let resolved = resolve(&plan, &peek.schema, &files[0].uri)?;
+    let resolved = resolve_with(&plan, &peek.schema, &files[0].uri, peek.types_known)?;
 
     let mut s = String::new();
     let total: u64 = files.iter().map(|f| f.size).sum();
@@ -144,31 +149,10 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
         },
         plan.clean.non_finite
     );
-    if peek.types_known || matches!(plan.scale.columns, ScaleColumns::List(_)) {
-        let _ = writeln!(
-            s,
-            "scale     {} (with_mean={}, with_std={})",
-            resolved.scaled.join(", "),
-            plan.scale.with_mean,
-            plan.scale.with_std
-        );
-        for (c, why) in &resolved.not_scaled {
-            let _ = writeln!(s, "          not scaled: {c} — {why}");
-        }
+    if plan.writes_scaler() {
+        standard_only(&mut s, &plan, &resolved, &names, peek.types_known);
     } else {
-        let candidates: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| !plan.scale.exclude.iter().any(|e| e == n))
-            .collect();
-        let _ = writeln!(
-            s,
-            "scale     the numeric columns among: {} (CSV types are inferred from the first chunk when the run starts)",
-            candidates.join(", ")
-        );
-        for e in &plan.scale.exclude {
-            let _ = writeln!(s, "          not scaled: {e} — excluded by scale.exclude");
-        }
+        steps(&mut s, &plan, &resolved, &names, peek.types_known);
     }
     let out_cols: Vec<String> = resolved
         .output
@@ -211,7 +195,135 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
             let _ = writeln!(s, "estimate  the input has no data rows");
         }
     }
-    let _ = writeln!(s, "scaler    {}", plan.scaler_uri);
+    if plan.writes_scaler() {
+        let _ = writeln!(s, "scaler    {}", plan.scaler_uri);
+    }
+    let _ = writeln!(s, "transform {}", plan.transform_uri);
+    if plan.output.rejects {
+        let _ = writeln!(
+            s,
+            "rejects   {}/_rejects/ (rows cleaning drops, JSON Lines)",
+            plan.output.uri.trim_end_matches('/')
+        );
+    }
     let _ = writeln!(s, "ok");
     Ok(s)
+}
+
+/// The `scale` lines of a pipeline whose only step is one standard group
+/// (as before `[impute]`/`[encode]` existed).
+fn standard_only(
+    s: &mut String,
+    plan: &Plan,
+    resolved: &ResolvedColumns,
+    names: &[&str],
+    types_known: bool,
+) {
+    let g = &plan.scale[0];
+    let ScaleMethod::Standard {
+        with_mean,
+        with_std,
+    } = g.method
+    else {
+        return;
+    };
+    if types_known || matches!(g.columns, ScaleColumns::List(_)) {
+        let _ = writeln!(
+            s,
+            "scale     {} (with_mean={with_mean}, with_std={with_std})",
+            resolved.scaled.join(", "),
+        );
+        for (c, why) in &resolved.not_scaled {
+            let _ = writeln!(s, "          not scaled: {c} — {why}");
+        }
+    } else {
+        let candidates: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !g.exclude.iter().any(|e| e == n))
+            .collect();
+        let _ = writeln!(
+            s,
+            "scale     the numeric columns among: {} (CSV types are inferred from the first chunk when the run starts)",
+            candidates.join(", ")
+        );
+        for e in &g.exclude {
+            let _ = writeln!(s, "          not scaled: {e} — excluded by scale.exclude");
+        }
+    }
+}
+
+/// One line per fitted step group, in stage order, with its columns.
+fn steps(
+    s: &mut String,
+    plan: &Plan,
+    resolved: &ResolvedColumns,
+    names: &[&str],
+    types_known: bool,
+) {
+    let cols = |list: &[String], sel: &ScaleColumns, exclude: &[String]| -> String {
+        match (sel, types_known) {
+            (ScaleColumns::Numeric, false) => {
+                let c: Vec<&str> = names
+                    .iter()
+                    .copied()
+                    .filter(|n| !exclude.iter().any(|e| e == n))
+                    .collect();
+                format!("the numeric columns among: {} (CSV types are inferred from the first chunk when the run starts)", c.join(", "))
+            }
+            _ if list.is_empty() => "(no column)".to_string(),
+            _ => list.join(", "),
+        }
+    };
+    for (g, list) in plan.impute.iter().zip(&resolved.steps.impute) {
+        let mut how = g.strategy.name().to_string();
+        if let ImputeStrategy::Constant(v) = &g.strategy {
+            how = format!("constant {v}");
+        }
+        let _ = writeln!(
+            s,
+            "impute    {how}{}: {}",
+            if g.add_indicator {
+                ", add_indicator (<col>_missing)"
+            } else {
+                ""
+            },
+            cols(list, &g.columns, &g.exclude)
+        );
+    }
+    for (g, list) in plan.encode.iter().zip(&resolved.steps.encode) {
+        let method = match g.method {
+            EncodeMethod::OneHot => "onehot",
+            EncodeMethod::Ordinal => "ordinal",
+        };
+        let minf = match g.min_frequency {
+            MinFrequency::Count(n) => n.to_string(),
+            MinFrequency::Fraction(f) => f.to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "encode    {method} (min_frequency={minf}, max_categories={}, handle_unknown={}, max_distinct={}): {}",
+            g.max_categories,
+            g.handle_unknown.name(),
+            g.max_distinct,
+            list.join(", ")
+        );
+    }
+    for (g, list) in plan.scale.iter().zip(&resolved.steps.scale) {
+        let how = match g.method {
+            ScaleMethod::Standard { with_mean, with_std } => format!("standard (with_mean={with_mean}, with_std={with_std})"),
+            ScaleMethod::MinMax { feature_range, clip } => format!("minmax (feature_range=[{:?}, {:?}], clip={clip})", feature_range[0], feature_range[1]),
+            ScaleMethod::MaxAbs => "maxabs".to_string(),
+            ScaleMethod::Robust { quantile_range, with_centering, with_scaling, unit_variance } => format!(
+                "robust (quantile_range=[{:?}, {:?}], with_centering={with_centering}, with_scaling={with_scaling}, unit_variance={unit_variance})",
+                quantile_range[0], quantile_range[1]
+            ),
+        };
+        let _ = writeln!(s, "scale     {how}: {}", cols(list, &g.columns, &g.exclude));
+    }
+    if types_known {
+        for (c, why) in &resolved.not_scaled {
+            let _ = writeln!(s, "          not scaled: {c} — {why}");
+        }
+    }
 }

@@ -80,6 +80,8 @@ pub enum NamedIn {
     Setting(&'static str),
     /// The `feature_names` of the scaler given to `prep apply`.
     ScalerFeatures,
+    /// The `input_columns` of the transform.json given to `prep apply`.
+    ArtifactColumns,
 }
 
 impl fmt::Display for NamedIn {
@@ -87,6 +89,7 @@ impl fmt::Display for NamedIn {
         match self {
             NamedIn::Setting(s) => f.write_str(s),
             NamedIn::ScalerFeatures => f.write_str("the scaler's feature_names"),
+            NamedIn::ArtifactColumns => f.write_str("the artifact's input_columns"),
         }
     }
 }
@@ -271,6 +274,45 @@ pub enum DataError {
     /// A scaler whose arrays have other lengths than `feature_names`.
     #[error("arrays do not line up with feature_names")]
     ScalerMisaligned,
+
+    /// An artifact given to `prep apply` that is neither kind prep writes.
+    #[error("\"format\" is {found:?}, expected \"prep-transform\" or \"prep-scaler\"")]
+    ArtifactFormat { found: String },
+
+    /// More distinct values than a step counts.
+    #[error("column `{column}` has more than {limit} distinct values, the most {step} counts")]
+    TooManyDistinct {
+        column: String,
+        limit: u64,
+        step: &'static str,
+    },
+
+    /// A fitted step saw only missing values in a column.
+    #[error("column `{column}` has no non-missing value to fit {step} on")]
+    NoValuesToFit { column: String, step: String },
+
+    /// An imputer's statistic that does not fit its column's type.
+    #[error("the imputed value {value} does not fit column `{column}`, which is {}", type_name(.dtype))]
+    FillDoesNotFit {
+        column: String,
+        value: String,
+        dtype: DataType,
+    },
+
+    /// A null in an encoded column that is not imputed, at fit time.
+    #[error("null in column `{column}`, which is encoded (an encoder fits on categories, and a null is none)")]
+    EncodedNull { column: String },
+
+    /// A category the encoder did not see at fit time, with
+    /// `handle_unknown = "error"`.
+    #[error(
+        "unknown category {value} in column `{column}` (not seen when the encoder was fitted)"
+    )]
+    UnknownCategory { column: String, value: String },
+
+    /// A generated output column whose name another output column has.
+    #[error("the generated column `{generated}` has the same name as the output column {other}")]
+    NameClash { generated: String, other: String },
 }
 
 /// A type as `[input.schema]` spells it.
@@ -359,6 +401,9 @@ impl DataError {
                     NamedIn::ScalerFeatures => {
                         "check that --input holds the kind of data the scaler was fitted on".into()
                     }
+                    NamedIn::ArtifactColumns => {
+                        "check that --input holds the kind of data the artifact was fitted on".into()
+                    }
                 };
                 match suggestion {
                     Some(s) => format!("did you mean `{s}`? {fix}"),
@@ -377,6 +422,22 @@ impl DataError {
             | DataError::MalformedScaler { .. }
             | DataError::ScalerMisaligned => WRITTEN_BY_RUN.into(),
             DataError::ScalerVersion { .. } => "refit with this prep version, or use the prep version that wrote it".into(),
+            DataError::ArtifactFormat { .. } => "pass the transform.json or scaler.json written by `prep run`".into(),
+            DataError::TooManyDistinct { column, step, .. } if step.starts_with("encode") => format!(
+                "`{column}` looks like free text or an id, not categories: remove it from encode.columns, or raise encode.max_distinct if it really has that many"
+            ),
+            DataError::TooManyDistinct { column, .. } => format!(
+                "impute `{column}` with strategy = \"median\" or \"mean\" instead of \"most_frequent\""
+            ),
+            DataError::NoValuesToFit { column, .. } => format!(
+                "check the input (is `{column}` empty upstream?); impute it with strategy = \"constant\", or leave it out of the step"
+            ),
+            DataError::FillDoesNotFit { .. } => "pass the artifact fitted on data of this shape, or refit".into(),
+            DataError::EncodedNull { column } => format!(
+                "impute it ([impute] columns = [\"{column}\"], strategy = \"most_frequent\" or \"constant\") or drop those rows (add `{column}` to [clean] drop_nulls)"
+            ),
+            DataError::UnknownCategory { .. } => "refit on data that has this category, fix the value, or set encode.handle_unknown (\"ignore\" or \"infrequent_if_exist\" for onehot, \"use_encoded_value\" for ordinal) and refit".into(),
+            DataError::NameClash { .. } => "rename one of them with output.rename, or leave one out with output.columns".into(),
         }
     }
 }

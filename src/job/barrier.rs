@@ -1,7 +1,8 @@
 //! The meeting points of a job's workers: markers under `<output>/_work/`.
 //!
 //! ```text
-//! worker i:  _work/partial-wIIII.json  (its statistics)  ─► all N read them
+//! worker i:  _work/partial-wIIII.json  (its fit state)    ─► all N read them
+//!            _work/refine-rRR-wIIII.json (quantile pass RR) ─► all N read them
 //!            _work/done-wIIII.json     (its shards)      ─► worker 0 reads them
 //! ```
 //! Every marker carries the job's fingerprint (SHA-256 of the resolved plan
@@ -22,10 +23,12 @@ use crate::job::worker_id::WorkerId;
 use crate::pipeline::plan::Plan;
 use crate::storage::{InputObject, OutputDir};
 use crate::transform::clean::CleanCounts;
-use crate::transform::stats::Moments;
+use crate::transform::quantile::Answer;
+use crate::transform::steps::FitState;
 use crate::write::sink::ShardInfo;
 
-/// Partial statistics of one worker (`_work/partial-wIIII.json`).
+/// Partial statistics of one worker (`_work/partial-wIIII.json`): the fit
+/// state of every step (moments, category counts, key histograms).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Partial {
     pub fingerprint: String,
@@ -33,11 +36,25 @@ pub struct Partial {
     pub attempt: String,
     pub worker: usize,
     pub workers: usize,
+    /// The scaled columns (every worker must resolve the same).
     pub feature_names: Vec<String>,
-    pub moments: Vec<Moments>,
+    pub state: FitState,
     pub counts: CleanCounts,
+    /// `_rejects/` shards the worker's fit wrote.
+    #[serde(default)]
+    pub rejects: Vec<ShardInfo>,
     pub bytes_in: u64,
     pub seconds: f64,
+}
+
+/// One worker's answers to a quantile refinement pass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefineMarker {
+    pub fingerprint: String,
+    pub attempt: String,
+    pub worker: usize,
+    pub round: usize,
+    pub answers: Vec<Answer>,
 }
 
 /// What a worker wrote (`_work/done-wIIII.json`).
@@ -130,6 +147,10 @@ fn done_name(i: usize) -> String {
     format!("_work/done-w{i:04}.json")
 }
 
+fn refine_name(round: usize, i: usize) -> String {
+    format!("_work/refine-r{round:02}-w{i:04}.json")
+}
+
 /// Where the workers of a job meet.
 pub enum Barrier {
     /// A single run: its own statistics are all there is.
@@ -210,7 +231,7 @@ impl Barrier {
             } => wait_all(
                 out,
                 id.count,
-                partial_name,
+                &partial_name,
                 (fingerprint, attempt),
                 "partial statistics",
                 *timeout,
@@ -218,6 +239,48 @@ impl Barrier {
             ),
         };
         self.stopped(r)
+    }
+
+    /// A quantile refinement round: publishes this worker's answers and
+    /// returns every worker's, in worker order.
+    pub fn exchange(
+        &self,
+        round: usize,
+        answers: Vec<Answer>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Vec<Answer>>> {
+        match self {
+            Barrier::Solo => Ok(vec![answers]),
+            Barrier::Shared {
+                out,
+                id,
+                fingerprint,
+                attempt,
+                timeout,
+            } => {
+                let own = RefineMarker {
+                    fingerprint: fingerprint.clone(),
+                    attempt: attempt.clone(),
+                    worker: id.index,
+                    round,
+                    answers,
+                };
+                out.put(
+                    &refine_name(round, id.index),
+                    &serde_json::to_vec(&own).expect("serializes"),
+                )?;
+                let all: Vec<RefineMarker> = wait_all(
+                    out,
+                    id.count,
+                    &|i| refine_name(round, i),
+                    (fingerprint, attempt),
+                    "quantile refinement answers",
+                    *timeout,
+                    cancel,
+                )?;
+                Ok(all.into_iter().map(|m| m.answers).collect())
+            }
+        }
     }
 
     /// Publishes this worker's shards; returns every worker's when this one
@@ -253,7 +316,7 @@ impl Barrier {
                 let r = wait_all(
                     out,
                     id.count,
-                    done_name,
+                    &done_name,
                     (fingerprint, attempt),
                     "completion",
                     *timeout,
@@ -323,7 +386,7 @@ fn interrupted() -> PrepError {
 fn wait_all<T: DeserializeOwned>(
     out: &OutputDir,
     count: usize,
-    name: fn(usize) -> String,
+    name: &dyn Fn(usize) -> String,
     (fp, attempt): (&str, &str),
     what: &str,
     timeout: Duration,

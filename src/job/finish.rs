@@ -1,6 +1,6 @@
 //! The end of every job (run, worker 0 of a scale-out, apply): the fitted
-//! artifact, `manifest.json`, an fsync, and `_SUCCESS` last. This is the
-//! only place that writes `_SUCCESS`.
+//! artifacts (`scaler.json`, `transform.json`), `manifest.json`, an fsync,
+//! and `_SUCCESS` last. This is the only place that writes `_SUCCESS`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,6 +97,7 @@ pub fn run_report(
         busy_seconds: crate::timings::snapshot(),
         rows_per_second: (counts.rows_in as f64 / total.max(1e-9)).round(),
         attempt: None,
+        rejects: None,
     }
 }
 /// Shard settings for a run that writes `rows_out` rows in all:

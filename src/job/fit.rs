@@ -1,10 +1,12 @@
 //! The fit pass: every chunk of this worker's share is read, cleaned, and
-//! folded into the moments of the scaled columns; in spill mode the cleaned
-//! chunks go to the spill on a thread of their own, so spilling overlaps
-//! with parsing.
+//! folded into the fit state of every step (moments, counts, histograms:
+//! `transform/steps.rs`); the dropped rows go to `_rejects/` when asked;
+//! in spill mode the cleaned chunks go to the spill on a thread of their
+//! own, so spilling overlaps with parsing.
 //!
 //! ```text
-//! Source (chunks) ─► Cleaner ─► Moments per scaled column
+//! Source (chunks) ─► Cleaner ─► FitState (every step's accumulators)
+//!                           ├─► _rejects/ (output.rejects)
 //!                           └─► Spill (second_pass = spill / auto on CSV)
 //! ```
 
@@ -13,10 +15,10 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::chunk::FixedSchema;
 use crate::error::{PrepError, Result};
+use crate::job::rejects::RejectWriter;
 use crate::job::report::Progress;
 use crate::pipeline::plan::{InputFormat, InputPlan, Plan, SecondPass};
 use crate::read::source::{format_of, Piece, Source};
@@ -24,7 +26,8 @@ use crate::storage::InputObject;
 use crate::timings::{timed, Stage};
 use crate::transform::clean::{CleanCounts, Cleaner};
 use crate::transform::columns::{resolve, ResolvedColumns};
-use crate::transform::stats::Moments;
+use crate::transform::steps::FitState;
+use crate::write::sink::ShardInfo;
 use crate::write::spill::Spill;
 
 /// What a pass reads: the job's objects, this worker's pieces of them, how
@@ -48,8 +51,10 @@ impl PassInput<'_> {
 pub struct Fitted {
     pub resolved: ResolvedColumns,
     pub cleaner: Cleaner,
-    pub moments: Vec<Moments>,
+    pub state: FitState,
     pub counts: CleanCounts,
+    /// `_rejects/` shards this worker wrote.
+    pub rejects: Vec<ShardInfo>,
     pub bytes_in: u64,
     /// The cleaned chunks, when `second_pass = "spill"`.
     pub spill: Option<Spill>,
@@ -60,27 +65,22 @@ pub struct Fitted {
 pub fn cleaner_for(plan: &Plan, cols: &ResolvedColumns) -> Cleaner {
     Cleaner {
         null_checked: cols.null_checked.clone(),
-        scaled: cols.scaled.clone(),
+        finite_checked: cols.finite_checked.clone(),
         non_finite: plan.clean.non_finite,
     }
 }
 
-/// Collects the finite, non-null values of a column as f64.
-fn finite_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let col = df
-        .column(name)
-        .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
-    let f = col
-        .cast(&DataType::Float64)
-        .map_err(|e| PrepError::polars(format!("casting column `{name}` to float64"), e))?;
-    let ca = f
-        .f64()
-        .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
-    Ok(if ca.null_count() == 0 {
-        ca.into_no_null_iter().filter(|v| !v.is_nan()).collect()
-    } else {
-        ca.iter().flatten().filter(|v| !v.is_nan()).collect()
-    })
+/// Spill (true) or re-read (false) for the passes after the fit.
+pub fn spills(plan: &Plan, files: &[InputObject]) -> bool {
+    match plan.input.second_pass {
+        SecondPass::Spill => true,
+        SecondPass::Reread => false,
+        // Parquet decodes faster than Arrow IPC spills write and read back;
+        // CSV parsing is slower than both (measured, README "Two passes").
+        SecondPass::Auto => !files
+            .iter()
+            .all(|f| matches!(format_of(f, plan.input.format), Ok(InputFormat::Parquet))),
+    }
 }
 
 /// Error a producer reports when its consumer thread stopped first; the
@@ -89,34 +89,28 @@ pub fn consumer_gone() -> PrepError {
     PrepError::PipelineStopped
 }
 
-/// The fit pass: reads and cleans every chunk, accumulates the moments of
-/// the scaled columns, and (in spill mode) hands the cleaned chunks to a
-/// writer thread, so spilling overlaps with parsing.
+/// The fit pass: reads and cleans every chunk, folds it into every step's
+/// fit state, writes the dropped rows to `rejects` (when given), and (in
+/// spill mode) hands the cleaned chunks to a writer thread, so spilling
+/// overlaps with parsing.
 pub fn fit_pass(
     plan: &Plan,
     input: &PassInput,
     schema_hint: Option<FixedSchema>,
+    mut rejects: Option<RejectWriter>,
 ) -> Result<Option<Fitted>> {
     let files = input.files;
     let mut source = input.source().with_schema(schema_hint.clone());
     let mut resolved: Option<(ResolvedColumns, Cleaner)> = None;
-    let mut moments: Vec<Moments> = Vec::new();
+    let mut state: Option<FitState> = None;
     if let Some(hint) = &schema_hint {
         let cols = resolve(plan, &hint.schema, &hint.origin)?;
-        moments = vec![Moments::default(); cols.scaled.len()];
+        state = Some(FitState::new(plan, &cols.steps));
         resolved = Some((cols.clone(), cleaner_for(plan, &cols)));
     }
     let mut counts = CleanCounts::default();
     let mut progress = Progress::new("fit", source.total_bytes(), input.quiet);
-    let spill_mode = match plan.input.second_pass {
-        SecondPass::Spill => true,
-        SecondPass::Reread => false,
-        // Parquet decodes faster than Arrow IPC spills write and read back;
-        // CSV parsing is slower than both (measured, README "Two passes").
-        SecondPass::Auto => !files
-            .iter()
-            .all(|f| matches!(format_of(f, plan.input.format), Ok(InputFormat::Parquet))),
-    };
+    let spill_mode = spills(plan, files);
 
     let (read, spill) = std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<DataFrame>(2);
@@ -137,23 +131,24 @@ pub fn fit_pass(
                     .expect("schema fixed before the first chunk");
                 let cols = resolve(plan, &schema.schema, &schema.origin)?;
                 let cleaner = cleaner_for(plan, &cols);
-                moments = vec![Moments::default(); cols.scaled.len()];
+                state = Some(FitState::new(plan, &cols.steps));
                 resolved = Some((cols, cleaner));
             }
             let (cols, cleaner) = resolved.as_ref().expect("resolved above");
-            let (df, c) = timed(Stage::Clean, || cleaner.apply(chunk, &src.files))?;
-            counts.add(&c);
-            timed(Stage::Stats, || -> Result<()> {
-                let updates: Vec<Result<Vec<f64>>> = cols
-                    .scaled
-                    .par_iter()
-                    .map(|c| finite_values(&df, c))
-                    .collect();
-                for (m, values) in moments.iter_mut().zip(updates) {
-                    m.update(&values?);
-                }
-                Ok(())
+            let st = state.as_mut().expect("with the columns");
+            let cleaned = timed(Stage::Clean, || {
+                cleaner.clean(&chunk, &src.files, rejects.is_some())
             })?;
+            counts.add(&cleaned.counts);
+            if let Some(r) = rejects.as_mut() {
+                r.write(&chunk, &cleaned, &src.files)?;
+            }
+            timed(Stage::Stats, || {
+                st.update(&cleaned.df, &cols.steps, &|i, c| {
+                    chunk.locate(&src.files, cleaned.origin(i), Some(c))
+                })
+            })?;
+            let df = cleaned.df;
             if spill_mode && tx.send(df).is_err() {
                 return Err(consumer_gone());
             }
@@ -172,11 +167,16 @@ pub fn fit_pass(
     };
     let bytes_in = source.bytes_read.load(Ordering::Relaxed);
     let schema = source.schema.clone();
+    let rejects = match rejects {
+        Some(r) => r.finish()?,
+        None => Vec::new(),
+    };
     Ok(resolved.map(|(resolved, cleaner)| Fitted {
         resolved,
         cleaner,
-        moments,
+        state: state.expect("with the columns"),
         counts,
+        rejects,
         bytes_in,
         spill,
         schema,

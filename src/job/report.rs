@@ -43,6 +43,9 @@ pub struct RunReport {
     /// Scale-out: the attempt of the job this `_SUCCESS` completes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// With `output.rejects = true`: rows and shards under `_rejects/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<crate::job::rejects::RejectsReport>,
 }
 
 impl RunReport {

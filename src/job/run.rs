@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! list inputs ─► this worker's share ─► claim the output
-//!   ─► fit pass ─► barrier: every worker's partial, Chan-merged in order ─► scaler
+//!   ─► fit pass (+ _rejects/) ─► barrier: every worker's partial, merged in order
+//!   ─► fit the steps (quantile refinement passes, an extra barrier round each)
 //!   ─► transform pass ─► own shards durable ─► barrier: every worker done
-//!   ─► (worker 0) finish: scaler.json, manifest.json, _SUCCESS
+//!   ─► (worker 0) finish: transform.json (+ scaler.json), manifest.json, _SUCCESS
 //! ```
 //! A single run is worker 0 of 1 whose barrier waits for nobody
 //! ([`Barrier::Solo`]); it names its shards `part-NNNNN`, a worker
@@ -26,7 +27,10 @@ use crate::job::attempt::join_or_open;
 use crate::job::barrier::{fingerprint, settings, Barrier, Done, Partial};
 use crate::job::finish::{finish, run_report, scaler_source, sink_options, Artifact, CommitGuard};
 use crate::job::fit::{cleaner_for, fit_pass, Fitted, PassInput};
+use crate::job::listing::list_data;
 use crate::job::output_claim::{claim_output, shard_prefix};
+use crate::job::refine::{PassRefine, SHARED_COLLECT, SOLO_COLLECT};
+use crate::job::rejects::{RejectWriter, RejectsReport, DIR as REJECTS};
 use crate::job::report::RunReport;
 use crate::job::transform::transform_pass;
 use crate::job::work_split::{plan_pieces, split_sizes};
@@ -35,11 +39,12 @@ use crate::job::Phase;
 use crate::pipeline::plan::Plan;
 use crate::read::source::{Piece, Source};
 use crate::storage::lock::LockPolicy;
-use crate::storage::{list_inputs, without_output, InputObject, OutputDir};
+use crate::storage::{without_output, InputObject, OutputDir};
+use crate::transform::artifact::TransformArtifact;
 use crate::transform::clean::{nothing_left, CleanCounts};
 use crate::transform::columns::resolve;
-use crate::transform::scaler::Scaler;
-use crate::transform::stats::Moments;
+use crate::transform::scale::ScaleStep;
+use crate::transform::steps::{fit_steps, FitState};
 
 /// What to run: the plan, which worker this is (`None`: a single run), and
 /// which phases.
@@ -64,7 +69,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         Some(_) => None,
     };
     let files = without_output(
-        list_inputs(&plan.input.uri, &plan.storage)?,
+        list_data(&plan.input.uri, &plan.storage)?,
         &out,
         &plan.input.uri,
     )?;
@@ -95,6 +100,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         }
     };
     claim_output(&out, spec.worker, spec.phase, spec.overwrite, opened)?;
+    claim_extra(&out, spec, id)?;
     if spec.worker.is_none() {
         tracing::info!(
             pipeline = %plan.name,
@@ -121,7 +127,11 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
     let mut fitted = None;
     let mut own = None;
     if spec.phase != Phase::Transform {
-        let f = fit_pass(plan, &input, schema.clone())?
+        let rejects = plan
+            .output
+            .rejects
+            .then(|| RejectWriter::new(&out, plan, &shard_prefix(spec.worker)));
+        let f = fit_pass(plan, &input, schema.clone(), rejects)?
             .ok_or_else(|| nothing_left(&plan.input.uri, &CleanCounts::default()))?;
         let partial = Partial {
             fingerprint: barrier.fingerprint().to_string(),
@@ -129,11 +139,15 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
             worker: id.index,
             workers: id.count,
             feature_names: f.resolved.scaled.clone(),
-            moments: f.moments.clone(),
+            state: f.state.clone(),
             counts: f.counts.clone(),
+            rejects: f.rejects.clone(),
             bytes_in: f.bytes_in,
             seconds: t0.elapsed().as_secs_f64(),
         };
+        if !f.rejects.is_empty() {
+            out.sync(&f.rejects.iter().map(|s| s.name.clone()).collect::<Vec<_>>())?;
+        }
         barrier.publish_partial(&partial)?;
         own = Some(partial);
         fitted = Some(f);
@@ -142,32 +156,58 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         }
     }
     let partials = barrier.partials(own, &cancel)?;
-    let (names, moments, counts) = merge(&partials, &out)?;
+    let (state, counts) = merge(&partials, &out)?;
     if counts.rows_out() == 0 {
         return Err(nothing_left(&plan.input.uri, &counts));
     }
-    let scaler = Scaler::fit(
-        &names,
-        &moments,
-        plan.scale.with_mean,
-        plan.scale.with_std,
-        scaler_source(&plan.input.uri, &files),
-    );
+    let fitted = match fitted {
+        Some(f) => f,
+        None => refit_from_partial(plan, schema, &partials[id.index], &counts)?,
+    };
+    let mut refine = PassRefine {
+        input: &input,
+        fitted: &fitted,
+        barrier: &barrier,
+        round: 0,
+    };
+    let limit = match spec.worker {
+        None => SOLO_COLLECT,
+        Some(_) => SHARED_COLLECT,
+    };
+    let cols = &fitted.resolved;
+    let steps = fit_steps(
+        plan,
+        &cols.steps,
+        &state,
+        counts.rows_out(),
+        limit,
+        &mut refine,
+    )?;
+    let layout = steps.layout(&cols.output, &plan.input.uri)?;
+    let source = scaler_source(&plan.input.uri, &files);
+    let transform_json = TransformArtifact::new(
+        &steps,
+        source.clone(),
+        counts.rows_out(),
+        &cols.steps.inputs,
+        &layout,
+    )
+    .to_json();
+    let scaler_json = match (plan.writes_scaler(), steps.scale.first()) {
+        (true, Some(ScaleStep::Standard(s))) => Some(s.to_scaler(source).to_json()),
+        _ => None,
+    };
     let t_fit = t0.elapsed().as_secs_f64();
     tracing::info!(
         rows = counts.rows_out(),
-        features = names.len(),
+        features = cols.scaled.len(),
         seconds = t_fit,
         "fit done"
     );
 
     let t1 = Instant::now();
-    let fitted = match fitted {
-        Some(f) => f,
-        None => refit_from_partial(plan, schema, &partials[id.index], &counts)?,
-    };
     let sink_opts = sink_options(plan, counts.rows_out(), shard_prefix(spec.worker));
-    let (shards, written) = transform_pass(&input, fitted, &scaler, &out, sink_opts)?;
+    let (shards, written) = transform_pass(&input, fitted, &steps, &layout, &out, sink_opts)?;
     let shard_names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();
     out.sync(&shard_names)?;
     let t_transform = t1.elapsed().as_secs_f64();
@@ -207,11 +247,26 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         partials.iter().map(|p| p.bytes_in).sum(),
         seconds,
     );
-    let artifact = Artifact {
-        uri: &plan.scaler_uri,
-        bytes: scaler.to_json(),
+    let rejects: Vec<_> = partials
+        .iter()
+        .flat_map(|p| p.rejects.iter().cloned())
+        .collect();
+    if plan.output.rejects {
+        report.rejects = Some(RejectsReport::of(&rejects));
+    }
+    let mut artifacts = Vec::new();
+    if let Some(bytes) = scaler_json {
+        artifacts.push(Artifact {
+            uri: &plan.scaler_uri,
+            bytes,
+            storage: &plan.storage,
+        });
+    }
+    artifacts.push(Artifact {
+        uri: &plan.transform_uri,
+        bytes: transform_json,
         storage: &plan.storage,
-    };
+    });
     if spec.worker.is_none() {
         report
             .seconds
@@ -223,7 +278,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         cancel: &cancel,
         lock: lock.as_ref(),
     };
-    finish(&out, &[artifact], &all_shards, &report, &guard)?;
+    finish(&out, &artifacts, &all_shards, &report, &guard)?;
     if spec.worker.is_some() {
         tracing::info!("{}", report.summary());
     }
@@ -260,15 +315,13 @@ fn share_of(files: &[InputObject], plan: &Plan, id: WorkerId) -> Result<Vec<Piec
     Ok(items[range].iter().map(|(p, _)| p.clone()).collect())
 }
 
-/// Chan-merges every worker's moments and counts, in worker order.
-fn merge(
-    partials: &[Partial],
-    out: &OutputDir,
-) -> Result<(Vec<String>, Vec<Moments>, CleanCounts)> {
+/// Merges every worker's fit state (Chan's update for moments) and
+/// counts, in worker order.
+fn merge(partials: &[Partial], out: &OutputDir) -> Result<(FitState, CleanCounts)> {
     let names = partials[0].feature_names.clone();
-    let mut moments = vec![Moments::default(); names.len()];
-    let mut counts = CleanCounts::default();
-    for p in partials {
+    let mut state = partials[0].state.clone();
+    let mut counts = partials[0].counts.clone();
+    for p in &partials[1..] {
         if p.feature_names != names {
             return Err(PrepError::bad_data(
                 DataLocation::file(out.display(&format!("_work/partial-w{:04}.json", p.worker))),
@@ -279,12 +332,44 @@ fn merge(
                 },
             ));
         }
-        for (m, pm) in moments.iter_mut().zip(&p.moments) {
-            m.merge(pm);
-        }
+        state.merge(&p.state)?;
         counts.add(&p.counts);
     }
-    Ok((names, moments, counts))
+    Ok((state, counts))
+}
+
+/// What this job writes beyond `claim_output`'s list (`transform.json`,
+/// `_rejects/`): a rerun with `--overwrite` (or a restarted worker, for
+/// its own reject shards) removes the earlier ones first.
+fn claim_extra(out: &OutputDir, spec: &JobSpec, id: WorkerId) -> Result<()> {
+    if spec.phase == Phase::Transform {
+        return Ok(());
+    }
+    match spec.worker {
+        None if spec.overwrite => {
+            out.delete("transform.json")?;
+            out.delete(REJECTS)
+        }
+        None => Ok(()),
+        Some(_) => {
+            if spec.overwrite && id.index == 0 {
+                out.delete("transform.json")?;
+            }
+            let dir = OutputDir::new(
+                &format!("{}/{REJECTS}", out.uri.trim_end_matches('/')),
+                &spec.plan.storage,
+            )?;
+            let own = shard_prefix(Some(id));
+            for name in dir.list_names()? {
+                if name.starts_with(&own)
+                    || (name.starts_with(".part-") && name.contains(&own[5..]))
+                {
+                    dir.delete(&name)?;
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `--phase transform`: this worker's fit ran in an earlier process; its
@@ -299,9 +384,10 @@ fn refit_from_partial(
     let resolved = resolve(plan, &hint.schema, &hint.origin)?;
     Ok(Fitted {
         cleaner: cleaner_for(plan, &resolved),
+        state: own.state.clone(),
         resolved,
-        moments: Vec::new(),
         counts: own.counts.clone(),
+        rejects: own.rejects.clone(),
         bytes_in: own.bytes_in,
         spill: None,
         schema: Some(hint),

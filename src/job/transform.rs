@@ -1,7 +1,7 @@
 //! The transform pass, as three stages on their own threads:
 //!
 //! ```text
-//! reader (spill, or re-read + clean) ─► scale + project + encode ─► shard writer
+//! reader (spill, or re-read + clean) ─► impute → encode → scale → project ─► shard writer
 //! ```
 //! The middle stage runs on this thread (parallel inside); bounded channels
 //! keep at most a few chunks in flight. What leaves: committed shards.
@@ -11,13 +11,31 @@ use std::sync::mpsc::sync_channel;
 
 use polars::prelude::*;
 
-use crate::error::{PrepError, Result};
+use crate::error::{DataLocation, PrepError, Result};
 use crate::job::fit::{consumer_gone, Fitted, PassInput};
 use crate::job::report::Progress;
 use crate::storage::OutputDir;
 use crate::timings::{timed, Stage};
-use crate::transform::scaler::Scaler;
+use crate::transform::steps::FittedSteps;
 use crate::write::sink::{ShardInfo, ShardSink, SinkBatch, SinkOptions};
+
+/// Where the rows of a re-read chunk came from (to name a bad value).
+struct Origin {
+    file: String,
+    lines: Vec<u64>,
+    first_row: u64,
+}
+
+impl Origin {
+    fn locate(&self, i: usize, column: &str) -> DataLocation {
+        DataLocation {
+            file: self.file.clone(),
+            line: self.lines.get(i).copied(),
+            row: self.lines.is_empty().then_some(self.first_row + i as u64),
+            column: Some(column.to_string()),
+        }
+    }
+}
 
 pub fn interrupted() -> PrepError {
     PrepError::Interrupted {
@@ -53,18 +71,21 @@ enum WriterMsg {
 }
 
 /// The transform pass, as three stages on their own threads: a reader (spill
-/// or re-read + clean), the scaler and encoder (this thread, parallel inside),
-/// and the shard writer. Bounded channels keep at most a few chunks in flight.
+/// or re-read + clean), the fitted steps, projection and row encoder (this
+/// thread, parallel inside), and the shard writer. Bounded channels keep at
+/// most a few chunks in flight. `layout` pairs each produced column with
+/// its output name; empty: every column as it is (`prep apply` with a
+/// `scaler.json`).
 pub fn transform_pass(
     input: &PassInput,
     fitted: Fitted,
-    scaler: &Scaler,
+    steps: &FittedSteps,
+    layout: &[(String, String)],
     out: &OutputDir,
     sink_opts: SinkOptions,
 ) -> Result<(Vec<ShardInfo>, u64)> {
     let cancel = input.cancel.clone();
     let Fitted {
-        resolved,
         cleaner,
         counts,
         spill,
@@ -75,16 +96,14 @@ pub fn transform_pass(
     let mut progress = Progress::rows("transform", counts.rows_out(), input.quiet);
     let mut written = 0u64;
     let (read, main, write) = std::thread::scope(|scope| {
-        let (in_tx, in_rx) = sync_channel::<Result<DataFrame>>(1);
+        let (in_tx, in_rx) = sync_channel::<Result<(DataFrame, Option<Origin>)>>(1);
         let cleaner = &cleaner;
         let reader = scope.spawn(move || -> Result<()> {
             match spill {
                 Some(spill) => {
                     for i in 0..spill.chunks() {
-                        if in_tx
-                            .send(timed(Stage::SpillRead, || spill.take(i)))
-                            .is_err()
-                        {
+                        let df = timed(Stage::SpillRead, || spill.take(i)).map(|df| (df, None));
+                        if in_tx.send(df).is_err() {
                             break;
                         }
                     }
@@ -93,8 +112,15 @@ pub fn transform_pass(
                 None => {
                     let mut source = input.source().with_schema(schema);
                     source.for_each_chunk(&mut |chunk, src| {
-                        let (df, _) = timed(Stage::Clean, || cleaner.apply(chunk, &src.files))?;
-                        in_tx.send(Ok(df)).map_err(|_| consumer_gone())
+                        let c = timed(Stage::Clean, || cleaner.clean(&chunk, &src.files, false))?;
+                        // Rows line up with the chunk when nothing was
+                        // dropped (always so for `prep apply`).
+                        let origin = c.kept.is_none().then(|| Origin {
+                            file: src.files[chunk.file_index].uri.clone(),
+                            lines: chunk.lines,
+                            first_row: chunk.first_row,
+                        });
+                        in_tx.send(Ok((c.df, origin))).map_err(|_| consumer_gone())
                     })
                 }
             }
@@ -115,14 +141,17 @@ pub fn transform_pass(
                 if cancel.load(Ordering::Relaxed) {
                     return Err(interrupted());
                 }
-                let df = df?;
-                // No output columns resolved (`prep apply`): every column as it is.
+                let (df, origin) = df?;
+                let locate = |i: usize, c: &str| match &origin {
+                    Some(o) => o.locate(i, c),
+                    None => DataLocation::file(&input.input.uri).column(c),
+                };
                 let projected = timed(Stage::Scale, || {
-                    scaler
-                        .apply(df)
-                        .and_then(|scaled| match resolved.output.is_empty() {
-                            true => Ok(scaled),
-                            false => project(scaled, &resolved.output),
+                    steps
+                        .apply(df, &locate)
+                        .and_then(|done| match layout.is_empty() {
+                            true => Ok(done),
+                            false => project(done, layout),
                         })
                 })?;
                 written += projected.height() as u64;

@@ -5,22 +5,27 @@
 use std::num::NonZeroUsize;
 
 use crate::error::{PrepError, Result};
-use crate::pipeline::config::{LoadedConfig, RawColumns, RawDropNulls};
+use crate::pipeline::build_steps::build_steps;
+use crate::pipeline::config::{LoadedConfig, RawDropNulls};
 use crate::pipeline::plan::*;
 
 /// Collects problems with their positions so they can all be reported at once.
-struct Problems<'a> {
+pub(crate) struct Problems<'a> {
     cfg: &'a LoadedConfig,
     list: Vec<String>,
 }
 
 impl Problems<'_> {
-    fn at(&mut self, span: std::ops::Range<usize>, msg: impl AsRef<str>) {
+    pub(crate) fn at(&mut self, span: std::ops::Range<usize>, msg: impl AsRef<str>) {
         let pos = self.cfg.position(span);
         self.list.push(format!("{pos}: {}", msg.as_ref()));
     }
-    fn plain(&mut self, msg: impl Into<String>) {
+    pub(crate) fn plain(&mut self, msg: impl Into<String>) {
         self.list.push(msg.into());
+    }
+    /// "line L, column C" of a span.
+    pub(crate) fn position(&self, span: std::ops::Range<usize>) -> String {
+        self.cfg.position(span)
     }
 }
 
@@ -210,40 +215,14 @@ impl Plan {
             },
         };
 
-        // [scale]
-        if let Some(m) = &raw.scale.method {
-            if m.get_ref() != "standard" {
-                p.at(
-                    m.span(),
-                    format!(
-                        "`scale.method` {:?} is not supported; the only method is \"standard\"",
-                        m.get_ref()
-                    ),
-                );
-            }
-        }
-        let columns = match raw.scale.columns.as_ref() {
-            None => ScaleColumns::Numeric,
-            Some(s) => {
-                match s.get_ref() {
-                    RawColumns::Keyword(k) if k == "numeric" => ScaleColumns::Numeric,
-                    RawColumns::Keyword(k) => {
-                        p.at(s.span(), format!("`scale.columns` must be \"numeric\" or a list of columns, got {k:?}"));
-                        ScaleColumns::Numeric
-                    }
-                    RawColumns::List(l) => {
-                        for c in l {
-                            if raw.scale.exclude.contains(c) {
-                                p.at(s.span(), format!("column `{c}` is both in `scale.columns` and `scale.exclude`"));
-                            }
-                        }
-                        ScaleColumns::List(l.clone())
-                    }
-                }
-            }
-        };
-        let with_mean = raw.scale.with_mean.unwrap_or(true);
-        let with_std = raw.scale.with_std.unwrap_or(true);
+        // [impute], [encode], [scale]
+        let steps = build_steps(
+            &mut p,
+            &raw.impute,
+            &raw.encode,
+            &raw.scale,
+            &raw.clean.drop_nulls,
+        );
 
         // [output]
         let out = &raw.output;
@@ -338,6 +317,21 @@ impl Plan {
             }
             None => format!("{}/scaler.json", output_uri.trim_end_matches('/')),
         };
+        let transform_uri = match &raw.artifacts.transform {
+            Some(s) if !s.get_ref().trim().is_empty() => s.get_ref().trim().to_string(),
+            Some(s) => {
+                p.at(s.span(), "`artifacts.transform` is empty");
+                String::new()
+            }
+            None => format!("{}/transform.json", output_uri.trim_end_matches('/')),
+        };
+        let only_standard = steps.impute.is_empty()
+            && steps.encode.is_empty()
+            && steps.scale.len() == 1
+            && matches!(steps.scale[0].method, ScaleMethod::Standard { .. });
+        if let (Some(s), false) = (&raw.artifacts.scaler, only_standard) {
+            p.at(s.span(), "`artifacts.scaler` is written only when the only fitted step is one standard-scaling group; this pipeline's steps go to transform.json, so set `artifacts.transform` instead");
+        }
 
         if !p.list.is_empty() {
             return Err(PrepError::Config {
@@ -360,12 +354,9 @@ impl Plan {
                 drop_nulls,
                 non_finite,
             },
-            scale: ScalePlan {
-                columns,
-                exclude: raw.scale.exclude.clone(),
-                with_mean,
-                with_std,
-            },
+            impute: steps.impute,
+            encode: steps.encode,
+            scale: steps.scale,
             output: OutputPlan {
                 uri: output_uri,
                 format: out_format,
@@ -376,8 +367,10 @@ impl Plan {
                 rename,
                 compression,
                 csv_header: out.csv_header.unwrap_or(true),
+                rejects: out.rejects.unwrap_or(false),
             },
             scaler_uri,
+            transform_uri,
             storage: StoragePlan {
                 endpoint: raw.storage.endpoint.clone(),
                 region: raw.storage.region.clone(),

@@ -2,9 +2,10 @@
 //!
 //! These serde structs mirror the TOML one to one, reject unknown keys
 //! (`deny_unknown_fields`, so the toml crate reports line and column), and
-//! keep the span of each value so that `plan.rs` can point at the offending
-//! line when a value is well-typed but wrong. Nothing here interprets values:
-//! that is the plan's job.
+//! keep the span of each value so that `build.rs` can point at the offending
+//! line when a value is well-typed but wrong. `[impute]`, `[encode]` and
+//! `[scale]` may each be one table or an array of tables ([`OneOrMany`]).
+//! Nothing here interprets values: that is the plan's job.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +23,12 @@ pub struct RawConfig {
     pub input: RawInput,
     #[serde(default)]
     pub clean: RawClean,
-    #[serde(default)]
-    pub scale: RawScale,
+    /// `[impute]` or `[[impute]]` (CONTRACT §9).
+    pub impute: Option<S<OneOrMany<RawImpute>>>,
+    /// `[encode]` or `[[encode]]`.
+    pub encode: Option<S<OneOrMany<RawEncode>>>,
+    /// `[scale]` or `[[scale]]`; absent: one standard group over "numeric".
+    pub scale: Option<S<OneOrMany<RawScale>>>,
     pub output: RawOutput,
     #[serde(default)]
     pub artifacts: RawArtifacts,
@@ -86,8 +91,93 @@ pub struct RawScale {
     pub columns: Option<S<RawColumns>>,
     #[serde(default)]
     pub exclude: Vec<String>,
-    pub with_mean: Option<bool>,
-    pub with_std: Option<bool>,
+    pub with_mean: Option<S<bool>>,
+    pub with_std: Option<S<bool>>,
+    pub feature_range: Option<S<Vec<f64>>>,
+    pub clip: Option<S<bool>>,
+    pub quantile_range: Option<S<Vec<f64>>>,
+    pub with_centering: Option<S<bool>>,
+    pub with_scaling: Option<S<bool>>,
+    pub unit_variance: Option<S<bool>>,
+}
+
+/// `fill_value = 0`, `= 1.5`, `= "missing"` or `= true`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawScalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+/// `[impute]`: one group of imputed columns.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImpute {
+    pub columns: Option<S<RawColumns>>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub strategy: Option<S<String>>,
+    pub fill_value: Option<S<RawScalar>>,
+    pub add_indicator: Option<bool>,
+}
+
+/// `[encode]`: one group of encoded columns.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncode {
+    pub columns: Option<S<RawColumns>>,
+    pub method: Option<S<String>>,
+    pub min_frequency: Option<S<RawScalar>>,
+    pub max_categories: Option<S<i64>>,
+    pub handle_unknown: Option<S<String>>,
+    pub unknown_value: Option<S<i64>>,
+    pub max_distinct: Option<S<i64>>,
+}
+
+/// A table (`[scale]`) or an array of tables (`[[scale]]`). Deserialized by
+/// hand rather than `untagged`, so an unknown key inside still reports its
+/// own line, column and "did you mean".
+#[derive(Debug, Clone)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn items(&self) -> Vec<&T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v.iter().collect(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::{value, MapAccess, SeqAccess, Visitor};
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table ([name]) or an array of tables ([[name]])")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                T::deserialize(value::MapAccessDeserializer::new(m)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                s: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(value::SeqAccessDeserializer::new(s)).map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,12 +193,15 @@ pub struct RawOutput {
     pub rename: BTreeMap<String, String>,
     pub compression: Option<S<String>>,
     pub csv_header: Option<bool>,
+    /// Write the rows cleaning dropped to `_rejects/` (CONTRACT §10).
+    pub rejects: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawArtifacts {
     pub scaler: Option<S<String>>,
+    pub transform: Option<S<String>>,
 }
 
 /// Object-store connection settings (endpoint of an S3-compatible server).

@@ -3,8 +3,9 @@
 //!
 //! `Plan::build` checks each value and every cross-field rule, and reports all
 //! problems at once (with line and column) rather than stopping at the first.
-//! Column names are resolved later against the data's schema, in
-//! `columns.rs`, because only the data knows them.
+//! The fitted steps' types live in `steps.rs`. Column names are resolved
+//! later against the data's schema, in `transform/columns.rs`, because only
+//! the data knows them.
 
 use std::num::NonZeroUsize;
 
@@ -119,19 +120,10 @@ pub struct CleanPlan {
     pub non_finite: NonFinite,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum ScaleColumns {
-    Numeric,
-    List(Vec<String>),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScalePlan {
-    pub columns: ScaleColumns,
-    pub exclude: Vec<String>,
-    pub with_mean: bool,
-    pub with_std: bool,
-}
+pub use crate::pipeline::steps::{
+    EncodeGroup, EncodeMethod, Groups, HandleUnknown, ImputeGroup, ImputeStrategy, MinFrequency,
+    Scalar, ScaleColumns, ScaleGroup, ScaleMethod,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputPlan {
@@ -144,6 +136,8 @@ pub struct OutputPlan {
     pub rename: Vec<(String, String)>,
     pub compression: OutputCompression,
     pub csv_header: bool,
+    /// Write dropped rows to `_rejects/` (CONTRACT §10).
+    pub rejects: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -163,10 +157,25 @@ pub struct Plan {
     pub name: String,
     pub input: InputPlan,
     pub clean: CleanPlan,
-    pub scale: ScalePlan,
+    /// The fitted steps, in stage order (CONTRACT §9).
+    pub impute: Groups<ImputeGroup>,
+    pub encode: Groups<EncodeGroup>,
+    pub scale: Groups<ScaleGroup>,
     pub output: OutputPlan,
     pub scaler_uri: String,
+    pub transform_uri: String,
     pub storage: StoragePlan,
+}
+
+impl Plan {
+    /// `scaler.json` is written (unchanged from before §9) when the only
+    /// fitted step is one standard-scaling group.
+    pub fn writes_scaler(&self) -> bool {
+        self.impute.is_empty()
+            && self.encode.is_empty()
+            && self.scale.len() == 1
+            && matches!(self.scale[0].method, ScaleMethod::Standard { .. })
+    }
 }
 
 pub const DEFAULT_NULL_VALUES: [&str; 7] = ["", "NA", "N/A", "NULL", "null", "NaN", "nan"];

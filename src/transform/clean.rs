@@ -1,9 +1,10 @@
 //! Cleaning: drop rows with a null (or NaN) in the checked columns, then
-//! apply the non-finite policy (`fail` or `drop`) to the scaled columns.
+//! apply the non-finite policy (`fail` or `drop`) to the scaled and
+//! imputed numeric columns.
 //!
 //! Input: a raw `SourceChunk`. Output: the surviving rows and counts of what
 //! was dropped and why, which feed the run report and the "nothing left"
-//! error.
+//! error, and on request each dropped row's causes (for `_rejects/`).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use crate::chunk::SourceChunk;
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::NonFinite;
 use crate::storage::InputObject;
+use crate::transform::values::missing_mask;
 
 /// What cleaning did, summed over chunks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -42,33 +44,25 @@ impl CleanCounts {
 
 pub struct Cleaner {
     pub null_checked: Vec<String>,
-    pub scaled: Vec<String>,
+    /// Columns where ±inf fails or drops the row (scaled, imputed numeric).
+    pub finite_checked: Vec<String>,
     pub non_finite: NonFinite,
 }
 
-/// Marks missing values (null, or NaN in a float column) of one column.
-fn missing_mask(col: &Column) -> Vec<bool> {
-    let s = col.as_materialized_series();
-    match s.dtype() {
-        DataType::Float64 => s
-            .f64()
-            .expect("f64")
-            .iter()
-            .map(|v| v.is_none_or(f64::is_nan))
-            .collect(),
-        DataType::Float32 => s
-            .f32()
-            .expect("f32")
-            .iter()
-            .map(|v| v.is_none_or(f32::is_nan))
-            .collect(),
-        _ => {
-            if s.null_count() == 0 {
-                vec![false; s.len()]
-            } else {
-                s.is_null().iter().map(|v| v.unwrap_or(false)).collect()
-            }
-        }
+/// A cleaned chunk, with what was dropped.
+pub struct Cleaned {
+    pub df: DataFrame,
+    pub counts: CleanCounts,
+    /// Index in the chunk of each kept row; `None` when every row was kept.
+    pub kept: Option<Vec<u32>>,
+    /// Dropped rows (index in the chunk) and why, when asked for.
+    pub rejected: Vec<(u32, String)>,
+}
+
+impl Cleaned {
+    /// The chunk index of kept row `i`.
+    pub fn origin(&self, i: usize) -> usize {
+        self.kept.as_ref().map_or(i, |k| k[i] as usize)
     }
 }
 
@@ -93,12 +87,28 @@ fn infinite_mask(col: &Column) -> Option<Vec<bool>> {
     }
 }
 
+/// A column's mask, its position in the chunk and its name.
+type Mask<'a> = (usize, &'a str, Vec<bool>);
+
 impl Cleaner {
     pub fn apply(
         &self,
         chunk: SourceChunk,
         files: &[InputObject],
     ) -> Result<(DataFrame, CleanCounts)> {
+        let c = self.clean(&chunk, files, false)?;
+        Ok((c.df, c.counts))
+    }
+
+    /// Drops rows with a null in a checked column, then applies the
+    /// non-finite policy. With `reasons`, each dropped row comes back with
+    /// its causes in input column order (`"null in price, rating"`).
+    pub fn clean(
+        &self,
+        chunk: &SourceChunk,
+        files: &[InputObject],
+        reasons: bool,
+    ) -> Result<Cleaned> {
         let df = &chunk.df;
         let n = df.height();
         let mut keep = vec![true; n];
@@ -106,6 +116,7 @@ impl Cleaner {
             rows_in: n as u64,
             ..Default::default()
         };
+        let mut null_masks: Vec<Mask> = Vec::new();
         for name in &self.null_checked {
             let col = df
                 .column(name)
@@ -120,19 +131,29 @@ impl Cleaner {
             }
             if nulls > 0 {
                 *counts.nulls_by_column.entry(name.clone()).or_default() += nulls;
+                if reasons {
+                    let pos = df.get_column_index(name).unwrap_or(usize::MAX);
+                    null_masks.push((pos, name, mask));
+                }
             }
         }
         counts.dropped_nulls = keep.iter().filter(|k| !**k).count() as u64;
 
-        for name in &self.scaled {
+        let mut inf_masks: Vec<Mask> = Vec::new();
+        for name in &self.finite_checked {
             let col = df
                 .column(name)
                 .map_err(|e| PrepError::polars(format!("checking column `{name}`"), e))?;
             let Some(inf) = infinite_mask(col) else {
                 continue;
             };
+            let mut any = false;
             for (i, is_inf) in inf.iter().enumerate() {
-                if *is_inf && keep[i] {
+                if !*is_inf {
+                    continue;
+                }
+                any = true;
+                if keep[i] {
                     match self.non_finite {
                         NonFinite::Fail => {
                             let value = col.get(i).map(|v| v.to_string()).unwrap_or_default();
@@ -148,16 +169,54 @@ impl Cleaner {
                     }
                 }
             }
+            if reasons && any && self.non_finite == NonFinite::Drop {
+                let pos = df.get_column_index(name).unwrap_or(usize::MAX);
+                inf_masks.push((pos, name, inf));
+            }
         }
 
         if counts.rows_out() == n as u64 {
-            return Ok((chunk.df, counts));
+            return Ok(Cleaned {
+                df: chunk.df.clone(),
+                counts,
+                kept: None,
+                rejected: Vec::new(),
+            });
         }
+        let mut rejected = Vec::new();
+        if reasons {
+            null_masks.sort_by_key(|m| m.0);
+            inf_masks.sort_by_key(|m| m.0);
+            for i in (0..n).filter(|i| !keep[*i]) {
+                let list = |masks: &[Mask]| -> Vec<String> {
+                    masks
+                        .iter()
+                        .filter(|m| m.2[i])
+                        .map(|m| m.1.to_string())
+                        .collect()
+                };
+                let (nulls, infs) = (list(&null_masks), list(&inf_masks));
+                let mut why = Vec::new();
+                if !nulls.is_empty() {
+                    why.push(format!("null in {}", nulls.join(", ")));
+                }
+                if !infs.is_empty() {
+                    why.push(format!("non-finite in {}", infs.join(", ")));
+                }
+                rejected.push((i as u32, why.join("; ")));
+            }
+        }
+        let kept: Vec<u32> = (0..n as u32).filter(|i| keep[*i as usize]).collect();
         let mask = BooleanChunked::from_slice(PlSmallStr::from_static("keep"), &keep);
         let filtered = df
             .filter(&mask)
             .map_err(|e| PrepError::polars("dropping rows", e))?;
-        Ok((filtered, counts))
+        Ok(Cleaned {
+            df: filtered,
+            counts,
+            kept: Some(kept),
+            rejected,
+        })
     }
 }
 
@@ -207,7 +266,7 @@ mod tests {
     fn drops_nulls_and_nan_and_counts_by_column() {
         let c = Cleaner {
             null_checked: vec!["a".into(), "b".into()],
-            scaled: vec![],
+            finite_checked: vec![],
             non_finite: NonFinite::Fail,
         };
         let (df, counts) = c.apply(chunk(sample()), &files()).unwrap();
@@ -221,7 +280,7 @@ mod tests {
     fn infinity_fails_with_line_and_column() {
         let c = Cleaner {
             null_checked: vec!["a".into()],
-            scaled: vec!["a".into()],
+            finite_checked: vec!["a".into()],
             non_finite: NonFinite::Fail,
         };
         let err = c.apply(chunk(sample()), &files()).unwrap_err();
@@ -235,7 +294,7 @@ mod tests {
     fn infinity_dropped_when_asked() {
         let c = Cleaner {
             null_checked: vec!["a".into()],
-            scaled: vec!["a".into()],
+            finite_checked: vec!["a".into()],
             non_finite: NonFinite::Drop,
         };
         let (df, counts) = c.apply(chunk(sample()), &files()).unwrap();

@@ -1,32 +1,111 @@
 //! Resolves the column names in the plan against the data's schema: which
-//! columns are checked for nulls, which are scaled (and why others are not),
-//! and the output projection and renames.
+//! columns are checked for nulls, which each impute / encode / scale group
+//! covers (and why others are not scaled), and the output projection and
+//! renames.
 //!
 //! This runs once the schema is known (first CSV chunk or Parquet footer),
-//! before any row is cleaned, so a typo fails fast with "did you mean".
+//! before any row is cleaned, so a typo fails fast with "did you mean", and
+//! a setting only the types can rule out (a string column given to `mean`)
+//! is a config error naming the group's line.
 
 use polars::prelude::{DataType, Schema};
 
 use crate::error::{missing_column, NamedIn, PrepError, Result};
-use crate::pipeline::plan::{DropNulls, Plan, ScaleColumns};
+use crate::pipeline::plan::{DropNulls, ImputeStrategy, Plan, Scalar, ScaleColumns};
+
+/// The columns each fitted step reads, per group, in input order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepColumns {
+    pub impute: Vec<Vec<String>>,
+    pub encode: Vec<Vec<String>>,
+    pub scale: Vec<Vec<String>>,
+    /// Every column a step reads, with its input type, in input order.
+    pub inputs: Vec<(String, DataType)>,
+}
+
+impl StepColumns {
+    pub fn is_imputed(&self, c: &str) -> bool {
+        self.impute.iter().flatten().any(|x| x == c)
+    }
+    pub fn is_encoded(&self, c: &str) -> bool {
+        self.encode.iter().flatten().any(|x| x == c)
+    }
+    pub fn dtype(&self, c: &str) -> DataType {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == c)
+            .map(|(_, d)| d.clone())
+            .unwrap_or(DataType::Null)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedColumns {
     /// Columns in which a null (or NaN) drops the row.
     pub null_checked: Vec<String>,
-    /// Columns that are standardized, in input order.
+    /// Columns in which ±inf fails or drops the row (`non_finite`): the
+    /// scaled and the imputed numeric ones.
+    pub finite_checked: Vec<String>,
+    /// Columns that are scaled (any method), in input order.
     pub scaled: Vec<String>,
     /// Columns not scaled, with the reason (for `validate`'s plan).
     pub not_scaled: Vec<(String, String)>,
     /// Output columns in order: (input name, output name).
     pub output: Vec<(String, String)>,
+    pub steps: StepColumns,
 }
 
 pub fn is_numeric(dtype: &DataType) -> bool {
     dtype.is_primitive_numeric()
 }
 
+fn config(plan: &Plan, at: &str, msg: String) -> PrepError {
+    let at = if at.is_empty() {
+        String::new()
+    } else {
+        format!("{at}: ")
+    };
+    PrepError::Config {
+        file: plan.file.clone(),
+        problems: vec![format!("{at}{msg}")],
+    }
+}
+
+fn type_name(d: &DataType) -> String {
+    match d {
+        DataType::Int64 => "int64".into(),
+        DataType::Float64 => "float64".into(),
+        DataType::String => "string".into(),
+        DataType::Boolean => "bool".into(),
+        d => d.to_string(),
+    }
+}
+
+/// Whether `fill_value` fits a column of `dtype` (encoded: keeps its type).
+fn fill_fits(v: &Scalar, dtype: &DataType, encoded: bool) -> bool {
+    match v {
+        Scalar::Int(_) => is_numeric(dtype),
+        Scalar::Float(f) => {
+            is_numeric(dtype) && (!encoded || (dtype.is_float() || f.fract() == 0.0))
+        }
+        Scalar::Str(_) => dtype == &DataType::String,
+        Scalar::Bool(_) => dtype == &DataType::Boolean,
+    }
+}
+
 pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColumns> {
+    resolve_with(plan, schema, file, true)
+}
+
+/// As [`resolve`]; with `types_known = false` (`validate` on CSV, whose
+/// types are inferred only when a run reads its first chunk) no check
+/// depends on a column's type.
+pub fn resolve_with(
+    plan: &Plan,
+    schema: &Schema,
+    file: &str,
+    types_known: bool,
+) -> Result<ResolvedColumns> {
     let names: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
     let check = |col: &str, setting: &'static str| -> Result<()> {
         if schema.get(col).is_none() {
@@ -39,9 +118,108 @@ pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColum
         }
         Ok(())
     };
+    let in_order = |set: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| set.iter().any(|s| s == *n))
+            .map(|s| s.to_string())
+            .collect()
+    };
+
+    // [encode]: explicit lists of string, bool or integer columns.
+    let mut encode = Vec::new();
+    for g in plan.encode.iter() {
+        for c in &g.columns {
+            check(c, "encode.columns")?;
+            let d = schema.get(c).expect("checked");
+            if types_known && !(d == &DataType::String || d == &DataType::Boolean || d.is_integer())
+            {
+                return Err(config(plan, &g.at, format!(
+                    "encode.columns lists `{c}`, but in {file} it is {}; only string, bool or integer columns are encoded (pin it with [input.schema] {c} = \"string\" if it holds categories)",
+                    type_name(d)
+                )));
+            }
+        }
+        encode.push(in_order(&g.columns));
+    }
+    let encoded: Vec<String> = encode.iter().flatten().cloned().collect();
+
+    // [impute]
+    let listed: Vec<&String> = plan
+        .impute
+        .iter()
+        .filter_map(|g| match &g.columns {
+            ScaleColumns::List(l) => Some(l),
+            ScaleColumns::Numeric => None,
+        })
+        .flatten()
+        .collect();
+    let mut impute = Vec::new();
+    for g in plan.impute.iter() {
+        for c in &g.exclude {
+            check(c, "impute.exclude")?;
+        }
+        let cols = match &g.columns {
+            ScaleColumns::List(l) => {
+                for c in l {
+                    check(c, "impute.columns")?;
+                }
+                in_order(l)
+            }
+            ScaleColumns::Numeric => names
+                .iter()
+                .filter(|n| {
+                    is_numeric(schema.get(n).expect("known"))
+                        && !g.exclude.iter().any(|e| e == *n)
+                        && !listed.iter().any(|l| l == n)
+                })
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        for c in &cols {
+            let d = schema.get(c).expect("checked");
+            let enc = encoded.contains(c);
+            match &g.strategy {
+                ImputeStrategy::Mean | ImputeStrategy::Median if enc && types_known => {
+                    return Err(config(plan, &g.at, format!(
+                        "column `{c}` is encoded, so it cannot be imputed with strategy = {:?} (that makes it a float); add it to impute.exclude and impute it with \"most_frequent\" or \"constant\" in a group of its own",
+                        g.strategy.name()
+                    )))
+                }
+                ImputeStrategy::Mean | ImputeStrategy::Median if types_known && !is_numeric(d) => {
+                    return Err(config(plan, &g.at, format!(
+                        "impute strategy = {:?} needs numeric columns, but `{c}` is {} in {file}; use \"most_frequent\" or \"constant\" for it",
+                        g.strategy.name(),
+                        type_name(d)
+                    )))
+                }
+                ImputeStrategy::Constant(v) if types_known && !fill_fits(v, d, enc) => {
+                    return Err(config(plan, &g.at, format!(
+                        "fill_value {v} does not fit column `{c}`, which is {} in {file}; use a {} fill_value",
+                        type_name(d),
+                        if is_numeric(d) { "numeric" } else { "string" }
+                    )))
+                }
+                _ => {}
+            }
+            if let DropNulls::Columns(dn) = &plan.clean.drop_nulls {
+                if dn.contains(c) {
+                    return Err(config(plan, &g.at, format!(
+                        "column `{c}` is both imputed and in clean.drop_nulls; a null there is either filled or drops the row, so remove it from one of them"
+                    )));
+                }
+            }
+        }
+        impute.push(cols);
+    }
+    let imputed: Vec<String> = impute.iter().flatten().cloned().collect();
 
     let null_checked = match &plan.clean.drop_nulls {
-        DropNulls::Any => names.iter().map(|s| s.to_string()).collect(),
+        DropNulls::Any => names
+            .iter()
+            .filter(|n| !imputed.iter().any(|i| i == *n))
+            .map(|s| s.to_string())
+            .collect(),
         DropNulls::Columns(cols) => {
             for c in cols {
                 check(c, "clean.drop_nulls")?;
@@ -50,45 +228,91 @@ pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColum
         }
     };
 
-    for c in &plan.scale.exclude {
-        check(c, "scale.exclude")?;
+    // [scale]
+    let scale_listed: Vec<&String> = plan
+        .scale
+        .iter()
+        .filter_map(|g| match &g.columns {
+            ScaleColumns::List(l) => Some(l),
+            ScaleColumns::Numeric => None,
+        })
+        .flatten()
+        .collect();
+    let mut scale = Vec::new();
+    for g in plan.scale.iter() {
+        for c in &g.exclude {
+            check(c, "scale.exclude")?;
+        }
+        let cols = match &g.columns {
+            ScaleColumns::Numeric => names
+                .iter()
+                .filter(|n| {
+                    is_numeric(schema.get(n).expect("known"))
+                        && !g.exclude.iter().any(|e| e == *n)
+                        && !encoded.iter().any(|e| e == *n)
+                        && !scale_listed.iter().any(|l| l == n)
+                })
+                .map(|s| s.to_string())
+                .collect(),
+            ScaleColumns::List(cols) => {
+                for c in cols {
+                    check(c, "scale.columns")?;
+                    let dtype = schema.get(c).expect("checked above");
+                    if types_known && !is_numeric(dtype) {
+                        return Err(PrepError::Config {
+                            file: plan.file.clone(),
+                            problems: vec![format!(
+                                "scale.columns lists `{c}`, but in {file} it is {dtype}, not numeric; remove it from scale.columns, or pin its type with [input.schema] {c} = \"float64\" if it should be numeric"
+                            )],
+                        });
+                    }
+                }
+                in_order(cols)
+            }
+        };
+        scale.push(cols);
     }
-    let mut scaled = Vec::new();
+    let scaled = in_order(&scale.iter().flatten().cloned().collect::<Vec<_>>());
     let mut not_scaled = Vec::new();
-    match &plan.scale.columns {
-        ScaleColumns::Numeric => {
-            for (name, dtype) in schema.iter() {
-                if plan.scale.exclude.iter().any(|e| e == name.as_str()) {
-                    not_scaled.push((name.to_string(), "excluded by scale.exclude".to_string()));
-                } else if is_numeric(dtype) {
-                    scaled.push(name.to_string());
-                } else {
-                    not_scaled.push((name.to_string(), format!("not numeric ({dtype})")));
-                }
-            }
+    let any_numeric = plan
+        .scale
+        .iter()
+        .any(|g| g.columns == ScaleColumns::Numeric);
+    for (name, dtype) in schema.iter() {
+        let n = name.as_str();
+        if scaled.iter().any(|s| s == n) {
+            continue;
         }
-        ScaleColumns::List(cols) => {
-            for c in cols {
-                check(c, "scale.columns")?;
-                let dtype = schema.get(c).expect("checked above");
-                if !is_numeric(dtype) {
-                    return Err(PrepError::Config {
-                        file: plan.file.clone(),
-                        problems: vec![format!(
-                            "scale.columns lists `{c}`, but in {file} it is {dtype}, not numeric; remove it from scale.columns, or pin its type with [input.schema] {c} = \"float64\" if it should be numeric"
-                        )],
-                    });
-                }
-            }
-            for (name, _) in schema.iter() {
-                if cols.iter().any(|c| c == name.as_str()) {
-                    scaled.push(name.to_string());
-                } else {
-                    not_scaled.push((name.to_string(), "not listed in scale.columns".to_string()));
-                }
-            }
-        }
+        let why = if encoded.iter().any(|e| e == n) {
+            "encoded".to_string()
+        } else if any_numeric && plan.scale.iter().any(|g| g.exclude.iter().any(|e| e == n)) {
+            "excluded by scale.exclude".to_string()
+        } else if any_numeric && !is_numeric(dtype) {
+            format!("not numeric ({dtype})")
+        } else {
+            "not listed in scale.columns".to_string()
+        };
+        not_scaled.push((n.to_string(), why));
     }
+    let mut finite = scaled.clone();
+    finite.extend(
+        imputed
+            .iter()
+            .filter(|c| is_numeric(schema.get(c.as_str()).expect("known")) && !encoded.contains(c))
+            .cloned(),
+    );
+    let finite_checked = in_order(&finite);
+
+    let mut read: Vec<String> = imputed.clone();
+    read.extend(encoded.iter().cloned());
+    read.extend(scaled.iter().cloned());
+    let inputs = in_order(&read)
+        .into_iter()
+        .map(|c| {
+            let d = schema.get(c.as_str()).expect("known").clone();
+            (c, d)
+        })
+        .collect();
 
     let out_cols: Vec<String> = match &plan.output.columns {
         Some(cols) => {
@@ -138,8 +362,15 @@ pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColum
     }
     Ok(ResolvedColumns {
         null_checked,
+        finite_checked,
         scaled,
         not_scaled,
         output,
+        steps: StepColumns {
+            impute,
+            encode,
+            scale,
+            inputs,
+        },
     })
 }

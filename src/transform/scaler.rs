@@ -1,12 +1,10 @@
 //! The scaler artifact (CONTRACT §4): the fit result, its JSON form, and
-//! applying it to a chunk.
+//! applying it (through the standard step, `standard.rs`).
 //!
 //! The JSON mirrors scikit-learn's `StandardScaler` attributes so a Python
 //! user can rebuild the scaler in five lines. Floats are written by serde_json
 //! (shortest round-trip form), so they parse back to the same f64.
 
-use polars::prelude::*;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
@@ -129,56 +127,10 @@ impl Scaler {
         Ok(s)
     }
 
-    /// (mean to subtract, divisor) per feature, honouring with_mean/with_std.
-    fn coefficients(&self) -> Vec<(f64, Option<f64>)> {
-        (0..self.feature_names.len())
-            .map(|i| {
-                let mean = if self.with_mean { self.mean[i] } else { 0.0 };
-                let scale = if self.with_std {
-                    self.scale.as_ref().map(|s| s[i])
-                } else {
-                    None
-                };
-                (mean, scale)
-            })
-            .collect()
-    }
-
-    /// Replaces every feature column with `(x - mean) / scale` as Float64.
-    pub fn apply(&self, df: DataFrame) -> Result<DataFrame> {
-        let coef = self.coefficients();
-        let with_mean = self.with_mean;
-        let scaled: Vec<Result<Column>> = self
-            .feature_names
-            .par_iter()
-            .zip(coef.par_iter())
-            .map(|(name, (mean, scale))| {
-                let col = df
-                    .column(name)
-                    .map_err(|e| PrepError::polars(format!("scaling column `{name}`"), e))?;
-                let f = col.cast(&DataType::Float64).map_err(|e| {
-                    PrepError::polars(format!("casting column `{name}` to float64"), e)
-                })?;
-                let ca = f
-                    .f64()
-                    .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
-                let out: Float64Chunked = match (with_mean, scale) {
-                    (true, Some(s)) => ca.apply_values(|x| (x - mean) / s),
-                    (false, Some(s)) => ca.apply_values(|x| x / s),
-                    (true, None) => ca.apply_values(|x| x - mean),
-                    (false, None) => ca.clone(),
-                };
-                Ok(out.with_name(PlSmallStr::from(name.as_str())).into_column())
-            })
-            .collect();
-        let mut df = df;
-        for col in scaled {
-            let col = col?;
-            let name = col.name().clone();
-            df.with_column(col)
-                .map_err(|e| PrepError::polars(format!("replacing column `{name}`"), e))?;
-        }
-        Ok(df)
+    /// Replaces every feature column with `(x - mean) / scale` as Float64
+    /// (the standard step's transform).
+    pub fn apply(&self, df: polars::prelude::DataFrame) -> Result<polars::prelude::DataFrame> {
+        crate::transform::standard::StandardStep::from_scaler(self).apply(df)
     }
 }
 
@@ -223,29 +175,5 @@ mod tests {
         let err =
             Scaler::from_json(br#"{"format":"prep-scaler","version":9}"#, "s.json").unwrap_err();
         assert!(err.to_string().contains("version 9"));
-    }
-
-    #[test]
-    fn applies_each_mode() {
-        let df = df!("x" => [1i64, 4], "id" => [7i64, 8]).unwrap();
-        let s = fitted(true, true);
-        let out = s.apply(df.clone()).unwrap();
-        let scale = 1.25f64.sqrt();
-        let got: Vec<f64> = out
-            .column("x")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        assert_eq!(got, vec![(1.0 - 2.5) / scale, (4.0 - 2.5) / scale]);
-        assert_eq!(out.column("id").unwrap().dtype(), &DataType::Int64);
-        let out = fitted(false, true).apply(df.clone()).unwrap();
-        assert_eq!(
-            out.column("x").unwrap().f64().unwrap().get(0),
-            Some(1.0 / scale)
-        );
-        let out = fitted(true, false).apply(df).unwrap();
-        assert_eq!(out.column("x").unwrap().f64().unwrap().get(1), Some(1.5));
     }
 }

@@ -36,6 +36,9 @@ impl EncodedRows {
 pub enum TextFormat {
     Jsonl,
     Csv,
+    /// JSON Lines for `_rejects/`: non-finite floats as the strings
+    /// `"inf"`, `"-inf"`, `"NaN"` (the values as read), not `null`.
+    JsonlRejects,
 }
 
 /// A column viewed as one Arrow array (the frame is rechunked first).
@@ -173,11 +176,18 @@ fn csv_field_into(out: &mut Vec<u8>, s: &str, delimiter: u8) {
     out.push(b'"');
 }
 
-fn write_f64(out: &mut Vec<u8>, v: f64, json: bool, ryu: &mut ryu::Buffer) {
+fn write_f64(out: &mut Vec<u8>, v: f64, fmt: TextFormat, ryu: &mut ryu::Buffer) {
+    let json = fmt == TextFormat::Jsonl;
     if v.is_finite() {
         out.extend_from_slice(ryu.format_finite(v).as_bytes());
     } else if json {
         out.extend_from_slice(b"null");
+    } else if fmt == TextFormat::JsonlRejects {
+        out.extend_from_slice(match v {
+            v if v.is_nan() => b"\"NaN\"".as_slice(),
+            v if v > 0.0 => b"\"inf\"",
+            _ => b"\"-inf\"",
+        });
     } else if v.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if v > 0.0 {
@@ -195,7 +205,7 @@ fn write_value(
     ryu: &mut ryu::Buffer,
     ito: &mut itoa::Buffer,
 ) {
-    let json = fmt == TextFormat::Jsonl;
+    let json = fmt != TextFormat::Csv;
     if col.is_null(i) {
         if json {
             out.extend_from_slice(b"null");
@@ -204,13 +214,13 @@ fn write_value(
     }
     match col {
         ColView::I64(a) => out.extend_from_slice(ito.format(a.value(i)).as_bytes()),
-        ColView::F64(a) => write_f64(out, a.value(i), json, ryu),
+        ColView::F64(a) => write_f64(out, a.value(i), fmt, ryu),
         ColView::F32(a) => {
             let v = a.value(i);
             if v.is_finite() {
                 out.extend_from_slice(ryu.format_finite(v).as_bytes());
             } else {
-                write_f64(out, v as f64, json, ryu);
+                write_f64(out, v as f64, fmt, ryu);
             }
         }
         ColView::Bool(a) => out.extend_from_slice(if a.value(i) { b"true" } else { b"false" }),
@@ -290,13 +300,15 @@ pub fn encode_row_parts(df: &DataFrame, fmt: TextFormat) -> Result<Vec<EncodedRo
             for i in lo..hi {
                 for (c, col) in cols.iter().enumerate() {
                     match fmt {
-                        TextFormat::Jsonl => out.bytes.extend_from_slice(&keys[c]),
+                        TextFormat::Jsonl | TextFormat::JsonlRejects => {
+                            out.bytes.extend_from_slice(&keys[c])
+                        }
                         TextFormat::Csv if c > 0 => out.bytes.push(b','),
                         TextFormat::Csv => {}
                     }
                     write_value(&mut out.bytes, col, i, fmt, &mut ryu, &mut ito);
                 }
-                if fmt == TextFormat::Jsonl {
+                if fmt != TextFormat::Csv {
                     out.bytes.push(if cols.is_empty() { b'{' } else { b'}' });
                     if cols.is_empty() {
                         out.bytes.push(b'}');
@@ -372,6 +384,17 @@ mod tests {
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, text);
         }
+    }
+
+    #[test]
+    fn rejects_write_non_finite_floats_as_strings() {
+        let df = df!("x" => [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.5]).unwrap();
+        let e = encode_rows(&df, TextFormat::JsonlRejects).unwrap();
+        let text = String::from_utf8(e.bytes).unwrap();
+        assert_eq!(
+            text,
+            "{\"x\":\"inf\"}\n{\"x\":\"-inf\"}\n{\"x\":\"NaN\"}\n{\"x\":1.5}\n"
+        );
     }
 
     #[test]

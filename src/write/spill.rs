@@ -5,7 +5,8 @@
 //! CSV is the most expensive step of a run, so by default the cleaned chunks
 //! are written once to a private temp dir as Arrow IPC (cheap to read back;
 //! written and read with direct I/O, see `direct_file.rs`)
-//! and each file is deleted as soon as it has been read back. The directory
+//! and each file is deleted as soon as the transform pass has read it back
+//! (a quantile refinement pass reads it without deleting). The directory
 //! is removed when the spill is dropped, also when the run fails.
 
 use std::io::Cursor;
@@ -182,16 +183,22 @@ impl Spill {
     /// Reads chunk `i` back (into memory, not memory-mapped; direct I/O where
     /// possible, see `direct_file.rs`) and deletes it.
     pub fn take(&self, i: usize) -> Result<DataFrame> {
+        let df = self.read(i)?;
+        let _ = std::fs::remove_file(&self.files[i].0);
+        Ok(df)
+    }
+
+    /// Reads chunk `i` back and keeps it (a quantile refinement pass reads
+    /// the spill before the transform pass takes it).
+    pub fn read(&self, i: usize) -> Result<DataFrame> {
         // A file written past the page cache is read past it too; one
         // written through it is read from it.
         let (path, direct) = &self.files[i];
         let bytes =
             read_all(path, *direct).map_err(|e| spill_io("reading a spill file", path, e))?;
-        let df = IpcReader::new(Cursor::new(bytes))
+        IpcReader::new(Cursor::new(bytes))
             .finish()
-            .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))?;
-        let _ = std::fs::remove_file(path);
-        Ok(df)
+            .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
     }
 
     pub fn path(&self) -> &std::path::Path {

@@ -10,6 +10,8 @@ mod container;
 mod docs;
 mod error_text;
 mod errors;
+mod fitted;
+mod fitted_io;
 mod gcs_shim;
 mod golden;
 mod outputs;

@@ -109,7 +109,8 @@ fn s3_to_s3_equals_local_to_local() {
             "out/part-00000.jsonl",
             "out/part-00001.jsonl",
             "out/part-00002.jsonl",
-            "out/scaler.json"
+            "out/scaler.json",
+            "out/transform.json"
         ]
     );
     for shard in ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"] {
@@ -204,7 +205,8 @@ fn overwrite_on_s3_refuses_then_replaces_without_stale_shards() {
             "out/_SUCCESS",
             "out/manifest.json",
             "out/part-00000.csv",
-            "out/scaler.json"
+            "out/scaler.json",
+            "out/transform.json"
         ]
     );
 }
