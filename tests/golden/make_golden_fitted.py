@@ -15,7 +15,8 @@ For each case under tests/golden/fitted/ this writes:
   tabular   median impute + indicators, most_frequent on a category, one-hot
             with min_frequency grouping (rare and unicode categories), bool
   ordinal   ordinal with max_categories and ties at the cut, an unknown
-            value; one-hot of integers with a fractional min_frequency;
+            value; one-hot of integers with a fractional min_frequency,
+            their nulls imputed with the most frequent integer;
             max_categories = 2 with handle_unknown = "ignore"
   scalers   robust (1e9 + small noise, many duplicates at the median),
             robust with quantile_range and unit_variance on constant and
@@ -78,7 +79,7 @@ def ordinal(path, seed=12):
     rows = []
     for i in range(len(grades) * 4):
         g = grades[i % len(grades)]
-        level = [1, 1, 1, 2, 2, 3, 10, 10, 10, 10, -4][rng.randrange(11)]
+        level = [1, 1, 1, 2, 2, 3, 10, 10, 10, 10, -4, None, None][rng.randrange(13)]
         color = ["red", "red", "blue", "green", "blue", "red", "pink"][i % 7]
         rows.append([i, g, level, color])
     write(path, ["id", "grade", "level", "color"], rows)
