@@ -46,11 +46,48 @@ pub fn value(k: u64) -> f64 {
     }
 }
 
+/// One non-empty bucket: its index, count, smallest and largest key.
+pub type Entry = (u32, u64, u64, u64);
+
+/// Counts of keys per bucket, with each bucket's smallest and largest key
+/// (a bucket holding one distinct value, as many duplicates at a median
+/// do, then needs no refinement).
+#[derive(Debug, Clone, PartialEq)]
+struct Hist {
+    counts: Vec<u64>,
+    min: Vec<u64>,
+    max: Vec<u64>,
+}
+
+impl Hist {
+    fn new() -> Hist {
+        Hist {
+            counts: vec![0; BUCKETS],
+            min: vec![u64::MAX; BUCKETS],
+            max: vec![0; BUCKETS],
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, b: usize, k: u64, n: u64) {
+        self.counts[b] += n;
+        self.min[b] = self.min[b].min(k);
+        self.max[b] = self.max[b].max(k);
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        (0..BUCKETS)
+            .filter(|b| self.counts[*b] > 0)
+            .map(|b| (b as u32, self.counts[b], self.min[b], self.max[b]))
+            .collect()
+    }
+}
+
 /// Counts of keys by their top 16 bits (the fit pass's part).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sketch {
     pub count: u64,
-    buckets: Vec<u64>,
+    hist: Option<Box<Hist>>,
 }
 
 impl Sketch {
@@ -58,56 +95,51 @@ impl Sketch {
         if values.is_empty() {
             return;
         }
-        if self.buckets.is_empty() {
-            self.buckets = vec![0; BUCKETS];
-        }
+        let h = self.hist.get_or_insert_with(|| Box::new(Hist::new()));
         for v in values {
-            self.buckets[(key(*v) >> (64 - LEVEL)) as usize] += 1;
+            let k = key(*v);
+            h.add((k >> (64 - LEVEL)) as usize, k, 1);
         }
         self.count += values.len() as u64;
     }
 
     pub fn merge(&mut self, other: &Sketch) {
-        if other.count == 0 {
+        let Some(o) = &other.hist else {
             return;
-        }
-        if self.buckets.is_empty() {
-            self.buckets = vec![0; BUCKETS];
-        }
-        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
-            *a += b;
+        };
+        let h = self.hist.get_or_insert_with(|| Box::new(Hist::new()));
+        for (b, n, lo, hi) in o.entries() {
+            h.add(b as usize, lo, n);
+            h.add(b as usize, hi, 0);
         }
         self.count += other.count;
     }
+
+    fn entries(&self) -> Vec<Entry> {
+        self.hist.as_ref().map(|h| h.entries()).unwrap_or_default()
+    }
 }
 
-/// Sparse JSON form: `[[bucket, count], ...]` for the non-empty buckets.
+/// Sparse JSON form: `[[bucket, count, min key, max key], ...]` for the
+/// non-empty buckets.
 impl Serialize for Sketch {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let pairs: Vec<(usize, u64)> = self
-            .buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, c)| (i, *c))
-            .collect();
-        pairs.serialize(s)
+        self.entries().serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Sketch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let pairs: Vec<(usize, u64)> = Vec::deserialize(d)?;
+        let entries: Vec<Entry> = Vec::deserialize(d)?;
         let mut s = Sketch::default();
-        if !pairs.is_empty() {
-            s.buckets = vec![0; BUCKETS];
-        }
-        for (i, c) in pairs {
-            if i >= BUCKETS {
-                return Err(serde::de::Error::custom("sketch bucket out of range"));
+        for (b, n, lo, hi) in entries {
+            if b as usize >= BUCKETS || n == 0 {
+                return Err(serde::de::Error::custom("bad sketch bucket"));
             }
-            s.buckets[i] += c;
-            s.count += c;
+            let h = s.hist.get_or_insert_with(|| Box::new(Hist::new()));
+            h.add(b as usize, lo, n);
+            h.add(b as usize, hi, 0);
+            s.count += n;
         }
         Ok(s)
     }
@@ -136,14 +168,14 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Answer {
     Keys(Vec<u64>),
-    Counts(Vec<(u32, u64)>),
+    Counts(Vec<Entry>),
 }
 
 /// Per-request accumulator of a refinement pass over chunks.
 pub struct Scan {
     pub requests: Vec<Request>,
     keys: Vec<Vec<u64>>,
-    counts: Vec<Vec<u64>>,
+    counts: Vec<Option<Hist>>,
 }
 
 impl Scan {
@@ -151,13 +183,7 @@ impl Scan {
         let keys = requests.iter().map(|_| Vec::new()).collect();
         let counts = requests
             .iter()
-            .map(|r| {
-                if r.collect {
-                    Vec::new()
-                } else {
-                    vec![0; BUCKETS]
-                }
-            })
+            .map(|r| (!r.collect).then(Hist::new))
             .collect();
         Scan {
             requests,
@@ -174,10 +200,9 @@ impl Scan {
             if !r.contains(k) {
                 continue;
             }
-            if r.collect {
-                self.keys[i].push(k);
-            } else {
-                self.counts[i][((k - r.lo) >> (r.bits - LEVEL)) as usize] += 1;
+            match &mut self.counts[i] {
+                None => self.keys[i].push(k),
+                Some(h) => h.add(((k - r.lo) >> (r.bits - LEVEL)) as usize, k, 1),
             }
         }
     }
@@ -187,15 +212,9 @@ impl Scan {
             .into_iter()
             .zip(self.counts)
             .zip(&self.requests)
-            .map(|((k, c), r)| match r.collect {
-                true => Answer::Keys(k),
-                false => Answer::Counts(
-                    c.iter()
-                        .enumerate()
-                        .filter(|(_, n)| **n > 0)
-                        .map(|(i, n)| (i as u32, *n))
-                        .collect(),
-                ),
+            .map(|((k, c), _)| match c {
+                None => Answer::Keys(k),
+                Some(h) => Answer::Counts(h.entries()),
             })
             .collect()
     }
@@ -212,11 +231,18 @@ pub fn merge_answers(all: Vec<Vec<Answer>>) -> Vec<Answer> {
             match (a, b) {
                 (Answer::Keys(x), Answer::Keys(y)) => x.extend(y),
                 (Answer::Counts(x), Answer::Counts(y)) => {
-                    let mut m: BTreeMap<u32, u64> = x.iter().copied().collect();
-                    for (b, n) in y {
-                        *m.entry(b).or_default() += n;
+                    let mut m: BTreeMap<u32, (u64, u64, u64)> = x
+                        .iter()
+                        .map(|(b, n, lo, hi)| (*b, (*n, *lo, *hi)))
+                        .collect();
+                    for (b, n, lo, hi) in y {
+                        let e = m.entry(b).or_insert((0, u64::MAX, 0));
+                        *e = (e.0 + n, e.1.min(lo), e.2.max(hi));
                     }
-                    *x = m.into_iter().collect();
+                    *x = m
+                        .into_iter()
+                        .map(|(b, (n, lo, hi))| (b, n, lo, hi))
+                        .collect();
                 }
                 _ => {}
             }
@@ -258,26 +284,66 @@ struct Pending {
     ranks: Vec<u64>,
 }
 
-/// Walks sorted bucket counts to the bucket holding each rank; `push` gets
-/// (bucket, count below it, observed count in it, its ranks).
+/// A bucket of a histogram with the imputer's extra copies folded in.
+struct Bucket {
+    b: u64,
+    total: u64,
+    observed: u64,
+    /// The one key the bucket holds, when it holds one distinct key.
+    single: Option<u64>,
+}
+
+/// Buckets from a histogram's entries plus `extra` (its bucket, key, count).
+fn buckets(entries: &[Entry], extra: Option<(u64, u64, u64)>) -> Vec<Bucket> {
+    let mut out: Vec<Bucket> = entries
+        .iter()
+        .map(|&(b, n, lo, hi)| Bucket {
+            b: b as u64,
+            total: n,
+            observed: n,
+            single: (lo == hi).then_some(lo),
+        })
+        .collect();
+    if let Some((eb, ek, n)) = extra {
+        match out.iter_mut().find(|x| x.b == eb) {
+            Some(x) => {
+                x.total += n;
+                x.single = x.single.filter(|k| *k == ek);
+            }
+            None => {
+                out.push(Bucket {
+                    b: eb,
+                    total: n,
+                    observed: 0,
+                    single: Some(ek),
+                });
+                out.sort_by_key(|x| x.b);
+            }
+        }
+    }
+    out
+}
+
+/// Walks the buckets (in key order) to the one holding each rank; `push`
+/// gets the bucket, the count below it and its ranks.
 fn pin(
-    counts: &[(u64, u64, u64)],
+    buckets: &[Bucket],
     ranks: &[u64],
     below0: u64,
-    mut push: impl FnMut(u64, u64, u64, Vec<u64>),
+    mut push: impl FnMut(&Bucket, u64, Vec<u64>),
 ) {
     let mut below = below0;
     let mut ri = 0;
-    for &(b, total, observed) in counts {
+    for bk in buckets {
         let mut here = Vec::new();
-        while ri < ranks.len() && ranks[ri] < below + total {
+        while ri < ranks.len() && ranks[ri] < below + bk.total {
             here.push(ranks[ri]);
             ri += 1;
         }
         if !here.is_empty() {
-            push(b, below, observed, here);
+            push(bk, below, here);
         }
-        below += total;
+        below += bk.total;
     }
 }
 
@@ -299,7 +365,8 @@ fn select(keys: &[u64], extra: Option<(u64, u64)>, r: u64) -> u64 {
 }
 
 /// Finds the value at every rank of every problem, calling `refine` for
-/// as many passes as needed (at most three). Returns rank → value maps.
+/// as many passes as needed (at most three; none for a rank whose bucket
+/// holds one distinct value). Returns rank → value maps.
 pub fn resolve(
     problems: &[Problem],
     collect_limit: u64,
@@ -307,38 +374,30 @@ pub fn resolve(
 ) -> Result<Vec<BTreeMap<u64, f64>>> {
     let mut out: Vec<BTreeMap<u64, f64>> = vec![BTreeMap::new(); problems.len()];
     let mut pending: Vec<Pending> = Vec::new();
+    let top = 64 - LEVEL;
     for (pi, p) in problems.iter().enumerate() {
         let mut ranks = p.ranks.clone();
         ranks.sort_unstable();
         ranks.dedup();
-        let extra = p.extra.filter(|e| e.1 > 0).map(|(v, n)| (key(v), n));
-        let mut counts: Vec<(u64, u64, u64)> = p
-            .sketch
-            .buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(b, c)| (b as u64, *c, *c))
-            .collect();
-        if let Some((ek, n)) = extra {
-            let b = ek >> (64 - LEVEL);
-            match counts.iter_mut().find(|c| c.0 == b) {
-                Some(c) => c.1 += n,
-                None => {
-                    counts.push((b, n, 0));
-                    counts.sort_unstable();
+        let extra = p
+            .extra
+            .filter(|e| e.1 > 0)
+            .map(|(v, n)| (key(v) >> top, key(v), n));
+        let bks = buckets(&p.sketch.entries(), extra);
+        pin(&bks, &ranks, 0, |bk, below, ranks| match bk.single {
+            Some(k) => {
+                for r in ranks {
+                    out[pi].insert(r, value(k));
                 }
             }
-        }
-        pin(&counts, &ranks, 0, |b, below, observed, ranks| {
-            pending.push(Pending {
+            None => pending.push(Pending {
                 problem: pi,
-                lo: b << (64 - LEVEL),
-                bits: 64 - LEVEL,
+                lo: bk.b << top,
+                bits: top,
                 below,
-                observed,
+                observed: bk.observed,
                 ranks,
-            })
+            }),
         });
     }
     while !pending.is_empty() {
@@ -370,33 +429,24 @@ pub fn resolve(
                 }
                 Answer::Counts(c) => {
                     let shift = q.bits - LEVEL;
-                    let mut counts: Vec<(u64, u64, u64)> =
-                        c.iter().map(|(b, n)| (*b as u64, *n, *n)).collect();
-                    if let Some((ek, n)) = extra {
-                        let b = (ek - q.lo) >> shift;
-                        match counts.iter_mut().find(|c| c.0 == b) {
-                            Some(c) => c.1 += n,
-                            None => {
-                                counts.push((b, n, 0));
-                                counts.sort_unstable();
+                    let extra = extra.map(|(ek, n)| ((ek - q.lo) >> shift, ek, n));
+                    let bks = buckets(&c, extra);
+                    pin(&bks, &q.ranks, q.below, |bk, below, ranks| {
+                        let lo = q.lo + (bk.b << shift);
+                        match bk.single.or((shift == 0).then_some(lo)) {
+                            Some(k) => {
+                                for r in ranks {
+                                    out[q.problem].insert(r, value(k));
+                                }
                             }
-                        }
-                    }
-                    pin(&counts, &q.ranks, q.below, |b, below, observed, ranks| {
-                        let lo = q.lo + (b << shift);
-                        if shift == 0 {
-                            for r in ranks {
-                                out[q.problem].insert(r, value(lo));
-                            }
-                        } else {
-                            next.push(Pending {
+                            None => next.push(Pending {
                                 problem: q.problem,
                                 lo,
                                 bits: shift,
                                 below,
-                                observed,
+                                observed: bk.observed,
                                 ranks,
-                            });
+                            }),
                         }
                     });
                 }
@@ -504,13 +554,14 @@ mod tests {
     fn many_duplicates_at_the_median() {
         let mut v = vec![5.0; 1001];
         v.extend([1.0, 2.0, 9.0]);
-        let (got, _) = exact(
+        let (got, passes) = exact(
             &v,
             None,
             &crate::transform::percentile::median_ranks(v.len() as u64),
             0,
         );
         assert_eq!(got, vec![5.0, 5.0]);
+        assert_eq!(passes, 0, "a bucket of one distinct value needs no pass");
     }
 
     #[test]

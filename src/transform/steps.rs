@@ -377,16 +377,17 @@ mod tests {
 
     #[test]
     fn a_robust_scaler_after_a_median_imputer_sees_the_imputed_column() {
-        let df = df!("x" => [Some(1.0), None, None, Some(4.0), Some(10.0)]).unwrap();
+        let df = df!("x" => [Some(1.0), None, None, Some(1.01), Some(1.05)]).unwrap();
         let (steps, _, passes) = fit(
             "[impute]\ncolumns = [\"x\"]\nstrategy = \"median\"\n[scale]\nmethod = \"robust\"",
             &df,
         );
-        // Imputed: [1, 4, 4, 4, 10] → median 4, q25 = 4, q75 = 4 → scale 1.
+        // Imputed: [1, 1.01, 1.01, 1.01, 1.05] (one histogram bucket, so
+        // each search takes a pass) → median 1.01, q25 = q75 → scale 1.
         let ScaleStep::Robust(r) = &steps.scale[0] else {
             panic!()
         };
-        assert_eq!(r.center, Some(vec![4.0]));
+        assert_eq!(r.center, Some(vec![1.01]));
         assert_eq!(r.scale, Some(vec![1.0]));
         assert_eq!(passes, 2, "the scaler's search waits for the median");
     }

@@ -15,12 +15,14 @@ For each case under tests/golden/fitted/ this writes:
   tabular   median impute + indicators, most_frequent on a category, one-hot
             with min_frequency grouping (rare and unicode categories), bool
   ordinal   ordinal with max_categories and ties at the cut, an unknown
-            value; one-hot of integers with a fractional min_frequency;
+            value; one-hot of integers with a fractional min_frequency,
+            their nulls imputed with the most frequent integer;
             max_categories = 2 with handle_unknown = "ignore"
   scalers   robust (1e9 + small noise, many duplicates at the median),
             robust with quantile_range and unit_variance on constant and
-            tiny columns, minmax with feature_range and clip, maxabs,
-            standard
+            tiny columns, without centering, without scaling; minmax with
+            feature_range and clip, maxabs, standard without the mean,
+            standard without the std
   imputed   median impute then robust scale on the same column; mean then
             minmax; most_frequent then maxabs; constant then standard; a
             constant string category that was never seen, one-hot
@@ -77,7 +79,7 @@ def ordinal(path, seed=12):
     rows = []
     for i in range(len(grades) * 4):
         g = grades[i % len(grades)]
-        level = [1, 1, 1, 2, 2, 3, 10, 10, 10, 10, -4][rng.randrange(11)]
+        level = [1, 1, 1, 2, 2, 3, 10, 10, 10, 10, -4, None, None][rng.randrange(13)]
         color = ["red", "red", "blue", "green", "blue", "red", "pink"][i % 7]
         rows.append([i, g, level, color])
     write(path, ["id", "grade", "level", "color"], rows)
@@ -93,8 +95,11 @@ def scalers(path, n=3000, seed=13):
         wide = repr(rng.gauss(0, 1) * 1e12)
         neg = repr(-abs(rng.gauss(0, 1))) if i % 50 else "-0.0"
         small = repr(1e-9 * rng.gauss(0, 1))
-        rows.append([i, big, dup, const, wide, neg, small])
-    write(path, ["id", "big", "dup", "const", "wide", "neg", "small"], rows)
+        s2 = repr(rng.gauss(100, 15))
+        r2 = repr(rng.expovariate(0.1))
+        r3 = rng.randint(-50, 50)
+        rows.append([i, big, dup, const, wide, neg, small, s2, r2, r3])
+    write(path, ["id", "big", "dup", "const", "wide", "neg", "small", "s2", "r2", "r3"], rows)
 
 
 def imputed(path, n=500, seed=14):

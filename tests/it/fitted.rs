@@ -183,7 +183,8 @@ fn live_parity_with_sklearn_and_the_python_rebuild() {
             &format!("{name}.toml"),
             toml.replace(uri, &format!("uri = \"{}\"", input.display())),
         );
-        let o = Command::new(&python)
+        let mut check = Command::new(&python);
+        check
             .arg(repo().join("tests/parity/fitted_reference.py"))
             .arg("check")
             .arg("--pipeline")
@@ -192,9 +193,26 @@ fn live_parity_with_sklearn_and_the_python_rebuild() {
             .arg(&input)
             .arg("--output")
             .arg(&out)
-            .arg("--rebuild")
-            .output()
-            .unwrap();
+            .arg("--rebuild");
+        // New data through `prep apply`: unknown categories, nulls, values
+        // outside the fitted range (clip), compared with scikit-learn's
+        // transform of the same rows.
+        if let Some(new) = new_data(name) {
+            let new = c.write(&format!("new-{name}.csv"), new);
+            let applied = c.path(&format!("applied-{name}"));
+            prep()
+                .args(["apply", "--artifact"])
+                .arg(out.join("transform.json"))
+                .arg("--input")
+                .arg(&new)
+                .arg("--output")
+                .arg(&applied)
+                .args(["--format", "jsonl", "--quiet"])
+                .assert()
+                .success();
+            check.arg("--new").arg(&new).arg("--applied").arg(&applied);
+        }
+        let o = check.output().unwrap();
         let text =
             String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{name}: {text}");
@@ -203,11 +221,27 @@ fn live_parity_with_sklearn_and_the_python_rebuild() {
             report["rebuild_max_abs_diff"].as_f64().unwrap() <= 1e-9,
             "{name}: {text}"
         );
+        if new_data(name).is_some() {
+            assert!(report["apply_max_abs_diff"].is_number(), "{name}: {text}");
+        }
+    }
+}
+
+fn new_data(name: &str) -> Option<&'static str> {
+    match name {
+        "tabular" => Some(
+            "id,price,qty,category,flag,note\n1,,3,kiwi,true,a\n2,10000.5,,,false,b\n3,1.0,2,café,true,c\n4,5,5,rare1,false,d\n",
+        ),
+        "scalers" => Some(
+            "id,big,dup,const,wide,neg,small,s2,r2,r3\n5000,1000000000.5,11,3.3,1e13,5.0,,90,1000,7\n-7,999999999.5,-1,0,-1e13,-9,1e-8,,0.5,-80\n",
+        ),
+        "imputed" => Some("id,x,y,z,w,cat,keep\n1,,,,,,k1\n2,100,-50,9,8,q,k3\n"),
+        _ => None,
     }
 }
 
 /// The input split into `k` CSV files at line boundaries (no quoted newlines).
-fn split(input: &Path, dir: &Path, k: usize) {
+pub(crate) fn split(input: &Path, dir: &Path, k: usize) {
     let text = std::fs::read_to_string(input).unwrap();
     let (header, body) = text.split_once('\n').unwrap();
     let lines: Vec<&str> = body.lines().collect();
@@ -222,7 +256,7 @@ fn split(input: &Path, dir: &Path, k: usize) {
     }
 }
 
-fn workers(name: &str, input: &Path, out: &Path, n: usize, phase: &str) {
+pub(crate) fn workers(name: &str, input: &Path, out: &Path, n: usize, phase: &str) {
     let kids: Vec<_> = (0..n)
         .map(|i| {
             let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("prep"));

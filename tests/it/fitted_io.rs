@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::common::*;
-use crate::fitted::{case_csv, case_toml, rows_in, run, CASES};
+use crate::fitted::{case_csv, case_toml, rows_in, run, split, CASES};
 
 #[test]
 fn apply_fills_encodes_and_honours_handle_unknown() {
@@ -287,4 +287,76 @@ fn validate_prints_every_step_with_its_columns() {
             );
         }
     }
+}
+
+#[test]
+fn rejects_of_parquet_name_the_row_and_workers_write_their_own_shards() {
+    // A Parquet input, made by prep from a CSV with nulls (nothing dropped).
+    let c = case_with(
+        "id,x,s\n1,1.5,a\n2,,b\n3,2.5,\n4,,\n5,4.0,e\n",
+        "[clean]\ndrop_nulls = \"none\"\n[scale]\ncolumns = []\n[output]\nformat = \"parquet\"",
+    );
+    c.run(&[]).success();
+    let pq = c.path("in.parquet");
+    std::fs::rename(c.path("out/part-00000.parquet"), &pq).unwrap();
+    c.pipeline("in.parquet", "[output]\nformat = \"jsonl\"\nrejects = true");
+    c.run(&["--overwrite"]).success();
+    let text = std::fs::read_to_string(c.path("out/_rejects/part-00000.jsonl")).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<i64> = rows.iter().map(|r| r["_line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, vec![2, 3, 4], "1-based rows in the object");
+    assert_eq!(rows[2]["_reason"], "null in x, s");
+    assert_eq!(rows[0]["_source"], "in.parquet");
+
+    // Three workers: each writes `_rejects/part-wIIII-NNNNN.jsonl`.
+    let c = Case::new();
+    let mut data = String::from("id,price,qty,category,flag,note\n");
+    for i in 0..90 {
+        let note = if i % 10 == 3 {
+            String::new()
+        } else {
+            format!("n{i}")
+        };
+        data.push_str(&format!("{i},{}.5,{},apple,true,{note}\n", i % 7, i % 5));
+    }
+    let input = c.write("all.csv", data);
+    split(&input, &c.path("in"), 3);
+    let out = c.path("out");
+    let kids: Vec<_> = (0..3)
+        .map(|i| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("prep"));
+            cmd.current_dir(repo())
+                .arg("run")
+                .arg(case_toml("tabular"))
+                .args(["--set", &format!("input.uri={}", c.path("in").display())])
+                .args(["--set", &format!("output.uri={}", out.display())])
+                .args(["--set", "output.rejects=true"])
+                .args(["--worker", &format!("{i}/3"), "--quiet"])
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(out.join("_rejects"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "part-w0000-00000.jsonl",
+            "part-w0001-00000.jsonl",
+            "part-w0002-00000.jsonl"
+        ]
+    );
+    let report = read_json(&out.join("_SUCCESS"));
+    assert_eq!(report["rejects"]["rows"], 9);
+    assert_eq!(report["rows_written"], 81);
 }

@@ -13,9 +13,12 @@ on the cleaned table.
         writes the fitted attributes (transform.json's step layout, with a
         tolerance per attribute) and the transformed rows (golden files)
     fitted_reference.py check --pipeline P.toml --input in.csv --output OUT_DIR [--rebuild]
+                              [--new new.csv --applied APPLY_DIR]
         compares prep's OUT_DIR/transform.json and shards with the live
         reference; --rebuild also checks python/prep_sklearn.py's rebuild
-        against prep's rows; prints a JSON report
+        against prep's rows; --new/--applied compare `prep apply` on new data
+        (unknown categories, nulls, values out of the fitted range) with the
+        reference's transform of it; prints a JSON report
 
 Exit codes: 0 match, 1 mismatch, 2 usage, 3 pandas/scikit-learn missing.
 """
@@ -260,6 +263,7 @@ def reference(pipeline, input_csv):
         "row_tolerance": col_tol,
         "rows": rows,
         "clean": clean,
+        "ct": ct,
     }
 
 
@@ -333,6 +337,12 @@ def check(args):
         p, rworst = compare_rows(names, want, rows, {})
         problems += ["rebuild: " + x for x in p]
         report["rebuild_max_abs_diff"] = rworst
+    if args.new:
+        X = ref["ct"].transform(read(args.new))
+        want = [[py(v) for v in r] for r in X.tolist()]
+        p, aworst = compare_rows(ref["output_columns"], want, prep_rows(args.applied), ref["row_tolerance"])
+        problems += ["apply: " + x for x in p]
+        report["apply_max_abs_diff"] = aworst
     report["ok"] = not problems
     report["problems"] = problems[:30]
     print(json.dumps(report, indent=1))
@@ -351,11 +361,14 @@ def main(argv=None):
     c.add_argument("--input", required=True)
     c.add_argument("--output", required=True)
     c.add_argument("--rebuild", action="store_true")
+    c.add_argument("--new", help="new data that prep apply transformed")
+    c.add_argument("--applied", help="prep apply's output folder for --new")
     args = ap.parse_args(argv)
     if args.cmd == "check":
         return check(args)
     ref = reference(args.pipeline, args.input)
     ref.pop("clean")
+    ref.pop("ct")
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(json.dumps(ref, indent=1) + "\n")
     return 0
