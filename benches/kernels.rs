@@ -19,9 +19,15 @@
 //! - `scale/apply`: `Scaler::apply` on the whole frame (8 feature columns);
 //! - `encode/jsonl`, `encode/csv`: `encode_rows` into one byte buffer;
 //! - `sink/parquet`, `sink/jsonl`, `sink/csv`: a `ShardSink` writing one
-//!   shard to a temporary directory, committed by `finish`.
+//!   shard to a temporary directory, committed by `finish`;
+//! - `csv_split/chunker`, `csv_split/chunker-counting`, `csv_split/csv-core`:
+//!   cutting the frame's CSV text into records, with prep's record splitter
+//!   (`read/chunker.rs`; as a run uses it, and checking field counts) and
+//!   with the `csv-core` state machine (issue 13 asked whether it could replace
+//!   the hand-written one at the same speed).
 //!
-//! Throughput is reported in rows (elements) per second.
+//! Throughput is reported in rows (elements) per second; `csv_split` in
+//! bytes per second.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -32,6 +38,7 @@ use criterion::{
 use polars::prelude::*;
 
 use prep::pipeline::plan::{OutputCompression, OutputFormat};
+use prep::read::chunker::RecordChunker;
 use prep::storage::OutputDir;
 use prep::transform::scaler::{Scaler, ScalerSource};
 use prep::transform::stats::Moments;
@@ -320,9 +327,72 @@ fn bench_sink(c: &mut Criterion) {
     group.finish();
 }
 
+/// Records of `csv` with prep's splitter (chunks of 50,000 rows). As a run
+/// uses it, the fast parser counts the fields (`counting = false`); with
+/// `counting`, the splitter checks each record's field count itself.
+fn split_with_chunker(csv: &[u8], counting: bool) -> usize {
+    let mut c = RecordChunker::new(csv, "bench.csv", b',', Some(b'"'));
+    c.first_record(true).expect("header");
+    if !counting {
+        c.leave_field_counts();
+    }
+    let mut rows = 0;
+    while let Some(chunk) = c.next_chunk(50_000).expect("well-formed") {
+        rows += chunk.rows();
+    }
+    rows
+}
+
+/// Records of `csv` with `csv_core::Reader` (fields copied out, as a
+/// splitter that hands records on must).
+fn split_with_csv_core(csv: &[u8]) -> usize {
+    let mut r = csv_core::Reader::new();
+    let mut out = vec![0u8; 1 << 16];
+    let mut ends = vec![0usize; 64];
+    let (mut input, mut rows) = (csv, 0usize);
+    loop {
+        let (res, read, _, _) = r.read_record(input, &mut out, &mut ends);
+        input = &input[read..];
+        match res {
+            csv_core::ReadRecordResult::Record => rows += 1,
+            csv_core::ReadRecordResult::End => return rows.saturating_sub(1),
+            csv_core::ReadRecordResult::InputEmpty => {}
+            csv_core::ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+            csv_core::ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+        }
+    }
+}
+
+fn bench_csv_split(c: &mut Criterion) {
+    let mut group = c.benchmark_group("csv_split");
+    for n in sizes() {
+        let df = reviews(n);
+        let rows = encode_rows(&df, TextFormat::Csv).expect("encode");
+        let header: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
+        let mut csv = format!("{}\n", header.join(",")).into_bytes();
+        csv.extend_from_slice(&rows.bytes);
+        assert_eq!(split_with_chunker(&csv, true), n);
+        assert_eq!(split_with_csv_core(&csv), n);
+        tune(&mut group, n);
+        group.throughput(Throughput::Bytes(csv.len() as u64));
+        group.bench_with_input(BenchmarkId::new("chunker", label(n)), &csv, |b, csv| {
+            b.iter(|| black_box(split_with_chunker(csv, false)))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("chunker-counting", label(n)),
+            &csv,
+            |b, csv| b.iter(|| black_box(split_with_chunker(csv, true))),
+        );
+        group.bench_with_input(BenchmarkId::new("csv-core", label(n)), &csv, |b, csv| {
+            b.iter(|| black_box(split_with_csv_core(csv)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = Criterion::default().warm_up_time(Duration::from_secs(1));
-    targets = bench_moments_update, bench_moments_merge, bench_scale, bench_encode, bench_sink
+    targets = bench_moments_update, bench_moments_merge, bench_scale, bench_encode, bench_sink, bench_csv_split
 }
 criterion_main!(kernels);

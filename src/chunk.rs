@@ -2,8 +2,6 @@
 //! from, and the schema fixed for the whole input. Read produces them,
 //! transform and write consume them; none of those imports another for it.
 
-use std::sync::Arc;
-
 use polars::prelude::*;
 
 use crate::error::DataLocation;
@@ -38,33 +36,13 @@ impl SourceChunk {
 /// The shared, fixed schema and the file that set it.
 #[derive(Clone)]
 pub struct FixedSchema {
-    /// The column types every chunk ends up with.
+    /// The column types every chunk has.
     pub schema: SchemaRef,
     pub origin: String,
-    /// Numeric columns whose values carry surrounding spaces (`a, 2, 3`):
-    /// polars reads them as strings, prep trims and converts them, as
-    /// pandas does. Empty for most inputs.
-    pub trimmed: Vec<(String, DataType)>,
 }
 
 impl FixedSchema {
     pub fn new(schema: SchemaRef, origin: String) -> Self {
-        FixedSchema {
-            schema,
-            origin,
-            trimmed: Vec::new(),
-        }
-    }
-
-    /// The schema polars parses CSV with (trimmed columns as strings).
-    pub(crate) fn parse_schema(&self) -> SchemaRef {
-        if self.trimmed.is_empty() {
-            return self.schema.clone();
-        }
-        let mut s = self.schema.as_ref().clone();
-        for (name, _) in &self.trimmed {
-            s.with_column(PlSmallStr::from(name.as_str()), DataType::String);
-        }
-        Arc::new(s)
+        FixedSchema { schema, origin }
     }
 }

@@ -23,7 +23,7 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_SAGEMAKER_OUTPUT_DIR", kind: "path", default: "/opt/ml/output", doc: "where the first lines of an error are written as `message` (when the folder exists)" },
     EnvVar { name: "PREP_SPILL_DIR", kind: "path", default: "the system temp dir", doc: "where the cleaned chunks are spilled between the two passes" },
     EnvVar { name: "PREP_DIRECT_IO", kind: "0 | 1", default: "1", doc: "0 turns off O_DIRECT for local shards and the spill" },
-    EnvVar { name: "PREP_CSV_PARSER", kind: "fast | polars", default: "fast", doc: "polars parses every CSV chunk with the fallback parser" },
+    EnvVar { name: "PREP_CSV_PARSER", kind: "fast | reference", default: "fast", doc: "reference parses every CSV chunk with the field-at-a-time reference parser" },
     EnvVar { name: "PREP_ZSTD_LEVEL", kind: "integer", default: "3", doc: "zstd level of Parquet shards" },
     EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "100", doc: "object-store retries per request (PREP_RETRY_TIMEOUT bounds them first)" },
     EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying (rides out an outage up to about this long)" },
@@ -95,7 +95,7 @@ pub fn direct_io_enabled() -> bool {
 }
 
 pub fn fast_csv_parser() -> bool {
-    get("PREP_CSV_PARSER").is_none_or(|v| v != "polars")
+    get("PREP_CSV_PARSER").is_none_or(|v| v != "reference")
 }
 
 pub fn zstd_level() -> i32 {

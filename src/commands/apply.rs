@@ -225,12 +225,7 @@ pub fn apply(
 /// The schema of the first object that has one (a header-only CSV has no
 /// types yet).
 fn first_schema(files: &[InputObject], input: &InputPlan) -> Result<Option<FixedSchema>> {
-    for f in files {
-        if let Some(s) = Source::schema_of_first(f, input)? {
-            return Ok(Some(s));
-        }
-    }
-    Ok(None)
+    Source::schema_of_first(files, input)
 }
 
 /// Every column the artifact reads must be in the data (with a type that

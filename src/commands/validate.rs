@@ -27,8 +27,9 @@ use crate::transform::columns::{resolve_with, ResolvedColumns};
 struct Peek {
     schema: Schema,
     types_known: bool,
-    /// Exact (Parquet) or estimated (CSV) row count.
-    rows: Option<(u64, bool)>,
+    /// Exact row count (Parquet footers); `None` for CSV, whose rows are
+    /// counted only by a run (validate reads no row data).
+    rows: Option<u64>,
 }
 
 fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
@@ -44,17 +45,6 @@ fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
         .first_record(plan.input.csv.has_header)?
         .unwrap_or_default();
     let names = crate::read::csv_types::column_names(first, plan.input.csv.has_header);
-    // Row size estimate from up to 1000 records (sizes only, nothing parsed).
-    let sample = chunker.next_chunk(1000)?;
-    let rows = sample.filter(|c| c.rows() > 0).map(|c| {
-        let avg = c.bytes.len() as f64 / c.rows() as f64;
-        let total: u64 = files.iter().map(|f| f.size).sum();
-        let compressed = files
-            .iter()
-            .any(|f| crate::storage::Compression::of(&f.key) != crate::storage::Compression::None);
-        let est = (total as f64 / avg).round() as u64;
-        (if compressed { est * 4 } else { est }, false)
-    });
     let mut schema = Schema::with_capacity(names.len());
     for n in &names {
         let dtype = plan
@@ -69,7 +59,7 @@ fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
     Ok(Peek {
         schema,
         types_known: false,
-        rows,
+        rows: None,
     })
 }
 
@@ -86,7 +76,7 @@ fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
     Ok(Peek {
         schema: schema.unwrap_or_default(),
         types_known: true,
-        rows: Some((rows, true)),
+        rows: Some(rows),
     })
 }
 
@@ -179,20 +169,23 @@ pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
         out_cols.join(", ")
     );
     match peek.rows {
-        Some((rows, exact)) => {
+        Some(0) => {
+            let _ = writeln!(s, "estimate  the input has no data rows");
+        }
+        Some(rows) => {
             let shards = rows
                 .div_ceil(max_rows)
                 .max(plan.output.min_shards.get() as u64);
             let _ = writeln!(
                 s,
-                "estimate  {}{} input rows → about {} shard(s) before cleaning",
-                if exact { "" } else { "~" },
-                rows,
-                shards
+                "estimate  {rows} input rows → about {shards} shard(s) before cleaning"
             );
         }
         None => {
-            let _ = writeln!(s, "estimate  the input has no data rows");
+            let _ = writeln!(
+                s,
+                "estimate  CSV rows are counted when the run reads them (validate reads headers only)"
+            );
         }
     }
     if plan.writes_scaler() {

@@ -62,6 +62,8 @@ pub enum TypeOrigin {
     Inferred,
     /// Given in the pipeline's `[input.schema]`.
     Pinned,
+    /// Read as float64 because a `[[scale]]` step scales it.
+    Scaled,
 }
 
 impl fmt::Display for TypeOrigin {
@@ -69,6 +71,7 @@ impl fmt::Display for TypeOrigin {
         f.write_str(match self {
             TypeOrigin::Inferred => "inferred from the first rows",
             TypeOrigin::Pinned => "set in [input.schema]",
+            TypeOrigin::Scaled => "read as float64 because the column is scaled",
         })
     }
 }
@@ -162,6 +165,18 @@ pub enum DataError {
     /// A CSV field that is not UTF-8.
     #[error("the value is not valid UTF-8 ({error})")]
     InvalidUtf8 { error: std::str::Utf8Error },
+
+    /// A CSV header field that is not UTF-8.
+    #[error("header field {position} is not valid UTF-8 ({error})")]
+    HeaderNotUtf8 {
+        position: usize,
+        error: std::str::Utf8Error,
+    },
+
+    /// A CSV object named as the whole input that holds no header (0 bytes,
+    /// or a byte-order mark only).
+    #[error("the file is empty: it has no header and no rows")]
+    NoHeader,
 
     /// The CSV parser split a chunk into another number of rows than the
     /// record reader found (a quoting problem the reader did not see).
@@ -378,11 +393,15 @@ impl DataError {
                     TypeOrigin::Pinned => format!(
                         "fix the value upstream, or change the pipeline to [input.schema] {key} = \"{wider}\" (or add the value to input.csv.null_values if it means missing)"
                     ),
+                    TypeOrigin::Scaled => format!(
+                        "fix the value upstream, add it to input.csv.null_values if it means missing, or stop scaling `{column}` (scale.exclude)"
+                    ),
                 }
             }
             DataError::RaggedRow { .. } => "fix or remove that row; a field containing the delimiter, a quote or a newline must be quoted".into(),
             DataError::UnterminatedQuote => "check the quoting of that field; a literal quote inside a quoted field is written as two quotes (\"\")".into(),
-            DataError::InvalidUtf8 { .. } => "prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`".into(),
+            DataError::InvalidUtf8 { .. } | DataError::HeaderNotUtf8 { .. } => "prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`".into(),
+            DataError::NoHeader => "check that the upload finished; a CSV input starts with its header line (or set input.csv.header = false and give at least one row)".into(),
             DataError::RowCountMismatch { .. } => "check the quoting in this part of the file".into(),
             DataError::Unparsable { .. } => "check the CSV settings in [input.csv] (delimiter, quote, header)".into(),
             DataError::Undecodable { .. } => "check that the file is not truncated and that its extension (.gz, .zst) matches its content".into(),

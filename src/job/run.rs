@@ -113,7 +113,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
     // Workers all parse with the schema of the first object of the whole
     // input, exactly as a single run (which fixes it on its first chunk).
     let schema = match spec.worker {
-        Some(_) => Source::schema_of_first(&files[0], &plan.input)?,
+        Some(_) => Source::schema_of_first(&files, &plan.input)?,
         None => None,
     };
     let input = PassInput {

@@ -349,6 +349,7 @@ impl Plan {
                 second_pass,
                 csv,
                 schema_overrides,
+                read_as_float: ReadAsFloat::of(&steps.scale, &steps.encode),
             },
             clean: CleanPlan {
                 drop_nulls,

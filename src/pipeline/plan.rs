@@ -100,6 +100,60 @@ pub struct InputPlan {
     pub second_pass: SecondPass,
     pub csv: CsvPlan,
     pub schema_overrides: Vec<(String, ColumnType)>,
+    /// CSV columns read as float64 whatever their first values look like:
+    /// the scaled ones. Derived from `[[scale]]` (so not part of the
+    /// settings a scale-out job compares).
+    #[serde(skip)]
+    pub read_as_float: ReadAsFloat,
+}
+
+/// Which CSV columns are read as float64 from the first chunk on, because a
+/// scale step turns them into float64 anyway: then an integer column that
+/// meets `2.5` later is simply a float column (CONTRACT §2 typing).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadAsFloat {
+    /// Named in a `scale.columns` list.
+    pub listed: Vec<String>,
+    /// With `columns = "numeric"`: every numeric column except these
+    /// (excluded from every numeric group, or encoded).
+    pub numeric_except: Option<Vec<String>>,
+}
+
+impl ReadAsFloat {
+    /// From the scale and encode groups of a pipeline.
+    pub fn of(scale: &[ScaleGroup], encode: &[EncodeGroup]) -> ReadAsFloat {
+        let mut listed = Vec::new();
+        let mut except: Option<Vec<String>> = None;
+        for g in scale {
+            match &g.columns {
+                ScaleColumns::List(l) => listed.extend(l.iter().cloned()),
+                ScaleColumns::Numeric => {
+                    except = Some(match except {
+                        None => g.exclude.clone(),
+                        Some(e) => e.into_iter().filter(|c| g.exclude.contains(c)).collect(),
+                    })
+                }
+            }
+        }
+        let encoded: Vec<String> = encode.iter().flat_map(|g| g.columns.clone()).collect();
+        if let Some(e) = except.as_mut() {
+            e.extend(encoded.iter().cloned());
+        }
+        listed.retain(|c| !encoded.contains(c));
+        ReadAsFloat {
+            listed,
+            numeric_except: except,
+        }
+    }
+
+    /// Whether a column inferred as numeric is read as float64.
+    pub fn numeric(&self, column: &str) -> bool {
+        self.listed.iter().any(|c| c == column)
+            || self
+                .numeric_except
+                .as_ref()
+                .is_some_and(|e| !e.iter().any(|c| c == column))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,6 +250,7 @@ impl InputPlan {
                 null_values: DEFAULT_NULL_VALUES.iter().map(|s| s.to_string()).collect(),
             },
             schema_overrides: Vec::new(),
+            read_as_float: ReadAsFloat::default(),
         }
     }
 }

@@ -57,6 +57,16 @@ pub struct RecordChunker<R> {
     spare: Vec<Vec<u8>>,
     /// Whether `next_record` counts fields (see [`Self::leave_field_counts`]).
     count_fields: bool,
+    /// The byte that ends a record: `\n` (LF or CRLF files) or `\r` (old
+    /// Mac files), detected from the first record ([`detect_eol`]). In a
+    /// `\r` file each record's final `\r` is rewritten to `\n` in the chunk,
+    /// so parsers see one line end.
+    eol: u8,
+    eol_known: bool,
+    /// Rejects the legal but rare quote shapes (a quote inside an unquoted
+    /// field, text after a closing quote): for finding a record boundary
+    /// in the middle of a file, where they mean a wrong guess.
+    strict_quotes: bool,
 }
 
 impl<R: Read> RecordChunker<R> {
@@ -78,7 +88,37 @@ impl<R: Read> RecordChunker<R> {
             blank: Vec::new(),
             spare: Vec::new(),
             count_fields: true,
+            eol: b'\n',
+            eol_known: false,
+            strict_quotes: false,
         }
+    }
+
+    /// See `strict_quotes`: an odd quote is then an error.
+    pub fn strict_quotes(&mut self) {
+        self.strict_quotes = true;
+    }
+
+    /// Sets the record end (a piece from the middle of an object: detected
+    /// from the object's start, see [`Self::eol`]).
+    pub fn set_eol(&mut self, eol: u8) {
+        self.eol = eol;
+        self.eol_known = true;
+    }
+
+    /// The record end in use (`\n` or `\r`).
+    pub fn eol(&self) -> u8 {
+        self.eol
+    }
+
+    fn ensure_eol(&mut self) -> Result<()> {
+        if self.eol_known {
+            return Ok(());
+        }
+        while self.buf.len() < READ_BLOCK && self.fill()? {}
+        self.eol = detect_eol(&self.buf, self.delimiter, self.quote);
+        self.eol_known = true;
+        Ok(())
     }
 
     /// Stops checking field counts while scanning: the scan then stops only
@@ -110,11 +150,33 @@ impl<R: Read> RecordChunker<R> {
 
     /// Reads the first record and returns its fields, unquoted (the header, or
     /// with `header = false` the first data row, which is then kept).
+    /// Not UTF-8 is bad data naming the line and field.
     pub fn first_record(&mut self, consume: bool) -> Result<Option<Vec<String>>> {
         let Some((start, end, _)) = self.next_record()? else {
             return Ok(None);
         };
-        let fields = split_fields(trim_eol(&self.buf[start..end]), self.delimiter, self.quote);
+        let line = self.record_lines.last().copied().unwrap_or(1);
+        let mut fields = Vec::new();
+        for (i, f) in crate::read::csv_fields::fields(
+            trim_eol(&self.buf[start..end]),
+            self.delimiter,
+            self.quote,
+        )
+        .enumerate()
+        {
+            match String::from_utf8(f.value.into_owned()) {
+                Ok(v) => fields.push(v),
+                Err(e) => {
+                    return Err(PrepError::bad_data(
+                        DataLocation::file(&self.file).line(Some(line)),
+                        DataError::HeaderNotUtf8 {
+                            position: i + 1,
+                            error: e.utf8_error(),
+                        },
+                    ))
+                }
+            }
+        }
         if self.expected_fields.is_none() {
             self.expected_fields = Some(fields.len());
         }
@@ -219,6 +281,8 @@ impl<R: Read> RecordChunker<R> {
     /// field count. Blank lines are kept in the chunk (the parser skips them)
     /// but are not records.
     fn next_record(&mut self) -> Result<Option<(usize, usize, usize)>> {
+        self.ensure_eol()?;
+        let eol = self.eol;
         loop {
             let start = self.scanned;
             let start_line = self.line;
@@ -229,46 +293,68 @@ impl<R: Read> RecordChunker<R> {
             let end = loop {
                 let hay = &self.buf[pos..];
                 let hit = match (in_quotes || !self.count_fields, self.quote) {
-                    (true, Some(q)) => memchr2(q, b'\n', hay),
-                    (false, Some(q)) => memchr3(self.delimiter, q, b'\n', hay),
-                    (true, None) => memchr(b'\n', hay),
-                    (false, None) => memchr2(self.delimiter, b'\n', hay),
+                    (true, Some(q)) => memchr2(q, eol, hay),
+                    (false, Some(q)) => memchr3(self.delimiter, q, eol, hay),
+                    (true, None) => memchr(eol, hay),
+                    (false, None) => memchr2(self.delimiter, eol, hay),
                 };
-                match hit {
-                    Some(i) => {
-                        let b = hay[i];
-                        pos += i + 1;
-                        if b == b'\n' {
-                            if in_quotes {
-                                lines_inside += 1;
-                            } else {
-                                break Some(pos);
-                            }
-                        } else if Some(b) == self.quote {
-                            in_quotes = !in_quotes;
-                        } else {
-                            fields += 1;
-                        }
+                let Some(i) = hit else {
+                    pos = self.buf.len();
+                    // Need more bytes: read and rescan this record from its start.
+                    if self.fill()? {
+                        break None;
                     }
-                    None => {
-                        pos = self.buf.len();
-                        // Need more bytes: read and rescan this record from its start.
-                        if self.fill()? {
-                            break None;
-                        }
-                        if in_quotes {
-                            return Err(PrepError::bad_data(
-                                DataLocation::file(&self.file).line(Some(start_line)),
-                                DataError::UnterminatedQuote,
-                            ));
-                        }
+                    if in_quotes {
+                        return Err(PrepError::bad_data(
+                            DataLocation::file(&self.file).line(Some(start_line)),
+                            DataError::UnterminatedQuote,
+                        ));
+                    }
+                    break Some(pos);
+                };
+                let at = pos + i;
+                let b = self.buf[at];
+                pos = at + 1;
+                if b == eol {
+                    if in_quotes {
+                        lines_inside += 1;
+                    } else {
                         break Some(pos);
                     }
+                } else if Some(b) == self.quote {
+                    if in_quotes {
+                        // `""` inside quotes is a literal quote; one quote closes.
+                        let next = self.buf.get(pos).copied();
+                        match next {
+                            Some(n) if n == b => pos += 1,
+                            Some(n)
+                                if self.strict_quotes
+                                    && n != self.delimiter
+                                    && n != eol
+                                    && n != b'\r' =>
+                            {
+                                return Err(odd_quote(&self.file, start_line))
+                            }
+                            Some(_) => in_quotes = false,
+                            None if self.fill()? => break None,
+                            None => in_quotes = false,
+                        }
+                    } else if at == start || self.buf[at - 1] == self.delimiter {
+                        in_quotes = true;
+                    } else if self.strict_quotes {
+                        return Err(odd_quote(&self.file, start_line));
+                    }
+                    // Elsewhere a quote is a literal character.
+                } else {
+                    fields += 1;
                 }
             };
             let Some(end) = end else { continue };
             if end == start {
                 return Ok(None); // end of stream
+            }
+            if eol == b'\r' && self.buf[end - 1] == b'\r' {
+                self.buf[end - 1] = b'\n';
             }
             self.scanned = end;
             self.line = start_line + lines_inside + u64::from(self.buf[end - 1] == b'\n');
@@ -287,6 +373,46 @@ impl<R: Read> RecordChunker<R> {
             return Ok(Some((start, end, fields)));
         }
     }
+}
+
+/// The record end of a file from its first bytes: `\r` when the first line
+/// end outside quotes is a lone CR (Excel for Mac "CSV (Macintosh)"), else
+/// `\n` (LF and CRLF files).
+pub fn detect_eol(head: &[u8], delimiter: u8, quote: Option<u8>) -> u8 {
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < head.len() {
+        let b = head[i];
+        if Some(b) == quote {
+            if in_quotes {
+                if head.get(i + 1) == Some(&b) {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            } else if i == 0 || head[i - 1] == delimiter {
+                in_quotes = true;
+            }
+        } else if !in_quotes && b == b'\n' {
+            return b'\n';
+        } else if !in_quotes && b == b'\r' {
+            return match head.get(i + 1) {
+                Some(b'\n') | None => b'\n',
+                Some(_) => b'\r',
+            };
+        }
+        i += 1;
+    }
+    b'\n'
+}
+
+fn odd_quote(file: &str, line: u64) -> PrepError {
+    PrepError::bad_data(
+        DataLocation::file(file).line(Some(line)),
+        DataError::Unparsable {
+            detail: "a quote inside an unquoted field".into(),
+        },
+    )
 }
 
 fn ragged(file: &str, line: u64, expected: usize, found: usize) -> PrepError {
@@ -354,67 +480,10 @@ pub fn trim_eol(mut rec: &[u8]) -> &[u8] {
     rec
 }
 
-/// Splits one record into unquoted fields (used for headers and error
-/// diagnosis only; the bulk parse is polars').
-pub fn split_fields(rec: &[u8], delimiter: u8, quote: Option<u8>) -> Vec<String> {
-    split_fields_raw(rec, delimiter, quote)
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).into_owned())
-        .collect()
-}
-
-/// How many fields one record has: delimiters outside quotes, plus one
-/// (the count [`split_fields_raw`] gives, without building the fields).
+/// How many fields one record has (the count [`crate::read::csv_fields::fields`]
+/// gives, without building them).
 fn count_fields(rec: &[u8], delimiter: u8, quote: Option<u8>) -> usize {
-    let mut fields = 1;
-    let mut in_quotes = false;
-    for &b in rec {
-        if Some(b) == quote {
-            in_quotes = !in_quotes;
-        } else if b == delimiter && !in_quotes {
-            fields += 1;
-        }
-    }
-    fields
-}
-
-/// Splits one record into unquoted fields, as bytes (UTF-8 not checked).
-pub fn split_fields_raw(rec: &[u8], delimiter: u8, quote: Option<u8>) -> Vec<Vec<u8>> {
-    let mut fields = Vec::new();
-    let mut cur = Vec::new();
-    let mut in_quotes = false;
-    let mut i = 0;
-    while i < rec.len() {
-        let b = rec[i];
-        if Some(b) == quote {
-            if in_quotes && rec.get(i + 1) == Some(&b) {
-                cur.push(b);
-                i += 1;
-            } else {
-                in_quotes = !in_quotes;
-            }
-        } else if b == delimiter && !in_quotes {
-            fields.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(b);
-        }
-        i += 1;
-    }
-    fields.push(cur);
-    fields
-}
-
-/// Iterates the records of a chunk as (line, raw fields); for error diagnosis.
-pub fn records_of(chunk: &CsvChunk, delimiter: u8, quote: Option<u8>) -> Vec<(u64, Vec<Vec<u8>>)> {
-    let mut out = Vec::with_capacity(chunk.rows());
-    let mut c = RecordChunker::new(&chunk.bytes[..], "", delimiter, quote);
-    let mut idx = 0;
-    while let Ok(Some((s, e, _))) = c.next_record() {
-        let fields = split_fields_raw(trim_eol(&c.buf[s..e]), delimiter, quote);
-        out.push((chunk.record_lines.get(idx).copied().unwrap_or(0), fields));
-        idx += 1;
-    }
-    out
+    crate::read::csv_fields::fields(rec, delimiter, quote).count()
 }
 
 #[cfg(test)]
@@ -442,8 +511,6 @@ mod tests {
         assert_eq!(ch[1].bytes, b"3,y\n");
         assert_eq!(ch[0].record_starts, vec![0, 15]);
         assert_eq!(ch[1].record_starts, vec![0]);
-        let recs = records_of(&ch[0], b',', Some(b'"'));
-        assert_eq!(recs[0].1, vec![b"1".to_vec(), b"a\nb, \"c\"".to_vec()]);
     }
 
     #[test]
@@ -488,21 +555,32 @@ mod tests {
     }
 
     #[test]
-    fn counting_fields_agrees_with_splitting_them() {
-        for rec in [
-            &b"a,b,c"[..],
-            b"\"a,b\",c",
-            b"\"a\"\"b\",,",
-            b"",
-            b"x\"y,z\"w",
-        ] {
-            assert_eq!(
-                count_fields(rec, b',', Some(b'"')),
-                split_fields_raw(rec, b',', Some(b'"')).len(),
-                "{}",
-                String::from_utf8_lossy(rec)
-            );
-        }
+    fn quotes_open_only_at_a_field_start() {
+        // `B"` holds a literal quote; `"x"y` is one field; neither opens
+        // quoting that would swallow the next line.
+        let (_, ch) = chunks(b"a,b,c\nA,B\",C\n1,\"x\"y,2\n3,4,5\n", 10).unwrap();
+        assert_eq!(ch[0].record_lines, vec![2, 3, 4]);
+        let err = chunks(b"a,b\n1,2\",3\n", 10).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn lone_cr_line_ends_are_records() {
+        let data = b"a,b\r1,\"x\ry\"\r\r2,z\r";
+        let (header, ch) = chunks(data, 10).unwrap();
+        assert_eq!(header, vec!["a", "b"]);
+        assert_eq!(ch[0].record_lines, vec![2, 5]);
+        assert_eq!(ch[0].bytes, b"1,\"x\ry\"\n2,z\n");
+        assert_eq!(detect_eol(b"a,b\r\n1,2", b',', Some(b'"')), b'\n');
+        assert_eq!(detect_eol(b"\"a\rb\",c\n", b',', Some(b'"')), b'\n');
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_bad_data() {
+        let err = chunks(b"id,caf\xe9\n1,2\n", 10).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("t.csv, line 1"), "{msg}");
+        assert!(msg.contains("field 2"), "{msg}");
     }
 
     #[test]

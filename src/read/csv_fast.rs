@@ -9,10 +9,12 @@
 //!
 //! It covers the common case only: Int64, Float64, Boolean and String
 //! columns whose fields are either unquoted (no quote inside) or wholly
-//! quoted. On anything else `parse` returns `None` and the caller parses the
-//! chunk with polars, which gives the same values or the error message.
-//! Numbers are parsed with the crates polars uses (fast-float2, atoi_simd),
-//! and the property test below checks that both paths build equal frames.
+//! quoted, numbers without surrounding spaces. On anything else `parse`
+//! returns `None` and the caller parses the chunk with the reference parser
+//! (`csv_reference.rs`), which gives the same values or the located error.
+//! Numbers are parsed as `csv_fields.rs` parses them (fast-float2,
+//! atoi_simd), and the property test below checks that both paths build
+//! equal frames.
 
 use memchr::{memchr, memchr2, memchr3};
 use polars::prelude::*;
@@ -23,6 +25,7 @@ use rayon::prelude::*;
 
 use crate::pipeline::plan::CsvPlan;
 use crate::read::chunker::CsvChunk;
+use crate::read::csv_fields::{parse_bool, NullTokens};
 
 /// Rows below which a chunk is parsed on one thread.
 const MIN_ROWS_PER_THREAD: usize = 4096;
@@ -41,11 +44,10 @@ pub struct FastCsv {
     kinds: Vec<Kind>,
     delimiter: u8,
     quote: Option<u8>,
-    null_tokens: Vec<Vec<u8>>,
+    nulls: NullTokens,
     /// Whether some null token starts with this byte: a number starts with
     /// a digit, sign or dot, so it skips the comparison after one lookup.
     null_first_bytes: [bool; 256],
-    empty_is_null_token: bool,
 }
 
 /// One field: its bytes (outer quotes removed, inner quotes still doubled).
@@ -78,13 +80,9 @@ impl FastCsv {
         if csv.quote == Some(csv.delimiter) || csv.delimiter == b'\n' || csv.quote == Some(b'\n') {
             return None;
         }
-        let null_tokens: Vec<Vec<u8>> = csv
-            .null_values
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .collect();
+        let nulls = NullTokens::new(&csv.null_values);
         let mut null_first_bytes = [false; 256];
-        for t in &null_tokens {
+        for t in nulls.tokens() {
             if let Some(&b) = t.first() {
                 null_first_bytes[b as usize] = true;
             }
@@ -94,8 +92,7 @@ impl FastCsv {
             kinds,
             delimiter: csv.delimiter,
             quote: csv.quote,
-            empty_is_null_token: null_tokens.iter().any(|t| t.is_empty()),
-            null_tokens,
+            nulls,
             null_first_bytes,
         })
     }
@@ -252,29 +249,28 @@ impl FastCsv {
         Some(SHORT + i)
     }
 
+    /// As [`NullTokens::is_null`], with a one-byte shortcut for numbers.
     #[inline]
-    fn is_null_token(&self, s: &[u8]) -> bool {
+    fn is_null(&self, s: &[u8], quoted: bool) -> bool {
         match s.first() {
-            None => self.empty_is_null_token,
-            Some(&b) => {
-                self.null_first_bytes[b as usize]
-                    && self.null_tokens.iter().any(|t| t.as_slice() == s)
-            }
+            None => self.nulls.empty_is_null() && !quoted,
+            Some(&b) => self.null_first_bytes[b as usize] && self.nulls.is_null(s, quoted),
         }
     }
 
     #[inline]
     fn push(&self, b: &mut Builder, f: &RawField, scratch: &mut Vec<u8>) -> Option<()> {
         let s = f.content;
-        let null = self.is_null_token(s);
+        let null = self.is_null(s, f.quoted);
         match b {
             Builder::Int(v, valid) => {
-                if null || s.is_empty() {
+                if null {
                     v.push(0);
                     valid.push(false);
                 } else {
-                    // polars skips leading blanks; leave those rare fields to it.
-                    if s[0] <= b' ' {
+                    // Spaces around a number (and an empty non-null field,
+                    // an error): the reference parser's.
+                    if s.first().is_none_or(|&c| c <= b' ') {
                         return None;
                     }
                     v.push(atoi_simd::parse::<i64, true, true>(s).ok()?);
@@ -282,11 +278,11 @@ impl FastCsv {
                 }
             }
             Builder::Float(v, valid) => {
-                if null || s.is_empty() {
+                if null {
                     v.push(0.0);
                     valid.push(false);
                 } else {
-                    if s[0] <= b' ' {
+                    if s.first().is_none_or(|&c| c <= b' ') {
                         return None;
                     }
                     v.push(fast_float2::parse::<f64, _>(s).ok()?);
@@ -294,20 +290,12 @@ impl FastCsv {
                 }
             }
             Builder::Bool(v, valid) => {
-                let value = if null || s.is_empty() {
-                    None
-                } else if s.eq_ignore_ascii_case(b"true") {
-                    Some(true)
-                } else if s.eq_ignore_ascii_case(b"false") {
-                    Some(false)
-                } else {
-                    return None;
-                };
+                let value = if null { None } else { Some(parse_bool(s)?) };
                 v.push(value.unwrap_or(false));
                 valid.push(value.is_some());
             }
             Builder::Str(m) => {
-                if null || (s.is_empty() && !f.quoted) {
+                if null {
                     m.push_null();
                 } else if f.escaped {
                     let q = self.quote.expect("escaped fields are quoted");
@@ -390,6 +378,7 @@ mod tests {
     use super::*;
     use crate::pipeline::plan::InputPlan;
     use crate::read::chunker::RecordChunker;
+    use crate::read::csv_reference::parse_reference;
     use proptest::prelude::*;
 
     fn try_chunk(data: &[u8]) -> Option<CsvChunk> {
@@ -402,8 +391,8 @@ mod tests {
         try_chunk(data).expect("a well-formed chunk")
     }
 
-    fn polars_parse(chunk: &CsvChunk, schema: &Schema, csv: &CsvPlan) -> Option<DataFrame> {
-        crate::read::source::parse_csv_bytes(&chunk.bytes, Some(Arc::new(schema.clone())), csv).ok()
+    fn reference(chunk: &CsvChunk, schema: &Schema, input: &InputPlan) -> Option<DataFrame> {
+        parse_reference(chunk, schema, input, "t.csv").ok()
     }
 
     fn schema(types: &[DataType]) -> Schema {
@@ -416,7 +405,7 @@ mod tests {
 
     #[test]
     fn parses_quotes_nulls_and_crlf() {
-        let csv = InputPlan::defaults("t.csv").csv;
+        let input = InputPlan::defaults("t.csv");
         let s = schema(&[
             DataType::Int64,
             DataType::String,
@@ -425,24 +414,26 @@ mod tests {
         ]);
         let data = b"a,b,c,d\r\n1,\"x, \"\"y\"\"\nz\",2.5,true\r\n-2,,NA,FALSE\r\n3,\"\",1e3,\r\n";
         let chunk = chunk_of(data);
-        let fast = FastCsv::new(&s, &csv).unwrap().parse(&chunk).unwrap();
-        let slow = polars_parse(&chunk, &s, &csv).unwrap();
+        let fast = FastCsv::new(&s, &input.csv).unwrap().parse(&chunk).unwrap();
+        let slow = reference(&chunk, &s, &input).unwrap();
         assert!(fast.equals_missing(&slow), "{fast}\n{slow}");
-        assert_eq!(
-            fast.column("c1").unwrap().str().unwrap().get(0),
-            Some("x, \"y\"\nz")
-        );
+        let c1 = fast.column("c1").unwrap().str().unwrap().clone();
+        assert_eq!(c1.get(0), Some("x, \"y\"\nz"));
+        assert_eq!(c1.get(1), None, "an empty unquoted field is null");
+        assert_eq!(c1.get(2), Some(""), "\"\" is the empty string");
     }
 
     #[test]
-    fn hands_odd_fields_to_polars() {
+    fn hands_odd_fields_to_the_reference_parser() {
         let csv = InputPlan::defaults("t.csv").csv;
         let s = schema(&[DataType::Int64, DataType::String]);
         for data in [
             &b"a,b\n 1,x\n"[..],
+            b"a,b\n1 ,x\n",
             b"a,b\n1,x\"y\"z\n",
             b"a,b\nx,y\n",
             b"a,b\n1,\"x\"y\n",
+            b"a,b\n\"\",y\n",
         ] {
             assert!(FastCsv::new(&s, &csv)
                 .unwrap()
@@ -451,34 +442,55 @@ mod tests {
         }
     }
 
+    #[test]
+    fn no_null_values_means_nothing_is_null() {
+        let mut input = InputPlan::defaults("t.csv");
+        input.csv.null_values = Vec::new();
+        let s = schema(&[DataType::String, DataType::String]);
+        let chunk = chunk_of(b"a,b\n,NA\n\"\",x\n");
+        let fast = FastCsv::new(&s, &input.csv).unwrap().parse(&chunk).unwrap();
+        assert_eq!(fast.column("c0").unwrap().null_count(), 0);
+        assert_eq!(fast.column("c1").unwrap().str().unwrap().get(0), Some("NA"));
+        assert!(fast.equals_missing(&reference(&chunk, &s, &input).unwrap()));
+    }
+
     fn field() -> impl Strategy<Value = String> {
         prop_oneof![
             Just(String::new()),
             Just("NA".to_string()),
             Just("\"\"".to_string()),
+            Just("\"NA\"".to_string()),
             Just("true".to_string()),
             Just("False".to_string()),
             "-?[0-9]{1,20}",
             "-?[0-9]{0,6}\\.[0-9]{0,6}(e-?[0-9]{1,3})?",
+            "\"-?[0-9]{1,5}\"",
             "[a-z ]{0,20}",
             "\"[a-z ,\\n]{0,10}(\"\"[a-z]{0,3})?\"",
-            "[ \t]?[0-9]{1,3}",
+            "[ \t]?[0-9]{1,3}[ ]?",
+            // A literal quote inside an unquoted field, text after a closing quote.
+            "[a-z]{1,3}\"[a-z]{0,3}",
+            "\"[a-z]{0,3}\"[a-z0-9]{1,3}",
         ]
     }
 
     proptest! {
-        /// Whatever the fast path accepts, polars reads the same way.
+        /// Whatever the fast path accepts, the reference parser reads the
+        /// same way, in every null setting and with any line end.
         #[test]
-        fn agrees_with_polars(
+        fn agrees_with_the_reference_parser(
             types in proptest::collection::vec(
                 prop_oneof![Just(DataType::Int64), Just(DataType::Float64), Just(DataType::Boolean), Just(DataType::String)],
                 1..5),
             rows in proptest::collection::vec(proptest::collection::vec(field(), 5), 1..30),
-            crlf in any::<bool>(),
+            eol in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+            no_nulls in any::<bool>(),
         ) {
-            let csv = InputPlan::defaults("t.csv").csv;
+            let mut input = InputPlan::defaults("t.csv");
+            if no_nulls {
+                input.csv.null_values = Vec::new();
+            }
             let s = schema(&types);
-            let eol = if crlf { "\r\n" } else { "\n" };
             let mut text: String = (0..types.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
             text.push_str(eol);
             for r in &rows {
@@ -489,11 +501,12 @@ mod tests {
             let chunk = try_chunk(text.as_bytes());
             prop_assume!(chunk.is_some());
             let chunk = chunk.unwrap();
-            if let Some(fast) = FastCsv::new(&s, &csv).unwrap().parse(&chunk) {
-                let slow = polars_parse(&chunk, &s, &csv);
-                prop_assert!(slow.is_some(), "polars rejects what the fast path read:\n{text}");
+            prop_assume!(chunk.rows() == rows.len());
+            let slow = reference(&chunk, &s, &input);
+            if let Some(fast) = FastCsv::new(&s, &input.csv).unwrap().parse(&chunk) {
+                prop_assert!(slow.is_some(), "the reference parser rejects what the fast path read:\n{text}");
                 let slow = slow.unwrap();
-                prop_assert!(fast.equals_missing(&slow), "{text}\nfast {fast}\npolars {slow}");
+                prop_assert!(fast.equals_missing(&slow), "{text}\nfast {fast}\nreference {slow}");
             }
         }
     }

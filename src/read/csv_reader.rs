@@ -11,8 +11,9 @@ use crate::read::chunker::{CsvChunk, RecordChunker};
 use crate::storage::{open_read, open_read_range, InputObject};
 use crate::timings::{timed, Stage};
 
-/// `PREP_CSV_PARSER=polars` parses every chunk with polars (to compare the
-/// two paths, or to rule the fast one out when chasing a problem).
+/// `PREP_CSV_PARSER=reference` parses every chunk with the reference parser
+/// (to compare the two paths, or to rule the fast one out when chasing a
+/// problem).
 pub fn fast_parser_enabled() -> bool {
     crate::env::fast_csv_parser()
 }
@@ -31,7 +32,7 @@ pub fn spawn_chunker(
     plan: &InputPlan,
     counter: Arc<AtomicU64>,
     range: Option<std::ops::Range<u64>>,
-    known_header: Option<Vec<String>>,
+    known_header: Option<(Vec<String>, u8)>,
     leave_field_counts: bool,
 ) -> Result<(Receiver<Msg>, Sender<Vec<u8>>)> {
     let reader = match &range {
@@ -50,8 +51,9 @@ pub fn spawn_chunker(
             let header = match known_header {
                 // A piece from the middle of an object: the header was read
                 // from the object's start; this stream holds records only.
-                Some(h) => {
+                Some((h, eol)) => {
                     chunker.set_expected_fields(h.len());
+                    chunker.set_eol(eol);
                     Ok(Some(h))
                 }
                 None => chunker.first_record(csv.has_header),

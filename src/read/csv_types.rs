@@ -1,14 +1,24 @@
-//! CSV typing details that make prep read a file the way a pandas user
-//! expects: unique header names, numbers with surrounding spaces, and the
-//! "value does not fit the inferred type" diagnosis with file, line and
-//! column. Input: header fields and parsed chunks from `source.rs`.
+//! CSV typing the way a pandas user expects: unique header names, and the
+//! schema fixed from the data. Each column's type comes from the values of
+//! the first chunk that has any (int64 ⊂ float64 ⊂ string, bool ⊂ string;
+//! spaces around numbers allowed); `[input.schema]` pins a type; a scaled
+//! column is float64 from the start. Enters: header fields and the first
+//! chunk (from `source.rs`); leaves: the [`FixedSchema`] every chunk of
+//! the run is parsed with.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use polars::prelude::*;
 
 use crate::chunk::FixedSchema;
-use crate::error::{DataError, DataLocation, PrepError, Result, TypeOrigin};
-use crate::pipeline::plan::InputPlan;
-use crate::read::chunker::{records_of, CsvChunk};
+use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
+use crate::pipeline::plan::{CsvPlan, InputFormat, InputPlan};
+use crate::read::chunker::{CsvChunk, RecordChunker};
+use crate::read::csv_fields::{fields, Inferred, NullTokens};
+use crate::read::csv_reference::records;
+use crate::read::source::{dtype_for, format_of};
+use crate::storage::{open_read, InputObject};
 
 /// Column names from a CSV header, made unique the way pandas does it, so
 /// names match what a pandas/scikit-learn user sees: an empty name becomes
@@ -37,181 +47,148 @@ pub fn column_names(header: Vec<String>, has_header: bool) -> Vec<String> {
     out
 }
 
-/// The number a field holds once surrounding spaces are trimmed, if any.
-fn trimmed_number(v: &str, dtype: &DataType) -> Option<AnyValue<'static>> {
-    let t = v.trim();
-    match dtype {
-        DataType::Int64 => t.parse::<i64>().ok().map(AnyValue::Int64),
-        _ => t
-            .parse::<f64>()
-            .ok()
-            .or_else(|| is_polars_float(t).then(|| parse_special_float(t)))
-            .map(AnyValue::Float64),
-    }
-}
-
-fn parse_special_float(t: &str) -> f64 {
-    match t.to_ascii_lowercase().trim_start_matches('+') {
-        "nan" => f64::NAN,
-        s if s.starts_with('-') => f64::NEG_INFINITY,
-        _ => f64::INFINITY,
-    }
-}
-
-/// For string columns of the first chunk: the numeric type every non-null
-/// value has once trimmed, when at least one value needed trimming.
-pub fn detect_trimmed(df: &DataFrame, names: &[String]) -> Vec<(String, DataType)> {
-    let mut out = Vec::new();
-    for (name, col) in names.iter().zip(df.columns()) {
-        let Ok(ca) = col.as_materialized_series().str() else {
-            continue;
-        };
-        let values: Vec<&str> = ca.iter().flatten().collect();
-        if values.is_empty() || !values.iter().any(|v| v.trim().len() != v.len()) {
-            continue;
-        }
-        if values.iter().all(|v| v.trim().parse::<i64>().is_ok()) {
-            out.push((name.clone(), DataType::Int64));
-        } else if values
-            .iter()
-            .all(|v| trimmed_number(v, &DataType::Float64).is_some())
-        {
-            out.push((name.clone(), DataType::Float64));
-        }
-    }
-    out
-}
-
-/// Converts the trimmed columns of a parsed chunk to their numeric types.
-pub fn convert_trimmed(
-    mut df: DataFrame,
-    fixed: &FixedSchema,
-    lines: &[u64],
-    uri: &str,
-) -> Result<DataFrame> {
-    for (name, dtype) in &fixed.trimmed {
-        let col = df
-            .column(name)
-            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?;
-        let ca = col
-            .as_materialized_series()
-            .str()
-            .map_err(|e| PrepError::polars(format!("reading column `{name}`"), e))?
-            .clone();
-        let mut values: Vec<AnyValue> = Vec::with_capacity(ca.len());
-        for (i, v) in ca.iter().enumerate() {
-            match v {
-                None => values.push(AnyValue::Null),
-                Some(v) => match trimmed_number(v, dtype) {
-                    Some(n) => values.push(n),
-                    None => {
-                        // `[input.schema]` columns are never trimmed: the type is inferred.
-                        return Err(PrepError::bad_data(
-                            DataLocation::file(uri)
-                                .line(lines.get(i).copied())
-                                .column(name),
-                            DataError::TypeMismatch {
-                                column: name.clone(),
-                                value: v.to_string(),
-                                expected: dtype.clone(),
-                                origin: TypeOrigin::Inferred,
-                            },
-                        ));
-                    }
-                },
-            }
-        }
-        let series = Series::from_any_values_and_dtype(
-            PlSmallStr::from(name.as_str()),
-            &values,
-            dtype,
-            true,
-        )
-        .map_err(|e| PrepError::polars(format!("converting column `{name}`"), e))?;
-        df.with_column(series.into_column())
-            .map_err(|e| PrepError::polars(format!("replacing column `{name}`"), e))?;
-    }
-    Ok(df)
-}
-
-/// Turns a polars parse failure into "file, line, column: value does not fit
-/// type" by re-checking the chunk's records (only on the error path).
-pub fn diagnose_parse_error(
-    e: PolarsError,
+/// Per column, the type of its non-null values in this chunk (`None`: all
+/// null so far). A field that is not UTF-8 is bad data naming it.
+pub fn infer_chunk(
     chunk: &CsvChunk,
-    schema: &Schema,
-    input: &InputPlan,
-    uri: &str,
-) -> PrepError {
-    let csv = &input.csv;
-    let nulls: std::collections::HashSet<&str> =
-        csv.null_values.iter().map(String::as_str).collect();
-    for (line, raw) in records_of(chunk, csv.delimiter, csv.quote) {
-        let mut fields = Vec::with_capacity(raw.len());
-        for (i, bytes) in raw.iter().enumerate() {
-            match std::str::from_utf8(bytes) {
-                Ok(v) => fields.push(v.to_string()),
-                Err(err) => {
-                    let column = schema
-                        .get_at_index(i)
-                        .map(|(n, _)| n.to_string())
-                        .unwrap_or_else(|| format!("column_{}", i + 1));
-                    return PrepError::bad_data(
-                        DataLocation::file(uri).line(Some(line)).column(column),
-                        DataError::InvalidUtf8 { error: err },
-                    );
-                }
-            }
-        }
-        for ((name, dtype), value) in schema.iter().zip(fields.iter()) {
-            if nulls.contains(value.as_str()) {
+    names: &[String],
+    only: Option<&[usize]>,
+    csv: &CsvPlan,
+    file: &str,
+) -> Result<Vec<Option<Inferred>>> {
+    let nulls = NullTokens::new(&csv.null_values);
+    let mut types: Vec<Option<Inferred>> = vec![None; names.len()];
+    let wanted = |i: usize| only.is_none_or(|o| o.contains(&i));
+    for (line, rec) in records(chunk) {
+        for (i, f) in fields(rec, csv.delimiter, csv.quote).enumerate() {
+            if i >= names.len() || !wanted(i) || nulls.is_null(&f.value, f.quoted) {
                 continue;
             }
-            let v = value.trim();
-            let fits = match dtype {
-                DataType::Int64 => v.parse::<i64>().is_ok(),
-                DataType::Float64 => v.parse::<f64>().is_ok() || is_polars_float(v),
-                DataType::Boolean => {
-                    v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
-                }
-                _ => true,
-            };
-            if !fits {
-                let pinned = input
-                    .schema_overrides
-                    .iter()
-                    .any(|(c, _)| c == name.as_str());
-                return PrepError::bad_data(
-                    DataLocation::file(uri)
-                        .line(Some(line))
-                        .column(name.as_str()),
-                    DataError::TypeMismatch {
-                        column: name.to_string(),
-                        value: value.clone(),
-                        expected: dtype.clone(),
-                        origin: if pinned {
-                            TypeOrigin::Pinned
-                        } else {
-                            TypeOrigin::Inferred
-                        },
-                    },
+            if let Err(error) = std::str::from_utf8(&f.value) {
+                return Err(PrepError::bad_data(
+                    DataLocation::file(file).line(Some(line)).column(&names[i]),
+                    DataError::InvalidUtf8 { error },
+                ));
+            }
+            types[i] = Inferred::add(types[i], &f.value);
+        }
+    }
+    Ok(types)
+}
+
+/// The type a column is read with, given what its first values look like
+/// (`None`: no value yet): `[input.schema]` first, then float64 for the
+/// scaled columns whose values are numbers, else the inferred type.
+pub fn column_type(input: &InputPlan, name: &str, inferred: Option<Inferred>) -> Option<DataType> {
+    if let Some((_, t)) = input.schema_overrides.iter().find(|(c, _)| c == name) {
+        return Some(dtype_for(*t));
+    }
+    match inferred? {
+        Inferred::Int | Inferred::Float if input.read_as_float.numeric(name) => {
+            Some(DataType::Float64)
+        }
+        t => Some(t.dtype()),
+    }
+}
+
+/// Fixes the schema from the first chunk of `files[first]`. A column with
+/// no value there takes the type of the first later chunk (of this or a
+/// later file) where it has values, found by reading ahead, so the result
+/// equals reading the whole input at once; a column with no value anywhere
+/// is a string column.
+pub fn fix_schema(
+    files: &[InputObject],
+    first: usize,
+    chunk: &CsvChunk,
+    names: &[String],
+    input: &InputPlan,
+) -> Result<FixedSchema> {
+    let obj = &files[first];
+    for (col, _) in &input.schema_overrides {
+        if !names.contains(col) {
+            return Err(missing_column(
+                &obj.uri,
+                col,
+                NamedIn::Setting("[input.schema]"),
+                names.iter().map(String::as_str),
+            ));
+        }
+    }
+    let inferred = infer_chunk(chunk, names, None, &input.csv, &obj.uri)?;
+    let mut types: Vec<Option<DataType>> = names
+        .iter()
+        .zip(&inferred)
+        .map(|(n, t)| column_type(input, n, *t))
+        .collect();
+    let pending: Vec<usize> = (0..names.len()).filter(|&i| types[i].is_none()).collect();
+    if !pending.is_empty() {
+        look_ahead(files, first, names, &pending, input, &mut types)?;
+    }
+    let schema: Schema = names
+        .iter()
+        .zip(types)
+        .map(|(n, t)| Field::new(PlSmallStr::from(n.as_str()), t.unwrap_or(DataType::String)))
+        .collect();
+    Ok(FixedSchema::new(Arc::new(schema), obj.uri.clone()))
+}
+
+/// Reads on from the start of `files[first]` until every pending column has
+/// a value (or the input ends), typing each from the chunk it first has
+/// values in. Chunks are cut as the run cuts them, so the answer is the
+/// run's; nothing is kept but the types.
+fn look_ahead(
+    files: &[InputObject],
+    first: usize,
+    names: &[String],
+    pending: &[usize],
+    input: &InputPlan,
+    types: &mut [Option<DataType>],
+) -> Result<()> {
+    let mut left: Vec<usize> = pending.to_vec();
+    let listed: Vec<&str> = left.iter().map(|&i| names[i].as_str()).collect();
+    tracing::info!(
+        "column(s) {} have no value in the first {} rows of {}; reading ahead for their type (pin them in [input.schema] to skip this)",
+        listed.join(", "),
+        input.chunk_rows,
+        files[first].uri
+    );
+    for obj in &files[first..] {
+        if !matches!(format_of(obj, input.format), Ok(InputFormat::Csv)) {
+            break;
+        }
+        let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
+        let mut chunker = RecordChunker::new(
+            reader,
+            obj.uri.clone(),
+            input.csv.delimiter,
+            input.csv.quote,
+        );
+        match chunker.first_record(input.csv.has_header)? {
+            Some(h) if h.len() == names.len() => {}
+            Some(_) => break, // the pass reports the different header
+            None => continue,
+        }
+        while let Some(chunk) = chunker.next_chunk(input.chunk_rows.get())? {
+            let found = infer_chunk(&chunk, names, Some(&left), &input.csv, &obj.uri)?;
+            left.retain(|&i| {
+                let Some(t) = found[i] else { return true };
+                types[i] = column_type(input, &names[i], Some(t));
+                tracing::info!(
+                    "column `{}` is {} (its first values are on lines {}–{} of {})",
+                    names[i],
+                    types[i].as_ref().map_or(String::new(), |d| d.to_string()),
+                    chunk.record_lines.first().copied().unwrap_or(0),
+                    chunk.record_lines.last().copied().unwrap_or(0),
+                    obj.uri
                 );
+                false
+            });
+            if left.is_empty() {
+                return Ok(());
             }
         }
     }
-    PrepError::bad_data(
-        DataLocation::file(uri).line(chunk.record_lines.first().copied()),
-        DataError::Unparsable {
-            detail: e.to_string(),
-        },
-    )
-}
-
-fn is_polars_float(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "inf" | "+inf" | "-inf" | "nan" | "infinity" | "-infinity"
-    )
+    Ok(())
 }
 
 #[cfg(test)]

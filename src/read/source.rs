@@ -1,26 +1,27 @@
 //! Chunked readers: CSV (split by `chunker.rs`, parsed by `csv_fast.rs`,
-//! polars for what it leaves) and Parquet (a row group or a slice of rows at
+//! `csv_reference.rs` for what it leaves) and Parquet (a row group or a slice of rows at
 //! a time), yielding DataFrames with a fixed schema.
 //!
 //! The schema is fixed by the first file: CSV types are inferred from its
-//! first chunk (then `[input.schema]` overrides apply), Parquet types come
-//! from its footer. Every later chunk and file must fit it; a value that does
+//! first chunk (`csv_types.rs`: `[input.schema]` pins, scaled columns are
+//! float64, a column without values there is typed by reading ahead),
+//! Parquet types come from its footer. Every later chunk and file must fit it; a value that does
 //! not is bad input naming the file, line and column, with a hint to pin the
 //! type in `[input.schema]`.
 
-use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use polars::prelude::*;
 
 use crate::chunk::{FixedSchema, SourceChunk};
-use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
-use crate::pipeline::plan::{ColumnType, CsvPlan, InputFormat, InputPlan};
+use crate::error::{DataError, DataLocation, PrepError, Result};
+use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
 use crate::read::chunker::{check_field_counts, CsvChunk, RecordChunker};
 use crate::read::csv_fast::FastCsv;
 use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Msg};
-use crate::read::csv_types::{column_names, convert_trimmed, detect_trimmed, diagnose_parse_error};
+use crate::read::csv_reference::parse_reference;
+use crate::read::csv_types::{column_names, fix_schema};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::schema_check::{check_same_columns, check_same_schema};
 use crate::read::split::{align_csv, first_record_of};
@@ -70,33 +71,6 @@ pub fn dtype_for(t: ColumnType) -> DataType {
     }
 }
 
-/// Parses one chunk of whole records from memory (borrowed: the chunk is
-/// still needed to locate a bad value if parsing fails).
-pub(crate) fn parse_csv_bytes(
-    bytes: &[u8],
-    schema: Option<SchemaRef>,
-    csv: &CsvPlan,
-) -> PolarsResult<DataFrame> {
-    let nulls: Vec<PlSmallStr> = csv
-        .null_values
-        .iter()
-        .map(|s| PlSmallStr::from(s.as_str()))
-        .collect();
-    let delimiter = csv.delimiter;
-    let quote = csv.quote;
-    CsvReadOptions::default()
-        .with_has_header(false)
-        .with_infer_schema_length(None)
-        .with_schema(schema)
-        .map_parse_options(|o| {
-            o.with_separator(delimiter)
-                .with_quote_char(quote)
-                .with_null_values(Some(NullValues::AllColumns(nulls.clone())))
-        })
-        .into_reader_with_file_handle(Cursor::new(bytes))
-        .finish()
-}
-
 /// Reads every input object in order, one chunk at a time.
 pub struct Source {
     pub files: Vec<InputObject>,
@@ -140,32 +114,39 @@ impl Source {
         self
     }
 
-    /// The schema a run over `obj` (first) would fix: a CSV's header plus the
-    /// types inferred from its first chunk, or a Parquet footer's.
-    pub fn schema_of_first(obj: &InputObject, plan: &InputPlan) -> Result<Option<FixedSchema>> {
-        match format_of(obj, plan.format)? {
-            InputFormat::Parquet => {
-                let input = ParquetInput::open(obj)?;
-                Ok(Some(FixedSchema::new(
-                    Arc::new(input.schema.clone()),
-                    obj.uri.clone(),
-                )))
-            }
-            InputFormat::Csv => {
-                let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-                let mut chunker =
-                    RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
-                let Some(header) = chunker.first_record(plan.csv.has_header)? else {
-                    return Ok(None);
-                };
-                let names = column_names(header, plan.csv.has_header);
-                let Some(chunk) = chunker.next_chunk(plan.chunk_rows.get())? else {
-                    return Ok(None);
-                };
-                let source = Source::new(vec![obj.clone()], plan, Arc::new(AtomicBool::new(false)));
-                source.infer_schema(&chunk, &names, obj).map(Some)
+    /// The schema a run over `files` would fix: a CSV's header plus the
+    /// types of its first chunk (read ahead where a column has no value
+    /// yet), or a Parquet footer's. Objects without rows are passed over.
+    pub fn schema_of_first(files: &[InputObject], plan: &InputPlan) -> Result<Option<FixedSchema>> {
+        for (k, obj) in files.iter().enumerate() {
+            match format_of(obj, plan.format)? {
+                InputFormat::Parquet => {
+                    let input = ParquetInput::open(obj)?;
+                    return Ok(Some(FixedSchema::new(
+                        Arc::new(input.schema.clone()),
+                        obj.uri.clone(),
+                    )));
+                }
+                InputFormat::Csv => {
+                    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
+                    let mut chunker = RecordChunker::new(
+                        reader,
+                        obj.uri.clone(),
+                        plan.csv.delimiter,
+                        plan.csv.quote,
+                    );
+                    let Some(header) = chunker.first_record(plan.csv.has_header)? else {
+                        continue;
+                    };
+                    let names = column_names(header, plan.csv.has_header);
+                    let Some(chunk) = chunker.next_chunk(plan.chunk_rows.get())? else {
+                        continue;
+                    };
+                    return fix_schema(files, k, &chunk, &names, plan).map(Some);
+                }
             }
         }
+        Ok(None)
     }
 
     pub fn total_bytes(&self) -> u64 {
@@ -225,13 +206,13 @@ impl Source {
         let mut obj = self.files[idx].clone();
         let (range, header) = match part {
             Part::Bytes(r) => {
-                let header = first_record_of(&obj, &self.plan)?;
-                let start = align_csv(&obj, r.start, &self.plan, header.len())?;
-                let end = align_csv(&obj, r.end, &self.plan, header.len())?;
+                let (header, eol) = first_record_of(&obj, &self.plan)?;
+                let start = align_csv(&obj, r.start, &self.plan, header.len(), eol)?;
+                let end = align_csv(&obj, r.end, &self.plan, header.len(), eol)?;
                 if start >= end {
                     return Ok(());
                 }
-                (Some(start..end), (start > 0).then_some(header))
+                (Some(start..end), (start > 0).then_some((header, eol)))
             }
             _ => (None, None),
         };
@@ -250,27 +231,29 @@ impl Source {
             header,
             counts_left,
         )?;
-        let csv = &self.plan.csv;
-        let check_counts = |chunk: &CsvChunk, expected: usize| -> Result<()> {
-            if counts_left {
-                check_field_counts(chunk, expected, &obj.uri, csv.delimiter, csv.quote)?;
-            }
-            Ok(())
-        };
         let header = match rx.recv() {
             Ok(Msg::Header(h)) => h,
             Ok(Msg::Failed(e)) => return Err(e),
             _ => return Ok(()),
         };
-        let Some(header) = header else { return Ok(()) };
+        let Some(header) = header else {
+            // An object with no header at all: nothing to read when it is
+            // one of several; the whole input, it is a mistake.
+            if self.files.len() == 1 && !mid_object {
+                return Err(PrepError::bad_data(
+                    DataLocation::file(&obj.uri),
+                    DataError::NoHeader,
+                ));
+            }
+            return Ok(());
+        };
         let names = column_names(header, self.plan.csv.has_header);
         if let Some(fixed) = &self.schema {
             check_same_columns(fixed, &names, &obj.uri)?;
         }
         let mut first_row = 1u64;
-        // The schema polars parses with, fixed once the first chunk is seen,
-        // and the fast parser for it (None: polars parses every chunk).
-        let mut parse_schema: Option<SchemaRef> = None;
+        // The fast parser for the fixed schema (None: the reference parser
+        // reads every chunk), made once the first chunk is seen.
         let mut fast: Option<Option<FastCsv>> = None;
         for msg in rx {
             self.check_cancel()?;
@@ -280,40 +263,25 @@ impl Source {
                 Msg::Header(_) => unreachable!("header comes first"),
             };
             if self.schema.is_none() {
-                check_counts(&chunk, names.len())?;
-                self.schema = Some(self.infer_schema(&chunk, &names, &obj)?);
+                self.schema = Some(fix_schema(&self.files, idx, &chunk, &names, &self.plan)?);
             }
             let fixed = self.schema.as_ref().expect("schema set above");
-            let parse_schema = parse_schema.get_or_insert_with(|| fixed.parse_schema());
             let fast = fast.get_or_insert_with(|| {
                 fast_parser_enabled()
-                    .then(|| FastCsv::new(parse_schema, &self.plan.csv))
+                    .then(|| FastCsv::new(&fixed.schema, &self.plan.csv))
                     .flatten()
             });
             let rows = chunk.rows() as u64;
-            let parsed = timed(Stage::Parse, || -> Result<PolarsResult<DataFrame>> {
+            let df = timed(Stage::Parse, || -> Result<DataFrame> {
                 if let Some(df) = fast.as_ref().and_then(|f| f.parse(&chunk)) {
-                    return Ok(Ok(df));
+                    return Ok(df);
                 }
-                check_counts(&chunk, names.len())?;
-                Ok(parse_csv_bytes(
-                    &chunk.bytes,
-                    Some(parse_schema.clone()),
-                    &self.plan.csv,
-                ))
+                if counts_left {
+                    let csv = &self.plan.csv;
+                    check_field_counts(&chunk, names.len(), &obj.uri, csv.delimiter, csv.quote)?;
+                }
+                parse_reference(&chunk, &fixed.schema, &self.plan, &obj.uri)
             })?;
-            let df = match parsed {
-                Ok(df) => convert_trimmed(df, fixed, &chunk.record_lines, &obj.uri)?,
-                Err(e) => {
-                    return Err(diagnose_parse_error(
-                        e,
-                        &chunk,
-                        parse_schema,
-                        &self.plan,
-                        &obj.uri,
-                    ))
-                }
-            };
             let CsvChunk {
                 bytes,
                 record_lines: lines,
@@ -321,15 +289,7 @@ impl Source {
             } = chunk;
             // The reader thread stops first on error, so a failed send is fine.
             let _ = recycle.send(bytes);
-            if df.height() as u64 != rows {
-                return Err(PrepError::bad_data(
-                    DataLocation::file(&obj.uri).line(lines.first().copied()),
-                    DataError::RowCountMismatch {
-                        parsed: df.height(),
-                        expected: rows,
-                    },
-                ));
-            }
+            debug_assert_eq!(df.height() as u64, rows);
             f(
                 SourceChunk {
                     df,
@@ -342,53 +302,6 @@ impl Source {
             first_row += rows;
         }
         Ok(())
-    }
-
-    /// Infers types from the first chunk, applies `[input.schema]`, and fixes the schema.
-    fn infer_schema(
-        &self,
-        chunk: &CsvChunk,
-        names: &[String],
-        obj: &InputObject,
-    ) -> Result<FixedSchema> {
-        let inferred = parse_csv_bytes(&chunk.bytes, None, &self.plan.csv).map_err(|e| {
-            let named: Schema = names
-                .iter()
-                .map(|n| Field::new(PlSmallStr::from(n.as_str()), DataType::String))
-                .collect();
-            diagnose_parse_error(e, chunk, &named, &self.plan, &obj.uri)
-        })?;
-        let mut schema = Schema::with_capacity(names.len());
-        for (name, col) in names.iter().zip(inferred.columns()) {
-            let dtype = match col.dtype() {
-                DataType::Null => DataType::String,
-                DataType::Int32 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
-                DataType::Float32 => DataType::Float64,
-                d => d.clone(),
-            };
-            schema.with_column(PlSmallStr::from(name.as_str()), dtype);
-        }
-        let mut trimmed = detect_trimmed(&inferred, names);
-        for (col, ty) in &self.plan.schema_overrides {
-            trimmed.retain(|(c, _)| c != col);
-            if schema.get(col.as_str()).is_none() {
-                return Err(missing_column(
-                    &obj.uri,
-                    col,
-                    NamedIn::Setting("[input.schema]"),
-                    schema.iter_names().map(|s| s.as_str()),
-                ));
-            }
-            schema.with_column(PlSmallStr::from(col.as_str()), dtype_for(*ty));
-        }
-        for (col, dtype) in &trimmed {
-            schema.with_column(PlSmallStr::from(col.as_str()), dtype.clone());
-        }
-        Ok(FixedSchema {
-            schema: Arc::new(schema),
-            origin: obj.uri.clone(),
-            trimmed,
-        })
     }
 
     fn read_parquet(

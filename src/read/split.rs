@@ -9,12 +9,14 @@ use crate::storage::{open_read, read_range, InputObject};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-/// The first record of an object (its header).
-pub fn first_record_of(obj: &InputObject, plan: &InputPlan) -> Result<Vec<String>> {
+/// The first record of an object (its header) and its record end (`\n` or
+/// `\r`, see [`crate::read::chunker::detect_eol`]).
+pub fn first_record_of(obj: &InputObject, plan: &InputPlan) -> Result<(Vec<String>, u8)> {
     let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
     let mut chunker =
         RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
-    Ok(chunker.first_record(false)?.unwrap_or_default())
+    let header = chunker.first_record(false)?.unwrap_or_default();
+    Ok((header, chunker.eol()))
 }
 
 /// How many consecutive well-formed records confirm a record boundary.
@@ -25,10 +27,16 @@ const ALIGN_WINDOW: u64 = 8 << 20;
 /// Moves a nominal byte offset to the start of the next record. Without the
 /// state from the start of the file a newline may sit inside a quoted field,
 /// so a candidate is accepted only when the records that follow it all have
-/// the header's field count (ALIGN_CONFIRM of them, or all up to the end of
-/// the object). Every worker computes the same boundary for the same offset,
+/// the header's field count and plain quoting (ALIGN_CONFIRM of them, or
+/// all up to the end of the object). Every worker computes the same boundary for the same offset,
 /// so adjacent pieces meet exactly.
-pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usize) -> Result<u64> {
+pub fn align_csv(
+    obj: &InputObject,
+    nominal: u64,
+    plan: &InputPlan,
+    fields: usize,
+    eol: u8,
+) -> Result<u64> {
     if nominal == 0 || nominal >= obj.size {
         return Ok(nominal.min(obj.size));
     }
@@ -39,7 +47,7 @@ pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usiz
     let window = read_range(obj, base..end)?;
     let at_eof = end == obj.size;
     let mut pos = 0usize;
-    while let Some(i) = memchr::memchr(b'\n', &window[pos..]) {
+    while let Some(i) = memchr::memchr(eol, &window[pos..]) {
         let start = pos + i + 1;
         pos = start;
         if start == window.len() {
@@ -50,6 +58,8 @@ pub fn align_csv(obj: &InputObject, nominal: u64, plan: &InputPlan, fields: usiz
         }
         let mut c = RecordChunker::new(&window[start..], "", plan.csv.delimiter, plan.csv.quote);
         c.set_expected_fields(fields);
+        c.set_eol(eol);
+        c.strict_quotes();
         match c.next_chunk(ALIGN_CONFIRM) {
             Ok(Some(chunk)) if chunk.rows() == ALIGN_CONFIRM || at_eof => {
                 return Ok(base + start as u64);
@@ -92,7 +102,7 @@ mod tests {
         let obj = InputObject::local(path, "t.csv".into(), data.len() as u64);
         let plan = InputPlan::defaults("t.csv");
         for nominal in (1..data.len() as u64).step_by(37) {
-            let got = align_csv(&obj, nominal, &plan, 3).unwrap();
+            let got = align_csv(&obj, nominal, &plan, 3, b'\n').unwrap();
             assert!(got >= nominal);
             assert!(
                 got == data.len() as u64 || starts.contains(&got),

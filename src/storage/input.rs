@@ -93,13 +93,16 @@ fn glob_matcher(uri: &str, pattern: &str) -> Result<globset::GlobMatcher> {
 
 /// Lists the input objects of `uri` (a file, a directory/prefix, or a glob)
 /// in lexicographic key order, skipping hidden/underscore names, folder
-/// markers and empty objects.
+/// markers and empty objects (an empty object named directly is kept: the
+/// reader then reports it as a file without a header).
 pub fn list_inputs(uri: &str, storage: &StoragePlan) -> Result<Vec<InputObject>> {
-    let mut objects = match local_path(uri) {
+    let (mut objects, direct) = match local_path(uri) {
         Some(path) => list_local(uri, &path)?,
         None => list_remote(uri, storage)?,
     };
-    objects.retain(|o| o.size > 0 && !is_skipped(&o.key));
+    if !direct {
+        objects.retain(|o| o.size > 0 && !is_skipped(&o.key));
+    }
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     if objects.is_empty() {
         return Err(PrepError::NoInput {
@@ -109,9 +112,11 @@ pub fn list_inputs(uri: &str, storage: &StoragePlan) -> Result<Vec<InputObject>>
     Ok(objects)
 }
 
-fn list_local(uri: &str, path: &Path) -> Result<Vec<InputObject>> {
+/// The objects, and whether `uri` named one object directly.
+fn list_local(uri: &str, path: &Path) -> Result<(Vec<InputObject>, bool)> {
     let text = path.to_string_lossy().to_string();
     let mut found = Vec::new();
+    let mut direct = false;
     if is_glob(&text) {
         let base = glob_base(&text);
         let matcher = glob_matcher(uri, &text)?;
@@ -123,6 +128,7 @@ fn list_local(uri: &str, path: &Path) -> Result<Vec<InputObject>> {
     } else if path.is_dir() {
         walk(path, path, &mut |p, rel| found.push((p.to_path_buf(), rel)))?;
     } else if path.is_file() {
+        direct = true;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -134,10 +140,10 @@ fn list_local(uri: &str, path: &Path) -> Result<Vec<InputObject>> {
         let meta = std::fs::metadata(&p).map_err(|e| storage("reading metadata of", &p, e))?;
         objects.push(InputObject::local(p, rel, meta.len()));
     }
-    Ok(objects)
+    Ok((objects, direct))
 }
 
-fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<Vec<InputObject>> {
+fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<(Vec<InputObject>, bool)> {
     // The part before the first wildcard segment is listed as a folder.
     let (list_uri, pattern) = match uri.find(['*', '?', '[']) {
         Some(i) => {
@@ -162,7 +168,7 @@ fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<Vec<InputObject>
     if pattern.is_none() && !uri.ends_with('/') && !loc.path.as_ref().is_empty() {
         if let Some(one) = remote::head(&loc, &loc.path)? {
             let key = one.path.filename().unwrap_or_default().to_string();
-            return Ok(vec![make(one, key)]);
+            return Ok((vec![make(one, key)], true));
         }
     }
     let matcher = pattern.map(|p| glob_matcher(uri, &p)).transpose()?;
@@ -185,7 +191,7 @@ fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<Vec<InputObject>
         }
         out.push(make(l, rel));
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 /// The directory part of a glob before its first wildcard component.

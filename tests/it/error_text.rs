@@ -24,13 +24,13 @@ fn value_that_does_not_fit_the_inferred_type() {
     }
     data.push_str("50,2.5\n");
     expect(
-        &case_with(&data, "chunk_rows = 10"),
+        &case_with(&data, "chunk_rows = 10\n[scale]\ncolumns = [\"id\"]"),
         3,
         "error: bad input data in <tmp>/in.csv, line 52, column `qty`: value \"2.5\" does not fit the column's type int64 (inferred from the first rows)\n  \
          hint: pin the type in the pipeline: [input.schema] qty = \"float64\" (or add the value to input.csv.null_values if it means missing)\n",
     );
     expect(
-        &case_with(&data, "chunk_rows = 10\n[input.schema]\nqty = \"int64\""),
+        &case_with(&data, "chunk_rows = 10\n[input.schema]\nqty = \"int64\"\n[scale]\ncolumns = [\"id\"]"),
         3,
         "error: bad input data in <tmp>/in.csv, line 52, column `qty`: value \"2.5\" does not fit the column's type int64 (set in [input.schema])\n  \
          hint: fix the value upstream, or change the pipeline to [input.schema] qty = \"float64\" (or add the value to input.csv.null_values if it means missing)\n",
@@ -39,14 +39,14 @@ fn value_that_does_not_fit_the_inferred_type() {
 
 #[test]
 fn value_with_spaces_that_is_not_a_number() {
-    // The trimmed-number path words it the same way; the key is quoted.
+    // Spaces around numbers are allowed; the key is quoted.
     let mut data = String::from("id, x\n");
     for i in 0..30 {
         data.push_str(&format!("{i}, {i}\n"));
     }
     data.push_str("30, oops\n");
     expect(
-        &case_with(&data, "chunk_rows = 10"),
+        &case_with(&data, "chunk_rows = 10\n[scale]\ncolumns = [\"id\"]"),
         3,
         "error: bad input data in <tmp>/in.csv, line 32, column ` x`: value \" oops\" does not fit the column's type int64 (inferred from the first rows)\n  \
          hint: pin the type in the pipeline: [input.schema] \" x\" = \"string\" (or add the value to input.csv.null_values if it means missing)\n",

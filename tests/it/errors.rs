@@ -208,7 +208,8 @@ fn a_later_value_that_does_not_fit_the_inferred_type() {
         data.push_str(&format!("{i},{i}\n"));
     }
     data.push_str("50,2.5\n");
-    let case = case_with(&data, "chunk_rows = 10");
+    // Not scaled, so it keeps its exact type; scaled, it is read as float64.
+    let case = case_with(&data, "chunk_rows = 10\n[scale]\ncolumns = [\"id\"]");
     fails(
         &case,
         3,
@@ -219,8 +220,17 @@ fn a_later_value_that_does_not_fit_the_inferred_type() {
             "[input.schema] qty = \"float64\"",
         ],
     );
-    let case = case_with(&data, "chunk_rows = 10\n[input.schema]\nqty = \"float64\"");
+    let case = case_with(
+        &data,
+        "chunk_rows = 10\n[input.schema]\nqty = \"float64\"\n[scale]\ncolumns = [\"id\"]",
+    );
     case.run(&[]).success();
+    let case = case_with(&data, "chunk_rows = 10");
+    case.run(&[]).success();
+    assert_eq!(
+        case.scaler()["feature_names"],
+        serde_json::json!(["id", "qty"])
+    );
 }
 
 #[test]

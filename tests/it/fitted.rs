@@ -257,6 +257,18 @@ pub(crate) fn split(input: &Path, dir: &Path, k: usize) {
 }
 
 pub(crate) fn workers(name: &str, input: &Path, out: &Path, n: usize, phase: &str) {
+    workers_with(name, input, out, n, phase, &[]);
+}
+
+/// As [`workers`], with extra `--set` overrides for every worker.
+pub(crate) fn workers_with(
+    name: &str,
+    input: &Path,
+    out: &Path,
+    n: usize,
+    phase: &str,
+    sets: &[String],
+) {
     let kids: Vec<_> = (0..n)
         .map(|i| {
             let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("prep"));
@@ -265,6 +277,7 @@ pub(crate) fn workers(name: &str, input: &Path, out: &Path, n: usize, phase: &st
                 .arg(case_toml(name))
                 .args(["--set", &format!("input.uri={}", input.display())])
                 .args(["--set", &format!("output.uri={}", out.display())])
+                .args(sets.iter().flat_map(|s| ["--set", s.as_str()]))
                 .args(["--worker", &format!("{i}/{n}"), "--phase", phase, "--quiet"])
                 .stderr(std::process::Stdio::piped());
             cmd.spawn().unwrap()
@@ -278,7 +291,7 @@ pub(crate) fn workers(name: &str, input: &Path, out: &Path, n: usize, phase: &st
 
 /// transform.json of N workers equals one run's: exactly, but the standard
 /// scaler's moments (within 1e-12 relative).
-fn assert_same_artifact(a: &Value, b: &Value) {
+pub(crate) fn assert_same_artifact(a: &Value, b: &Value) {
     for (x, y) in a["steps"]
         .as_array()
         .unwrap()

@@ -290,7 +290,7 @@ fn sample_bytes() -> Vec<u8> {
 }
 
 #[test]
-fn fast_parser_polars_parser_and_buffered_io_write_the_same_bytes() {
+fn fast_parser_reference_parser_and_buffered_io_write_the_same_bytes() {
     // CRLF, quoted fields with quotes, commas and newlines, a quoted number,
     // null spellings, mixed-case booleans; chunks of 3 rows, and a padded
     // number in a later chunk that the fast path hands to polars.
@@ -317,7 +317,7 @@ fn fast_parser_polars_parser_and_buffered_io_write_the_same_bytes() {
             case.run(&[]).success();
             let fast = output_bytes(&case);
             assert!(fast.len() >= 3, "shards, manifest and scaler: {fast:?}");
-            for (var, value) in [("PREP_CSV_PARSER", "polars"), ("PREP_DIRECT_IO", "0")] {
+            for (var, value) in [("PREP_CSV_PARSER", "reference"), ("PREP_DIRECT_IO", "0")] {
                 let mut c = prep();
                 c.env(var, value)
                     .arg("run")

@@ -1,0 +1,133 @@
+//! The reference CSV parser: a chunk of whole records into a typed frame,
+//! one field at a time with the rules of `csv_fields.rs`. It parses the
+//! chunks the fast parser (`csv_fast.rs`) leaves (odd quoting, spaces
+//! around numbers, a value that does not fit), and is what the fast parser
+//! is property-tested against. Every error names the file, the record's
+//! physical line and the column by its header name.
+//!
+//! Enters: a [`CsvChunk`] and the fixed schema. Leaves: a frame with one
+//! row per record, or bad-data errors in prep's own words.
+
+use polars::prelude::*;
+
+use crate::error::{DataError, DataLocation, PrepError, Result, TypeOrigin};
+use crate::pipeline::plan::InputPlan;
+use crate::read::chunker::{trim_eol, CsvChunk};
+use crate::read::csv_fields::{fields, parse_bool, parse_float, parse_int, NullTokens};
+
+enum Values {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Str(Vec<Option<String>>),
+}
+
+/// Why a column has its type, for the "does not fit" hint.
+pub fn type_origin(input: &InputPlan, column: &str, dtype: &DataType) -> TypeOrigin {
+    if input.schema_overrides.iter().any(|(c, _)| c == column) {
+        TypeOrigin::Pinned
+    } else if dtype == &DataType::Float64 && input.read_as_float.numeric(column) {
+        TypeOrigin::Scaled
+    } else {
+        TypeOrigin::Inferred
+    }
+}
+
+/// The byte ranges of a chunk's records, line ends removed.
+pub fn records(chunk: &CsvChunk) -> impl Iterator<Item = (u64, &[u8])> {
+    let n = chunk.record_starts.len();
+    (0..n).map(move |k| {
+        let start = chunk.record_starts[k];
+        let end = chunk
+            .record_starts
+            .get(k + 1)
+            .copied()
+            .unwrap_or(chunk.bytes.len());
+        (chunk.record_lines[k], trim_eol(&chunk.bytes[start..end]))
+    })
+}
+
+/// Parses a chunk field by field into `schema`'s types.
+pub fn parse_reference(
+    chunk: &CsvChunk,
+    schema: &Schema,
+    input: &InputPlan,
+    file: &str,
+) -> Result<DataFrame> {
+    let csv = &input.csv;
+    let nulls = NullTokens::new(&csv.null_values);
+    let rows = chunk.rows();
+    let names: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
+    let mut cols: Vec<Values> = schema
+        .iter_values()
+        .map(|d| match d {
+            DataType::Int64 => Values::Int(Vec::with_capacity(rows)),
+            DataType::Float64 => Values::Float(Vec::with_capacity(rows)),
+            DataType::Boolean => Values::Bool(Vec::with_capacity(rows)),
+            _ => Values::Str(Vec::with_capacity(rows)),
+        })
+        .collect();
+    for (line, rec) in records(chunk) {
+        let mut found = 0;
+        for (i, f) in fields(rec, csv.delimiter, csv.quote).enumerate() {
+            found += 1;
+            let Some(col) = cols.get_mut(i) else { continue };
+            let at = || DataLocation::file(file).line(Some(line)).column(names[i]);
+            let text = std::str::from_utf8(&f.value)
+                .map_err(|error| PrepError::bad_data(at(), DataError::InvalidUtf8 { error }))?;
+            let null = nulls.is_null(&f.value, f.quoted);
+            let mismatch = |expected: DataType| {
+                PrepError::bad_data(
+                    at(),
+                    DataError::TypeMismatch {
+                        column: names[i].to_string(),
+                        value: text.to_string(),
+                        origin: type_origin(input, names[i], &expected),
+                        expected,
+                    },
+                )
+            };
+            match col {
+                Values::Int(v) => v.push(match null {
+                    true => None,
+                    false => Some(parse_int(&f.value).ok_or_else(|| mismatch(DataType::Int64))?),
+                }),
+                Values::Float(v) => v.push(match null {
+                    true => None,
+                    false => {
+                        Some(parse_float(&f.value).ok_or_else(|| mismatch(DataType::Float64))?)
+                    }
+                }),
+                Values::Bool(v) => v.push(match null {
+                    true => None,
+                    false => Some(parse_bool(&f.value).ok_or_else(|| mismatch(DataType::Boolean))?),
+                }),
+                Values::Str(v) => v.push((!null).then(|| text.to_string())),
+            }
+        }
+        if found != names.len() {
+            return Err(PrepError::bad_data(
+                DataLocation::file(file).line(Some(line)),
+                DataError::RaggedRow {
+                    expected: names.len(),
+                    found,
+                },
+            ));
+        }
+    }
+    let columns: Vec<Column> = cols
+        .into_iter()
+        .zip(&names)
+        .map(|(v, name)| {
+            let name = PlSmallStr::from(*name);
+            match v {
+                Values::Int(v) => Series::new(name, v),
+                Values::Float(v) => Series::new(name, v),
+                Values::Bool(v) => Series::new(name, v),
+                Values::Str(v) => Series::new(name, v),
+            }
+            .into_column()
+        })
+        .collect();
+    DataFrame::new(rows, columns).map_err(|e| PrepError::polars("building a CSV chunk", e))
+}
