@@ -566,3 +566,21 @@ fn many_parquet_objects_read_ahead_equal_a_local_read() {
     };
     assert_eq!(shards(&from_local), shards(&remote));
 }
+
+/// An empty object named directly has no header (exit 3 naming it); in a
+/// prefix with other objects it is skipped.
+#[test]
+fn an_empty_object_named_directly_is_bad_data() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/empty.csv", "");
+    server.put(&bucket, "raw/rows.csv", sample());
+    let case = Case::new();
+    let named = server.uri(&bucket, "raw/empty.csv");
+    pipeline_to_local(&case, &named, "format = \"jsonl\"");
+    let a = run(&case, server, None, &[]).code(3);
+    let err = stderr_of(&a);
+    assert!(err.contains(&named) && err.contains("no header"), "{err}");
+    pipeline_to_local(&case, &server.uri(&bucket, "raw/"), "format = \"jsonl\"");
+    run(&case, server, None, &[]).success();
+}
