@@ -20,7 +20,9 @@ use crate::chunk::FixedSchema;
 use crate::error::{PrepError, Result};
 use crate::job::rejects::RejectWriter;
 use crate::job::report::Progress;
-use crate::pipeline::plan::{InputFormat, InputPlan, Plan, SecondPass};
+use crate::pipeline::plan::{
+    ImputeStrategy, InputFormat, InputPlan, Plan, ScaleMethod, SecondPass,
+};
 use crate::read::source::{format_of, Piece, Source};
 use crate::storage::InputObject;
 use crate::timings::{timed, Stage};
@@ -70,6 +72,25 @@ pub fn cleaner_for(plan: &Plan, cols: &ResolvedColumns) -> Cleaner {
     }
 }
 
+/// The columns a quantile refinement pass reads (`job/refine.rs`): the
+/// median-imputed and the robust-scaled ones.
+pub fn refined_columns(plan: &Plan, cols: &ResolvedColumns) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (g, cs) in plan.impute.iter().zip(&cols.steps.impute) {
+        if matches!(g.strategy, ImputeStrategy::Median) {
+            out.extend(cs.iter().cloned());
+        }
+    }
+    for (g, cs) in plan.scale.iter().zip(&cols.steps.scale) {
+        if matches!(g.method, ScaleMethod::Robust { .. }) {
+            out.extend(cs.iter().cloned());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Spill (true) or re-read (false) for the passes after the fit.
 pub fn spills(plan: &Plan, files: &[InputObject]) -> bool {
     match plan.input.second_pass {
@@ -113,16 +134,24 @@ pub fn fit_pass(
     let spill_mode = spills(plan, files);
 
     let (read, spill) = std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<DataFrame>(2);
+        let (tx, rx) = sync_channel::<(DataFrame, Arc<Vec<String>>)>(2);
         let spiller = spill_mode.then(|| {
-            scope.spawn(move || -> Result<Spill> {
-                let mut spill = Spill::new()?;
-                for mut df in rx {
-                    timed(Stage::SpillWrite, || spill.write(&mut df))?;
-                }
-                Ok(spill)
-            })
+            std::thread::Builder::new()
+                .name("prep-spill-writer".into())
+                .spawn_scoped(scope, move || -> Result<Spill> {
+                    let mut spill = Spill::new()?;
+                    for (mut df, keys) in rx {
+                        timed(Stage::SpillWrite, || spill.write(&mut df, &keys))?;
+                    }
+                    Ok(spill)
+                })
+                .map_err(|e| PrepError::io("starting the spill writer thread", e))
         });
+        let spiller = match spiller.transpose() {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        };
+        let mut keys: Arc<Vec<String>> = Arc::default();
         let read = source.for_each_chunk(&mut |chunk, src| {
             if resolved.is_none() {
                 let schema = src
@@ -133,6 +162,12 @@ pub fn fit_pass(
                 let cleaner = cleaner_for(plan, &cols);
                 state = Some(FitState::new(plan, &cols.steps));
                 resolved = Some((cols, cleaner));
+            }
+            if keys.is_empty() {
+                keys = Arc::new(refined_columns(
+                    plan,
+                    &resolved.as_ref().expect("resolved").0,
+                ));
             }
             let (cols, cleaner) = resolved.as_ref().expect("resolved above");
             let st = state.as_mut().expect("with the columns");
@@ -149,7 +184,7 @@ pub fn fit_pass(
                 })
             })?;
             let df = cleaned.df;
-            if spill_mode && tx.send(df).is_err() {
+            if spill_mode && tx.send((df, keys.clone())).is_err() {
                 return Err(consumer_gone());
             }
             progress.update(src.bytes_read.load(Ordering::Relaxed), counts.rows_in);

@@ -46,11 +46,14 @@ impl PassRefine<'_> {
         };
         match &self.fitted.spill {
             Some(spill) => {
+                let mut columns: Vec<String> = requests.iter().map(|r| r.column.clone()).collect();
+                columns.sort();
+                columns.dedup();
                 for i in 0..spill.chunks() {
                     if self.input.cancel.load(Ordering::Relaxed) {
                         return Err(interrupted());
                     }
-                    let df = timed(Stage::SpillRead, || spill.read(i))?;
+                    let df = timed(Stage::SpillRead, || spill.read_columns(i, &columns))?;
                     add(&df)?;
                 }
             }

@@ -98,6 +98,9 @@ pub struct Spill {
     dir: tempfile::TempDir,
     /// Each file, and whether it was written past the page cache.
     files: Vec<(PathBuf, bool)>,
+    /// Beside each file, its key columns alone (see [`Spill::write`]).
+    key_files: Vec<Option<PathBuf>>,
+    key_columns: Vec<String>,
     pub bytes: u64,
     policy: DirectPolicy,
     direct: bool,
@@ -121,6 +124,8 @@ impl Spill {
         Ok(Spill {
             dir,
             files: Vec::new(),
+            key_files: Vec::new(),
+            key_columns: Vec::new(),
             bytes: 0,
             policy,
             direct: true,
@@ -128,12 +133,33 @@ impl Spill {
         })
     }
 
-    pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
-        let path = self
-            .dir
-            .path()
-            .join(format!("chunk-{:06}.arrow", self.files.len()));
-        let mut w = OutputFile::create_with(&path, self.direct)
+    /// Writes one chunk. `keys` (the columns a quantile refinement pass
+    /// reads, see `job/refine.rs`) also go to a small file of their own, so
+    /// a refinement pass reads a few numeric columns, not every row's text.
+    pub fn write(&mut self, df: &mut DataFrame, keys: &[String]) -> Result<()> {
+        let n = self.files.len();
+        let key_file = if keys.is_empty() {
+            None
+        } else {
+            let path = self.dir.path().join(format!("keys-{n:06}.arrow"));
+            let mut part = df
+                .select(keys.iter().map(|k| PlSmallStr::from(k.as_str())))
+                .map_err(|e| PrepError::polars("selecting the spill's key columns", e))?;
+            self.write_ipc(&path, &mut part, false)?;
+            self.key_columns = keys.to_vec();
+            Some(path)
+        };
+        self.key_files.push(key_file);
+        let path = self.dir.path().join(format!("chunk-{n:06}.arrow"));
+        let direct = self.write_ipc(&path, df, self.direct)?;
+        self.files.push((path, direct));
+        Ok(())
+    }
+
+    /// Writes `df` to `path` as Arrow IPC; whether it went past the page cache.
+    fn write_ipc(&mut self, path: &Path, df: &mut DataFrame, direct: bool) -> Result<bool> {
+        let path = path.to_path_buf();
+        let mut w = OutputFile::create_with(&path, direct)
             .map_err(|e| spill_io("creating a spill file", &path, e))?;
         IpcWriter::new(&mut w).finish(df).map_err(|e| match e {
             PolarsError::IO { error, .. } if error.kind() == std::io::ErrorKind::StorageFull => {
@@ -152,8 +178,7 @@ impl Spill {
         self.judge_rate(&w);
         drop(w);
         self.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        self.files.push((path, direct));
-        Ok(())
+        Ok(direct)
     }
 
     /// Adds a file's direct writes to the probe; once it is large enough,
@@ -185,6 +210,9 @@ impl Spill {
     pub fn take(&self, i: usize) -> Result<DataFrame> {
         let df = self.read(i)?;
         let _ = std::fs::remove_file(&self.files[i].0);
+        if let Some(k) = &self.key_files[i] {
+            let _ = std::fs::remove_file(k);
+        }
         Ok(df)
     }
 
@@ -197,6 +225,23 @@ impl Spill {
         let bytes =
             read_all(path, *direct).map_err(|e| spill_io("reading a spill file", path, e))?;
         IpcReader::new(Cursor::new(bytes))
+            .finish()
+            .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
+    }
+
+    /// Reads only `columns` of chunk `i` and keeps the file: a quantile
+    /// refinement pass needs a few numeric columns, and decoding the rest
+    /// (text above all) is most of the cost of a read.
+    pub fn read_columns(&self, i: usize, columns: &[String]) -> Result<DataFrame> {
+        let keyed = columns.iter().all(|c| self.key_columns.contains(c));
+        let (path, direct) = match (&self.key_files[i], keyed) {
+            (Some(k), true) => (k, &false),
+            _ => (&self.files[i].0, &self.files[i].1),
+        };
+        let bytes =
+            read_all(path, *direct).map_err(|e| spill_io("reading a spill file", path, e))?;
+        IpcReader::new(Cursor::new(bytes))
+            .with_columns(Some(columns.to_vec()))
             .finish()
             .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
     }
@@ -215,10 +260,26 @@ mod tests {
         let mut s = Spill::new().unwrap();
         let dir = s.path().to_path_buf();
         let mut df = df!("a" => [1i64, 2], "b" => ["x", "y"]).unwrap();
-        s.write(&mut df).unwrap();
+        s.write(&mut df, &[]).unwrap();
         assert_eq!(s.take(0).unwrap(), df);
         drop(s);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn key_columns_are_read_from_their_own_file() {
+        let mut s = Spill::new().unwrap();
+        let mut df = df!("a" => [1.5f64, 2.5], "b" => ["x", "y"], "c" => [3i64, 4]).unwrap();
+        s.write(&mut df, &["a".into()]).unwrap();
+        let keys = s.path().join("keys-000000.arrow");
+        assert!(keys.exists());
+        let a = s.read_columns(0, &["a".into()]).unwrap();
+        assert_eq!(a, df.select(["a"]).unwrap());
+        // A column outside the keys comes from the whole chunk.
+        let c = s.read_columns(0, &["c".into()]).unwrap();
+        assert_eq!(c, df.select(["c"]).unwrap());
+        assert_eq!(s.take(0).unwrap(), df);
+        assert!(!keys.exists(), "taking a chunk removes its key file");
     }
 
     #[test]
@@ -265,7 +326,7 @@ mod tests {
             .map(|i| df!("a" => (i..i + 5000).collect::<Vec<_>>()).unwrap())
             .collect();
         for df in frames.iter_mut() {
-            s.write(df).unwrap();
+            s.write(df, &[]).unwrap();
         }
         assert!(!s.files[1].1 && !s.files[2].1, "written through the cache");
         for (i, df) in frames.iter().enumerate() {
@@ -281,8 +342,8 @@ mod tests {
         })
         .unwrap();
         let mut df = df!("a" => (0..5000i64).collect::<Vec<_>>()).unwrap();
-        s.write(&mut df).unwrap();
-        s.write(&mut df).unwrap();
+        s.write(&mut df, &[]).unwrap();
+        s.write(&mut df, &[]).unwrap();
         // Direct where the filesystem takes it (not on tmpfs).
         assert_eq!(s.files[1].1, s.files[0].1);
         assert_eq!(s.take(1).unwrap(), df);
