@@ -202,6 +202,9 @@ pub fn main() -> i32 {
     let log = cli.command.log();
     init_logging(log);
     crate::env::warn_unknown();
+    // A trace's clock starts with the process, so time before the first
+    // stage (listing, the first bytes of a remote object) shows as a gap.
+    let _ = crate::timings::trace();
     let format = log.log_format;
     let result = dispatch(&cli.command);
     if let Some(t) = crate::timings::trace() {

@@ -21,14 +21,15 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_WAIT_TIMEOUT", kind: "duration", default: "30m", doc: "how long a worker waits for the other workers at a barrier" },
     EnvVar { name: "PREP_SAGEMAKER_CONFIG_DIR", kind: "path", default: "/opt/ml/config", doc: "where --worker auto looks for SageMaker's resourceconfig.json" },
     EnvVar { name: "PREP_SAGEMAKER_OUTPUT_DIR", kind: "path", default: "/opt/ml/output", doc: "where the first lines of an error are written as `message` (when the folder exists)" },
+    EnvVar { name: "PREP_MEMORY_BUDGET", kind: "byte size", default: "128MiB", doc: "cleaned chunks kept in memory between the passes instead of spilled ([input] memory_budget wins; 0 spills everything)" },
     EnvVar { name: "PREP_SPILL_DIR", kind: "path", default: "the system temp dir", doc: "where the cleaned chunks are spilled between the two passes" },
     EnvVar { name: "PREP_DIRECT_IO", kind: "0 | 1", default: "1", doc: "0 turns off O_DIRECT for local shards and the spill" },
     EnvVar { name: "PREP_CSV_PARSER", kind: "fast | reference", default: "fast", doc: "reference parses every CSV chunk with the field-at-a-time reference parser" },
     EnvVar { name: "PREP_ZSTD_LEVEL", kind: "integer", default: "3", doc: "zstd level of Parquet shards" },
     EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "100", doc: "object-store retries per request (PREP_RETRY_TIMEOUT bounds them first)" },
     EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying (rides out an outage up to about this long)" },
-    EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "8", doc: "ranged GETs in flight per object-store read (all object stores)" },
-    EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "8MiB", doc: "size of each ranged GET of an object-store read" },
+    EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "16", doc: "ranged GETs in flight per object-store read (all object stores)" },
+    EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "4MiB", doc: "size of each ranged GET of an object-store read" },
     EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "30s", doc: "timeout of one object-store request (reads and uploads go in parts of a few MiB, so this bounds a stalled connection, not an object)" },
     EnvVar { name: "PREP_TRACE", kind: "path", default: "unset", doc: "write per-thread busy spans of every stage to this file as Chrome trace JSON at exit" },
     EnvVar { name: "PREP_LOCK_WAIT", kind: "duration", default: "0s", doc: "how long a run waits for another run that holds the output's lock (0: refuse at once)" },
@@ -86,6 +87,13 @@ pub fn sagemaker_output_dir() -> String {
     get("PREP_SAGEMAKER_OUTPUT_DIR").unwrap_or_else(|| "/opt/ml/output".into())
 }
 
+/// Bytes of cleaned chunks kept in memory between the passes.
+pub fn memory_budget() -> u64 {
+    get("PREP_MEMORY_BUDGET")
+        .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
+        .map_or(128 << 20, |b| b.as_u64())
+}
+
 pub fn spill_dir() -> Option<PathBuf> {
     get("PREP_SPILL_DIR").map(PathBuf::from)
 }
@@ -129,13 +137,13 @@ pub fn max_retries() -> usize {
 }
 
 pub fn s3_concurrency() -> usize {
-    number("PREP_S3_CONCURRENCY", 8)
+    number("PREP_S3_CONCURRENCY", 16)
 }
 
 pub fn s3_part_size() -> u64 {
     get("PREP_S3_PART_SIZE")
         .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
-        .map_or(8 << 20, |b| b.as_u64())
+        .map_or(4 << 20, |b| b.as_u64())
 }
 
 pub fn retry_timeout() -> Duration {

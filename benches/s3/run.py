@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=int, default=30)
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "prep-s3-bench"))
     ap.add_argument("--out")
+    ap.add_argument("--trace", help="folder for PREP_TRACE files of the last run of each case and kind "
+                    "(summarize with benches/trace_summary.py)")
     a = ap.parse_args()
     for exe in (PREP, PROXY):
         if not exe.exists():
@@ -148,6 +150,10 @@ def main() -> None:
                     shutil.rmtree(out, ignore_errors=True)
                     p = work / f"{kind}.toml"
                     pipeline(p, uri, out)
+                    if a.trace:
+                        Path(a.trace).mkdir(parents=True, exist_ok=True)
+                        name = label.replace(" ", "-") + f"-{kind}.json"
+                        e = dict(e, PREP_TRACE=str(Path(a.trace) / name))
                     res[kind].append(timed([str(PREP), "run", str(p), "--quiet"], e))
             med = {k: (statistics.median(w for w, _ in v), max(r for _, r in v)) for k, v in res.items()}
             rows.append((label, med["local"], med["s3"], med["direct"]))

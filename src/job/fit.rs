@@ -139,7 +139,7 @@ pub fn fit_pass(
             std::thread::Builder::new()
                 .name("prep-spill-writer".into())
                 .spawn_scoped(scope, move || -> Result<Spill> {
-                    let mut spill = Spill::new()?;
+                    let mut spill = Spill::new()?.with_memory_budget(plan.input.memory_budget());
                     for (mut df, keys) in rx {
                         timed(Stage::SpillWrite, || spill.write(&mut df, &keys))?;
                     }

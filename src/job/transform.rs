@@ -98,44 +98,51 @@ pub fn transform_pass(
     let (read, main, write) = std::thread::scope(|scope| {
         let (in_tx, in_rx) = sync_channel::<Result<(DataFrame, Option<Origin>)>>(1);
         let cleaner = &cleaner;
-        let reader = scope.spawn(move || -> Result<()> {
-            match spill {
-                Some(spill) => {
-                    for i in 0..spill.chunks() {
-                        let df = timed(Stage::SpillRead, || spill.take(i)).map(|df| (df, None));
-                        if in_tx.send(df).is_err() {
-                            break;
+        let reader = std::thread::Builder::new()
+            .name("prep-pass-reader".into())
+            .spawn_scoped(scope, move || -> Result<()> {
+                match spill {
+                    Some(mut spill) => {
+                        for i in 0..spill.chunks() {
+                            let df = timed(Stage::SpillRead, || spill.take(i)).map(|df| (df, None));
+                            if in_tx.send(df).is_err() {
+                                break;
+                            }
                         }
+                        Ok(())
                     }
-                    Ok(())
+                    None => {
+                        let mut source = input.source().with_schema(schema);
+                        source.for_each_chunk(&mut |chunk, src| {
+                            let c =
+                                timed(Stage::Clean, || cleaner.clean(&chunk, &src.files, false))?;
+                            // Rows line up with the chunk when nothing was
+                            // dropped (always so for `prep apply`).
+                            let origin = c.kept.is_none().then(|| Origin {
+                                file: src.files[chunk.file_index].uri.clone(),
+                                lines: chunk.lines,
+                                first_row: chunk.first_row,
+                            });
+                            in_tx.send(Ok((c.df, origin))).map_err(|_| consumer_gone())
+                        })
+                    }
                 }
-                None => {
-                    let mut source = input.source().with_schema(schema);
-                    source.for_each_chunk(&mut |chunk, src| {
-                        let c = timed(Stage::Clean, || cleaner.clean(&chunk, &src.files, false))?;
-                        // Rows line up with the chunk when nothing was
-                        // dropped (always so for `prep apply`).
-                        let origin = c.kept.is_none().then(|| Origin {
-                            file: src.files[chunk.file_index].uri.clone(),
-                            lines: chunk.lines,
-                            first_row: chunk.first_row,
-                        });
-                        in_tx.send(Ok((c.df, origin))).map_err(|_| consumer_gone())
-                    })
-                }
-            }
-        });
+            })
+            .expect("starting the pass reader thread");
         let (out_tx, out_rx) = sync_channel::<WriterMsg>(2);
-        let writer = scope.spawn(move || -> Result<Vec<ShardInfo>> {
-            let mut sink = ShardSink::new(out.clone(), sink_opts);
-            for msg in out_rx {
-                match msg {
-                    WriterMsg::Batch(b) => sink.write_batch(b)?,
-                    WriterMsg::Finish => return sink.finish(),
+        let writer = std::thread::Builder::new()
+            .name("prep-shard-writer".into())
+            .spawn_scoped(scope, move || -> Result<Vec<ShardInfo>> {
+                let mut sink = ShardSink::new(out.clone(), sink_opts);
+                for msg in out_rx {
+                    match msg {
+                        WriterMsg::Batch(b) => sink.write_batch(b)?,
+                        WriterMsg::Finish => return sink.finish(),
+                    }
                 }
-            }
-            Err(interrupted())
-        });
+                Err(interrupted())
+            })
+            .expect("starting the shard writer thread");
         let main = (|| -> Result<()> {
             for df in in_rx {
                 if cancel.load(Ordering::Relaxed) {

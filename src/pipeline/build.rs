@@ -147,6 +147,15 @@ impl Plan {
                 }
             },
         };
+        let memory_budget = raw.input.memory_budget.as_ref().and_then(|s| {
+            let v = s.get_ref().trim();
+            match v == "0" {
+                true => Some(0),
+                false => parse_byte_size(v)
+                    .map_err(|e| p.at(s.span(), format!("`input.memory_budget`: {e}")))
+                    .ok(),
+            }
+        });
         let csv_raw = &raw.input.csv;
         let delimiter = single_byte(&mut p, &csv_raw.delimiter, "input.csv.delimiter", b',');
         let quote = single_byte(&mut p, &csv_raw.quote, "input.csv.quote", b'"');
@@ -350,6 +359,7 @@ impl Plan {
                 csv,
                 schema_overrides,
                 read_as_float: ReadAsFloat::of(&steps.scale, &steps.encode),
+                memory_budget,
             },
             clean: CleanPlan {
                 drop_nulls,
@@ -441,5 +451,22 @@ mod tests {
         assert_eq!(parse_byte_size("1000").unwrap(), 1000);
         assert!(parse_byte_size("lots").is_err());
         assert!(parse_byte_size("0").is_err());
+    }
+
+    #[test]
+    fn memory_budget_takes_a_byte_size_or_zero() {
+        assert_eq!(
+            build("memory_budget = \"1GiB\"")
+                .unwrap()
+                .input
+                .memory_budget,
+            Some(1 << 30)
+        );
+        assert_eq!(
+            build("memory_budget = \"0\"").unwrap().input.memory_budget,
+            Some(0)
+        );
+        assert_eq!(build("").unwrap().input.memory_budget, None);
+        assert!(build("memory_budget = \"lots\"").is_err());
     }
 }

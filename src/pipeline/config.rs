@@ -45,6 +45,9 @@ pub struct RawInput {
     /// How the transform pass gets the cleaned rows back: "auto" (default),
     /// "spill" or "reread". Not in the contract; see the README.
     pub second_pass: Option<S<String>>,
+    /// Bytes of cleaned chunks kept in memory between the passes (the
+    /// rest is spilled); "0" spills everything.
+    pub memory_budget: Option<S<String>>,
     #[serde(default)]
     pub csv: RawCsv,
     #[serde(default)]

@@ -105,6 +105,18 @@ pub struct InputPlan {
     /// settings a scale-out job compares).
     #[serde(skip)]
     pub read_as_float: ReadAsFloat,
+    /// `[input] memory_budget`: bytes of cleaned chunks kept in memory
+    /// between the passes (`None`: `PREP_MEMORY_BUDGET`, else the default).
+    /// It changes no result, so it is not among the compared settings.
+    #[serde(skip)]
+    pub memory_budget: Option<u64>,
+}
+
+impl InputPlan {
+    /// The memory budget in effect: the pipeline's, else the environment's.
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(crate::env::memory_budget)
+    }
 }
 
 /// Which CSV columns are read as float64 from the first chunk on, because a
@@ -251,6 +263,7 @@ impl InputPlan {
             },
             schema_overrides: Vec::new(),
             read_as_float: ReadAsFloat::default(),
+            memory_budget: None,
         }
     }
 }

@@ -56,7 +56,7 @@ pub fn spawn_chunker(
                     chunker.set_eol(eol);
                     Ok(Some(h))
                 }
-                None => chunker.first_record(csv.has_header),
+                None => timed(Stage::Read, || chunker.first_record(csv.has_header)),
             };
             let header = match header {
                 Ok(h) => h,

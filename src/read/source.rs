@@ -176,7 +176,9 @@ impl Source {
     fn prefetch_after(&self, next: &[Piece]) {
         let ahead: Vec<(&InputObject, std::ops::Range<u64>)> = next
             .iter()
-            .take(crate::env::s3_concurrency())
+            .take(
+                crate::storage::remote_read::AHEAD_REQUESTS_PER_SLOT * crate::env::s3_concurrency(),
+            )
             .filter(|p| p.part == Part::Whole)
             .map(|p| &self.files[p.file])
             .filter_map(|o| match format_of(o, self.plan.format) {

@@ -94,13 +94,29 @@ fn spill_io(action: &str, path: &Path, e: std::io::Error) -> PrepError {
     )
 }
 
+/// Where one cleaned chunk waits for the next pass.
+enum Stored {
+    /// In memory, within the budget.
+    Memory(DataFrame),
+    /// In a file, written past the page cache or not, with the file of its
+    /// key columns alone (see [`Spill::write`]).
+    File {
+        path: PathBuf,
+        direct: bool,
+        keys: Option<PathBuf>,
+    },
+    /// Taken by the transform pass.
+    Taken,
+}
+
 pub struct Spill {
     dir: tempfile::TempDir,
-    /// Each file, and whether it was written past the page cache.
-    files: Vec<(PathBuf, bool)>,
-    /// Beside each file, its key columns alone (see [`Spill::write`]).
-    key_files: Vec<Option<PathBuf>>,
+    chunks: Vec<Stored>,
     key_columns: Vec<String>,
+    /// Bytes of chunks kept in memory at most (`PREP_MEMORY_BUDGET`).
+    budget: u64,
+    in_memory: u64,
+    /// Bytes written to spill files.
     pub bytes: u64,
     policy: DirectPolicy,
     direct: bool,
@@ -123,9 +139,10 @@ impl Spill {
             .map_err(|e| spill_io("creating the spill directory", &base, e))?;
         Ok(Spill {
             dir,
-            files: Vec::new(),
-            key_files: Vec::new(),
+            chunks: Vec::new(),
             key_columns: Vec::new(),
+            budget: 0,
+            in_memory: 0,
             bytes: 0,
             policy,
             direct: true,
@@ -133,11 +150,30 @@ impl Spill {
         })
     }
 
-    /// Writes one chunk. `keys` (the columns a quantile refinement pass
+    /// Keeps up to `budget` bytes of chunks in memory instead of spilling
+    /// them (the first ones that fit; the rest go to files).
+    pub fn with_memory_budget(mut self, budget: u64) -> Spill {
+        self.budget = budget;
+        self
+    }
+
+    /// Bytes of chunks kept in memory.
+    pub fn in_memory(&self) -> u64 {
+        self.in_memory
+    }
+
+    /// Stores one chunk: in memory while the budget allows, else in a
+    /// file. For a file, `keys` (the columns a quantile refinement pass
     /// reads, see `job/refine.rs`) also go to a small file of their own, so
     /// a refinement pass reads a few numeric columns, not every row's text.
     pub fn write(&mut self, df: &mut DataFrame, keys: &[String]) -> Result<()> {
-        let n = self.files.len();
+        let size = df.estimated_size() as u64;
+        if self.in_memory + size <= self.budget {
+            self.in_memory += size;
+            self.chunks.push(Stored::Memory(df.clone()));
+            return Ok(());
+        }
+        let n = self.chunks.len();
         let key_file = if keys.is_empty() {
             None
         } else {
@@ -149,10 +185,13 @@ impl Spill {
             self.key_columns = keys.to_vec();
             Some(path)
         };
-        self.key_files.push(key_file);
         let path = self.dir.path().join(format!("chunk-{n:06}.arrow"));
         let direct = self.write_ipc(&path, df, self.direct)?;
-        self.files.push((path, direct));
+        self.chunks.push(Stored::File {
+            path,
+            direct,
+            keys: key_file,
+        });
         Ok(())
     }
 
@@ -202,53 +241,85 @@ impl Spill {
     }
 
     pub fn chunks(&self) -> usize {
-        self.files.len()
+        self.chunks.len()
     }
 
-    /// Reads chunk `i` back (into memory, not memory-mapped; direct I/O where
-    /// possible, see `direct_file.rs`) and deletes it.
-    pub fn take(&self, i: usize) -> Result<DataFrame> {
-        let df = self.read(i)?;
-        let _ = std::fs::remove_file(&self.files[i].0);
-        if let Some(k) = &self.key_files[i] {
-            let _ = std::fs::remove_file(k);
+    /// Hands chunk `i` over for the last time: from memory, or read back
+    /// (into memory, not memory-mapped; direct I/O where possible, see
+    /// `direct_file.rs`) and its files deleted.
+    pub fn take(&mut self, i: usize) -> Result<DataFrame> {
+        match std::mem::replace(&mut self.chunks[i], Stored::Taken) {
+            Stored::Memory(df) => {
+                self.in_memory = self.in_memory.saturating_sub(df.estimated_size() as u64);
+                Ok(df)
+            }
+            Stored::File { path, direct, keys } => {
+                let df = read_ipc(&path, direct, None);
+                let _ = std::fs::remove_file(&path);
+                if let Some(k) = keys {
+                    let _ = std::fs::remove_file(k);
+                }
+                df
+            }
+            Stored::Taken => Err(taken(i)),
         }
-        Ok(df)
     }
 
-    /// Reads chunk `i` back and keeps it (a quantile refinement pass reads
+    /// Chunk `i`, kept for a later pass (a quantile refinement pass reads
     /// the spill before the transform pass takes it).
     pub fn read(&self, i: usize) -> Result<DataFrame> {
-        // A file written past the page cache is read past it too; one
-        // written through it is read from it.
-        let (path, direct) = &self.files[i];
-        let bytes =
-            read_all(path, *direct).map_err(|e| spill_io("reading a spill file", path, e))?;
-        IpcReader::new(Cursor::new(bytes))
-            .finish()
-            .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
+        match &self.chunks[i] {
+            Stored::Memory(df) => Ok(df.clone()),
+            Stored::File { path, direct, .. } => read_ipc(path, *direct, None),
+            Stored::Taken => Err(taken(i)),
+        }
     }
 
-    /// Reads only `columns` of chunk `i` and keeps the file: a quantile
-    /// refinement pass needs a few numeric columns, and decoding the rest
-    /// (text above all) is most of the cost of a read.
+    /// Only `columns` of chunk `i`, kept: a quantile refinement pass needs
+    /// a few numeric columns, and decoding the rest (text above all) is most
+    /// of the cost of a read.
     pub fn read_columns(&self, i: usize, columns: &[String]) -> Result<DataFrame> {
         let keyed = columns.iter().all(|c| self.key_columns.contains(c));
-        let (path, direct) = match (&self.key_files[i], keyed) {
-            (Some(k), true) => (k, &false),
-            _ => (&self.files[i].0, &self.files[i].1),
-        };
-        let bytes =
-            read_all(path, *direct).map_err(|e| spill_io("reading a spill file", path, e))?;
-        IpcReader::new(Cursor::new(bytes))
-            .with_columns(Some(columns.to_vec()))
-            .finish()
-            .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
+        match &self.chunks[i] {
+            Stored::Memory(df) => df
+                .select(columns.iter().map(|c| PlSmallStr::from(c.as_str())))
+                .map_err(|e| PrepError::polars("selecting key columns of a kept chunk", e)),
+            Stored::File { keys: Some(k), .. } if keyed => read_ipc(k, false, Some(columns)),
+            Stored::File { path, direct, .. } => read_ipc(path, *direct, Some(columns)),
+            Stored::Taken => Err(taken(i)),
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Reads a spill file (past the page cache when it was written so), all
+/// columns or `columns` only.
+fn read_ipc(path: &Path, direct: bool, columns: Option<&[String]>) -> Result<DataFrame> {
+    let bytes = read_all(path, direct).map_err(|e| spill_io("reading a spill file", path, e))?;
+    IpcReader::new(Cursor::new(bytes))
+        .with_columns(columns.map(<[String]>::to_vec))
+        .finish()
+        .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
+}
+
+#[cfg(test)]
+impl Spill {
+    /// Whether chunk `i` went to a file past the page cache.
+    fn direct_file(&self, i: usize) -> bool {
+        matches!(self.chunks[i], Stored::File { direct: true, .. })
+    }
+}
+
+fn taken(i: usize) -> PrepError {
+    PrepError::io(
+        "reading the spill",
+        std::io::Error::other(format!(
+            "chunk {i} was read after the transform pass took it"
+        )),
+    )
 }
 
 #[cfg(test)]
@@ -259,11 +330,40 @@ mod tests {
     fn round_trips_and_cleans_up() {
         let mut s = Spill::new().unwrap();
         let dir = s.path().to_path_buf();
+        assert_eq!(s.in_memory(), 0, "no budget: every chunk goes to a file");
         let mut df = df!("a" => [1i64, 2], "b" => ["x", "y"]).unwrap();
         s.write(&mut df, &[]).unwrap();
         assert_eq!(s.take(0).unwrap(), df);
         drop(s);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn chunks_within_the_budget_stay_in_memory_the_rest_go_to_files() {
+        let df = df!("a" => [1.5f64, 2.5], "b" => ["x", "y"]).unwrap();
+        let size = df.estimated_size() as u64;
+        let mut s = Spill::new().unwrap().with_memory_budget(size * 2);
+        for _ in 0..3 {
+            s.write(&mut df.clone(), &["a".into()]).unwrap();
+        }
+        assert_eq!(s.in_memory(), size * 2);
+        let files: Vec<_> = std::fs::read_dir(s.path()).unwrap().collect();
+        assert_eq!(
+            files.len(),
+            2,
+            "the third chunk and its keys file: {files:?}"
+        );
+        assert_eq!(
+            s.read_columns(0, &["a".into()]).unwrap(),
+            df.select(["a"]).unwrap()
+        );
+        assert_eq!(s.read(2).unwrap(), df);
+        for i in 0..3 {
+            assert_eq!(s.take(i).unwrap(), df);
+        }
+        assert_eq!(s.in_memory(), 0);
+        assert!(s.read(0).is_err(), "a taken chunk is gone");
+        assert_eq!(std::fs::read_dir(s.path()).unwrap().count(), 0);
     }
 
     #[test]
@@ -328,7 +428,10 @@ mod tests {
         for df in frames.iter_mut() {
             s.write(df, &[]).unwrap();
         }
-        assert!(!s.files[1].1 && !s.files[2].1, "written through the cache");
+        assert!(
+            !s.direct_file(1) && !s.direct_file(2),
+            "written through the cache"
+        );
         for (i, df) in frames.iter().enumerate() {
             assert_eq!(&s.take(i).unwrap(), df);
         }
@@ -345,7 +448,7 @@ mod tests {
         s.write(&mut df, &[]).unwrap();
         s.write(&mut df, &[]).unwrap();
         // Direct where the filesystem takes it (not on tmpfs).
-        assert_eq!(s.files[1].1, s.files[0].1);
+        assert_eq!(s.direct_file(1), s.direct_file(0));
         assert_eq!(s.take(1).unwrap(), df);
     }
 }

@@ -317,7 +317,11 @@ fn fast_parser_reference_parser_and_buffered_io_write_the_same_bytes() {
             case.run(&[]).success();
             let fast = output_bytes(&case);
             assert!(fast.len() >= 3, "shards, manifest and scaler: {fast:?}");
-            for (var, value) in [("PREP_CSV_PARSER", "reference"), ("PREP_DIRECT_IO", "0")] {
+            for (var, value) in [
+                ("PREP_CSV_PARSER", "reference"),
+                ("PREP_DIRECT_IO", "0"),
+                ("PREP_MEMORY_BUDGET", "0"),
+            ] {
                 let mut c = prep();
                 c.env(var, value)
                     .arg("run")
