@@ -140,6 +140,13 @@ impl fmt::Display for ColumnDifference {
 }
 
 /// What is wrong with the input data (exit code 3). The message follows
+/// The first byte of `bytes` that is not UTF-8 and its 1-based position,
+/// for [`DataError::InvalidUtf8`] and [`DataError::HeaderNotUtf8`].
+pub fn bad_utf8(bytes: &[u8], e: std::str::Utf8Error) -> (u8, usize) {
+    let i = e.valid_up_to();
+    (bytes.get(i).copied().unwrap_or(0), i + 1)
+}
+
 /// "bad input data in {location}: "; the hint says what to do about it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DataError {
@@ -163,15 +170,14 @@ pub enum DataError {
     UnterminatedQuote,
 
     /// A CSV field that is not UTF-8.
-    #[error("the value is not valid UTF-8 ({error})")]
-    InvalidUtf8 { error: std::str::Utf8Error },
+    #[error("the value is not valid UTF-8 (byte 0x{byte:02X} at byte {at} of the field)")]
+    InvalidUtf8 { byte: u8, at: usize },
 
     /// A CSV header field that is not UTF-8.
-    #[error("header field {position} is not valid UTF-8 ({error})")]
-    HeaderNotUtf8 {
-        position: usize,
-        error: std::str::Utf8Error,
-    },
+    #[error(
+        "header field {field} is not valid UTF-8 (byte 0x{byte:02X} at byte {at} of the field)"
+    )]
+    HeaderNotUtf8 { field: usize, byte: u8, at: usize },
 
     /// A CSV object named as the whole input that holds no header (0 bytes,
     /// or a byte-order mark only).

@@ -10,5 +10,7 @@
 mod data;
 mod prep;
 
-pub use data::{missing_column, ColumnDifference, DataError, DataLocation, NamedIn, TypeOrigin};
+pub use data::{
+    bad_utf8, missing_column, ColumnDifference, DataError, DataLocation, NamedIn, TypeOrigin,
+};
 pub use prep::{did_you_mean, ExitCode, PrepError, Result};

@@ -12,7 +12,7 @@ use std::io::Read;
 
 use memchr::{memchr, memchr2, memchr3};
 
-use crate::error::{DataError, DataLocation, PrepError, Result};
+use crate::error::{bad_utf8, DataError, DataLocation, PrepError, Result};
 
 /// Bytes requested from the underlying reader per read call.
 const READ_BLOCK: usize = 1 << 20;
@@ -164,16 +164,18 @@ impl<R: Read> RecordChunker<R> {
         )
         .enumerate()
         {
-            match String::from_utf8(f.value.into_owned()) {
-                Ok(v) => fields.push(v),
+            match std::str::from_utf8(&f.value) {
+                Ok(v) => fields.push(v.to_string()),
                 Err(e) => {
+                    let (byte, at) = bad_utf8(&f.value, e);
                     return Err(PrepError::bad_data(
                         DataLocation::file(&self.file).line(Some(line)),
                         DataError::HeaderNotUtf8 {
-                            position: i + 1,
-                            error: e.utf8_error(),
+                            field: i + 1,
+                            byte,
+                            at,
                         },
-                    ))
+                    ));
                 }
             }
         }

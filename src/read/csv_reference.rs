@@ -10,7 +10,7 @@
 
 use polars::prelude::*;
 
-use crate::error::{DataError, DataLocation, PrepError, Result, TypeOrigin};
+use crate::error::{bad_utf8, DataError, DataLocation, PrepError, Result, TypeOrigin};
 use crate::pipeline::plan::InputPlan;
 use crate::read::chunker::{trim_eol, CsvChunk};
 use crate::read::csv_fields::{fields, parse_bool, parse_float, parse_int, NullTokens};
@@ -73,8 +73,10 @@ pub fn parse_reference(
             found += 1;
             let Some(col) = cols.get_mut(i) else { continue };
             let at = || DataLocation::file(file).line(Some(line)).column(names[i]);
-            let text = std::str::from_utf8(&f.value)
-                .map_err(|error| PrepError::bad_data(at(), DataError::InvalidUtf8 { error }))?;
+            let text = std::str::from_utf8(&f.value).map_err(|e| {
+                let (byte, at_byte) = bad_utf8(&f.value, e);
+                PrepError::bad_data(at(), DataError::InvalidUtf8 { byte, at: at_byte })
+            })?;
             let null = nulls.is_null(&f.value, f.quoted);
             let mismatch = |expected: DataType| {
                 PrepError::bad_data(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::chunk::FixedSchema;
-use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
+use crate::error::{bad_utf8, missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
 use crate::pipeline::plan::{CsvPlan, InputFormat, InputPlan};
 use crate::read::chunker::{CsvChunk, RecordChunker};
 use crate::read::csv_fields::{fields, Inferred, NullTokens};
@@ -64,10 +64,11 @@ pub fn infer_chunk(
             if i >= names.len() || !wanted(i) || nulls.is_null(&f.value, f.quoted) {
                 continue;
             }
-            if let Err(error) = std::str::from_utf8(&f.value) {
+            if let Err(e) = std::str::from_utf8(&f.value) {
+                let (byte, at) = bad_utf8(&f.value, e);
                 return Err(PrepError::bad_data(
                     DataLocation::file(file).line(Some(line)).column(&names[i]),
-                    DataError::InvalidUtf8 { error },
+                    DataError::InvalidUtf8 { byte, at },
                 ));
             }
             types[i] = Inferred::add(types[i], &f.value);

@@ -78,7 +78,7 @@ fn invalid_utf8_in_a_field() {
     expect(
         &case_with(b"a,b\n1,ok\n2,caf\xe9\n", ""),
         3,
-        "error: bad input data in <tmp>/in.csv, line 3, column `b`: the value is not valid UTF-8 (incomplete utf-8 byte sequence from index 3)\n  \
+        "error: bad input data in <tmp>/in.csv, line 3, column `b`: the value is not valid UTF-8 (byte 0xE9 at byte 4 of the field)\n  \
          hint: prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`\n",
     );
 }
@@ -205,5 +205,36 @@ fn json_log_format_carries_the_same_text() {
             "hint": "fix the value upstream, or set [clean] non_finite = \"drop\" to drop such rows (they are counted in the run report)",
             "exit_code": 3,
         })
+    );
+}
+
+#[test]
+fn csv_file_without_a_header_and_header_not_utf8() {
+    expect(
+        &case_with("", ""),
+        3,
+        "error: bad input data in <tmp>/in.csv: the file is empty: it has no header and no rows\n  \
+         hint: check that the upload finished; a CSV input starts with its header line (or set input.csv.header = false and give at least one row)\n",
+    );
+    expect(
+        &case_with(&b"id,caf\xe9\n1,2\n"[..], ""),
+        3,
+        "error: bad input data in <tmp>/in.csv, line 1: header field 2 is not valid UTF-8 (byte 0xE9 at byte 4 of the field)\n  \
+         hint: prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`\n",
+    );
+}
+
+#[test]
+fn a_scaled_column_with_a_word_names_the_scale_setting() {
+    let mut data = String::from("id,x\n");
+    for i in 0..30 {
+        data.push_str(&format!("{i},{i}\n"));
+    }
+    data.push_str("30,oops\n");
+    expect(
+        &case_with(&data, "chunk_rows = 10\n[scale]\ncolumns = [\"x\"]"),
+        3,
+        "error: bad input data in <tmp>/in.csv, line 32, column `x`: value \"oops\" does not fit the column's type float64 (read as float64 because the column is scaled)\n  \
+         hint: fix the value upstream, add it to input.csv.null_values if it means missing, or stop scaling `x` (scale.exclude)\n",
     );
 }
