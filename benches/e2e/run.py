@@ -108,6 +108,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--formats", type=lambda v: csv_list(v, FORMATS), default=FORMATS,
                     help="comma-separated subset of: " + ",".join(FORMATS))
     ap.add_argument("--shard-rows", type=int, default=100_000, help="rows per output shard")
+    ap.add_argument("--compression", choices=["zstd", "snappy"], default="zstd",
+                    help="Parquet shard compression for every tool (snappy: the setting of issue 15's table)")
     ap.add_argument("--chunk-rows", type=int, default=100_000,
                     help="rows per chunk for the pandas peers (prep runs with its defaults)")
     ap.add_argument("--threads", default=None,
@@ -275,6 +277,7 @@ def prep_pipeline(args, spec: dict, fmt: str, out_dir: Path, path: Path) -> None
         "[output]",
         "uri = %s" % json.dumps(str(out_dir) + "/"),
         'format = "%s"' % fmt,
+        *(['compression = "%s"' % args.compression] if fmt == "parquet" else []),
         "shard_max_rows = %d" % args.shard_rows,
         "",
         "[artifacts]",
@@ -294,7 +297,8 @@ def command(args, py: str, tool: str, inp: str, spec: dict, fmt: str | None, out
     cmd = [py, str(PEERS / script), "--input-format", spec["format"], "--inputs", *spec["files"],
            "--scale", ",".join(SCALE_COLUMNS), "--chunk-rows", str(args.chunk_rows)]
     if fmt is not None:
-        cmd += ["--out", str(out_dir), "--format", fmt, "--shard-rows", str(args.shard_rows)]
+        cmd += ["--out", str(out_dir), "--format", fmt, "--shard-rows", str(args.shard_rows),
+                "--compression", args.compression]
     return cmd
 
 
@@ -449,8 +453,8 @@ def render(args, meta: dict, info: dict, results: list, cmdline: str) -> str:
                 ins["parquet"]["bytes"] / 1e6))
     L.append("- Job: drop rows with a null in any column (NaN and `NA` count as null); standardize %s "
              "with statistics over the whole cleaned table (ddof = 0, a constant column gets scale 1); "
-             "save the scaler as JSON; write shards of about %s rows as Parquet (zstd) or JSON Lines."
-             % (", ".join("`%s`" % c for c in SCALE_COLUMNS), "{:,}".format(args.shard_rows)))
+             "save the scaler as JSON; write shards of about %s rows as Parquet (%s) or JSON Lines."
+             % (", ".join("`%s`" % c for c in SCALE_COLUMNS), "{:,}".format(args.shard_rows), args.compression))
     L.append("- Each number is the median of %d runs, each a fresh process with a warm page cache. "
              "Wall time is measured by the parent; CPU time (user + sys) and peak RSS come from "
              "`wait4(2)` on the process. rows/s = input rows / wall time. "

@@ -339,3 +339,37 @@ fn validate_reads_no_rows() {
     let err = stderr_of(&c.run(&[]).code(3));
     assert!(err.contains("line 37"), "{err}");
 }
+
+/// A CR-only file cut between workers by byte ranges: every piece starts
+/// on a record (`\r` boundaries) and the rows equal one run's.
+#[test]
+fn workers_split_a_cr_file_on_its_records() {
+    let mut data = String::from("id,text,v\r");
+    for i in 0..3000 {
+        let text = if i % 7 == 0 {
+            "\"a\rb, c\"".to_string()
+        } else {
+            format!("t{i}")
+        };
+        data.push_str(&format!("{i},{text},{}.5\r", i % 11));
+    }
+    let extra = "chunk_rows = 500\n[scale]\ncolumns = [\"v\"]\n[output]\nformat = \"jsonl\"\nshard_max_rows = 100000";
+    let single = case_with(&data, extra);
+    single.run(&[]).success();
+    let split = case_with(&data, extra);
+    let children: Vec<_> = (0..3)
+        .map(|w| {
+            spawn_run(
+                &split.path("pipeline.toml"),
+                &["--worker", &format!("{w}/3"), "--quiet"],
+                &[],
+            )
+        })
+        .collect();
+    for ch in children {
+        let (code, err) = finish(ch);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_rows_close(&single.rows(), &split.rows());
+    assert_eq!(split.rows().len(), 3000);
+}

@@ -33,7 +33,11 @@ def parse_args(description: str, output: bool = True) -> argparse.Namespace:
         ap.add_argument("--out", required=True, help="output directory (created)")
         ap.add_argument("--format", choices=["parquet", "jsonl"], required=True)
         ap.add_argument("--shard-rows", type=int, default=100_000)
+        ap.add_argument("--compression", choices=["zstd", "snappy"], default="zstd",
+                        help="Parquet shard compression")
     args = ap.parse_args()
+    global PARQUET_COMPRESSION
+    PARQUET_COMPRESSION = getattr(args, "compression", "zstd")
     args.scale = [c for c in args.scale.split(",") if c]
     if output:
         os.makedirs(args.out, exist_ok=True)
@@ -110,9 +114,13 @@ class PandasShards:
         self.buffered = len(rest)
 
 
+# Parquet shard compression, set from --compression by parse_args.
+PARQUET_COMPRESSION = "zstd"
+
+
 def write_pandas(df, path: str, fmt: str, mode: str = "w") -> None:
     if fmt == "parquet":
-        df.to_parquet(path, compression="zstd", index=False)
+        df.to_parquet(path, compression=PARQUET_COMPRESSION, index=False)
     else:
         # double_precision=15 is pandas' maximum (the default, 10, would round
         # the scaled values); still not always a round trip, unlike prep.

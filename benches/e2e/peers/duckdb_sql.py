@@ -55,7 +55,8 @@ def main() -> int:
                      for c, m, s in zip(args.scale, mean, scale))
     select = "SELECT * REPLACE (%s) FROM clean" % repl if repl else "SELECT * FROM clean"
     if args.format == "parquet":
-        opts = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d, ROW_GROUPS_PER_FILE 1" % args.shard_rows
+        opts = "FORMAT parquet, COMPRESSION %s, ROW_GROUP_SIZE %d, ROW_GROUPS_PER_FILE 1" % (
+            args.compression, args.shard_rows)
     else:
         per_row = con.execute(
             "SELECT avg(strlen(to_json(t)::VARCHAR)) + 1 FROM (%s LIMIT 10000) t" % select

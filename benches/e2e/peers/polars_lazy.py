@@ -51,7 +51,7 @@ def main() -> int:
         file_path_provider=lambda a: "part-%05d.%s" % (a.index_in_partition, ext),
     )
     if args.format == "parquet":
-        out.sink_parquet(target, compression="zstd", mkdir=True)
+        out.sink_parquet(target, compression=args.compression, mkdir=True)
     else:
         out.sink_ndjson(target, mkdir=True)
     return 0
