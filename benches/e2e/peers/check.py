@@ -5,7 +5,8 @@ import json
 import os
 import sys
 
-SIDE_FILES = {"scaler.json", "manifest.json", "_SUCCESS"}
+# prep also writes transform.json (every fitted step, issue 14): not a shard.
+SIDE_FILES = {"scaler.json", "manifest.json", "transform.json", "_SUCCESS"}
 
 
 def main() -> int:
