@@ -133,3 +133,51 @@ pub fn parse_reference(
         .collect();
     DataFrame::new(rows, columns).map_err(|e| PrepError::polars("building a CSV chunk", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::chunker::RecordChunker;
+    use crate::read::csv_fast::FastCsv;
+    use crate::read::csv_types::{column_names, infer_chunk};
+    use proptest::prelude::*;
+
+    fn byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => prop::sample::select(b",\"\r\n ab1.-".to_vec()),
+            1 => any::<u8>(),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the bytes, reading them is a value or a located error,
+        /// never a panic: splitter, inference, fast and reference parser.
+        #[test]
+        fn any_bytes_are_read_or_refused_without_panicking(
+            data in prop::collection::vec(byte(), 0..400),
+            chunk_rows in 1usize..6,
+            no_nulls in any::<bool>(),
+        ) {
+            let mut input = InputPlan::defaults("t.csv");
+            if no_nulls {
+                input.csv.null_values = Vec::new();
+            }
+            let mut c = RecordChunker::new(&data[..], "t.csv", b',', Some(b'"'));
+            let Ok(Some(header)) = c.first_record(true) else { return Ok(()) };
+            let names = column_names(header, true);
+            while let Ok(Some(chunk)) = c.next_chunk(chunk_rows) {
+                let Ok(types) = infer_chunk(&chunk, &names, None, &input.csv, "t.csv") else { continue };
+                let schema: Schema = names
+                    .iter()
+                    .zip(types)
+                    .map(|(n, t)| Field::new(n.as_str().into(), t.map_or(DataType::String, |t| t.dtype())))
+                    .collect();
+                let slow = parse_reference(&chunk, &schema, &input, "t.csv");
+                if let Some(fast) = FastCsv::new(&schema, &input.csv).and_then(|f| f.parse(&chunk)) {
+                    prop_assert!(slow.is_ok(), "the reference parser refuses what the fast one read");
+                    prop_assert!(fast.equals_missing(&slow.unwrap()));
+                }
+            }
+        }
+    }
+}

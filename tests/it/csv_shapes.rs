@@ -373,3 +373,48 @@ fn workers_split_a_cr_file_on_its_records() {
     assert_rows_close(&single.rows(), &split.rows());
     assert_eq!(split.rows().len(), 3000);
 }
+
+/// Odd files from CSV test corpora (csv-spectrum, papaparse's cases) and
+/// malformed ones: each is read (exit 0) or refused as bad data (exit 3)
+/// naming the file; never a panic, never a `_SUCCESS` with an error.
+#[test]
+fn odd_files_are_read_or_refused_never_a_crash() {
+    let cases: &[&[u8]] = &[
+        b"a,b\n",
+        b"a,b",
+        b"a,b\n1,2",
+        b"a,b\r\n\"x\r\ny\",2\r\n",
+        b"a,b\n\"\"\"\",\"\"\n",
+        b"a,b\n\"unterminated,2\n",
+        b"a,b\n1,2,3\n",
+        b"a\n\n\n1\n\n",
+        b",\n1\n",
+        b"a,a,a\n1,2,3\n",
+        b"a,b\n\xff\xfe,1\n",
+        b"\xEF\xBB\xBFa,b\r1,2\r",
+        b"a;b\n1;2\n",
+        b"a,b\n\"x\"\"\ny\",1\n",
+        b"a,b\n1,\"a\"b\"c\"\n",
+        b"a,b\n1,\"\n",
+    ];
+    for (i, data) in cases.iter().enumerate() {
+        let c = case_with(
+            *data,
+            "[clean]\ndrop_nulls = \"none\"\n[scale]\ncolumns = []",
+        );
+        let a = c.run(&[]);
+        let code = a.get_output().status.code();
+        let err = stderr_of(&a);
+        assert!(
+            matches!(code, Some(0) | Some(3)),
+            "case {i} ({:?}): exit {code:?}\n{err}",
+            String::from_utf8_lossy(data)
+        );
+        if code == Some(3) {
+            assert!(
+                err.contains("in.csv") && !c.has_success(),
+                "case {i}: {err}"
+            );
+        }
+    }
+}
