@@ -21,7 +21,7 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_WAIT_TIMEOUT", kind: "duration", default: "30m", doc: "how long a worker waits for the other workers at a barrier" },
     EnvVar { name: "PREP_SAGEMAKER_CONFIG_DIR", kind: "path", default: "/opt/ml/config", doc: "where --worker auto looks for SageMaker's resourceconfig.json" },
     EnvVar { name: "PREP_SAGEMAKER_OUTPUT_DIR", kind: "path", default: "/opt/ml/output", doc: "where the first lines of an error are written as `message` (when the folder exists)" },
-    EnvVar { name: "PREP_MEMORY_BUDGET", kind: "byte size", default: "128MiB", doc: "cleaned chunks kept in memory between the passes instead of spilled ([input] memory_budget wins; 0 spills everything)" },
+    EnvVar { name: "PREP_MEMORY_BUDGET", kind: "byte size", default: "64MiB", doc: "cleaned chunks kept in memory between the passes instead of spilled ([input] memory_budget wins; 0 spills everything)" },
     EnvVar { name: "PREP_SPILL_DIR", kind: "path", default: "the system temp dir", doc: "where the cleaned chunks are spilled between the two passes" },
     EnvVar { name: "PREP_DIRECT_IO", kind: "0 | 1", default: "1", doc: "0 turns off O_DIRECT for local shards and the spill" },
     EnvVar { name: "PREP_CSV_PARSER", kind: "fast | reference", default: "fast", doc: "reference parses every CSV chunk with the field-at-a-time reference parser" },
@@ -91,7 +91,7 @@ pub fn sagemaker_output_dir() -> String {
 pub fn memory_budget() -> u64 {
     get("PREP_MEMORY_BUDGET")
         .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
-        .map_or(128 << 20, |b| b.as_u64())
+        .map_or(64 << 20, |b| b.as_u64())
 }
 
 pub fn spill_dir() -> Option<PathBuf> {
