@@ -3,9 +3,11 @@
 //! Why not let polars read the file? A path-based polars CSV read memory-maps
 //! the whole file (RSS grows with the input), and polars reports neither the
 //! line of a ragged row nor tolerates a stream. This splitter reads through a
-//! fixed-size buffer, tracks quoting so an embedded newline never splits a
-//! record, checks that every record has as many fields as the header (naming
-//! the line when not), and hands polars one self-contained chunk at a time.
+//! fixed-size buffer, tracks quoting (the rules of `csv_fields.rs`: a quote
+//! opens only at a field start) so an embedded line end never splits a
+//! record, reads `\n`, `\r\n` and lone-`\r` files (detected per file),
+//! checks that every record has as many fields as the header (naming the
+//! line when not), and hands the parsers one self-contained chunk at a time.
 //! It also remembers the line each record starts on, for error messages.
 
 use std::io::Read;
@@ -51,7 +53,7 @@ pub struct RecordChunker<R> {
     bytes_read: u64,
     started: bool,
     /// Byte ranges of blank lines in `buf[..scanned]`: removed from the chunk
-    /// (polars would read a blank line as a row of nulls).
+    /// (a blank line is not a row, as in pandas).
     blank: Vec<(usize, usize)>,
     /// Buffers of parsed chunks, handed back for reuse (see [`Self::recycle`]).
     spare: Vec<Vec<u8>>,

@@ -97,7 +97,7 @@ impl FastCsv {
         })
     }
 
-    /// The chunk as a frame, or `None` to hand it to polars.
+    /// The chunk as a frame, or `None` to hand it to the reference parser.
     pub fn parse(&self, chunk: &CsvChunk) -> Option<DataFrame> {
         let rows = chunk.rows();
         if rows == 0 || rows != chunk.record_starts.len() {
