@@ -184,12 +184,9 @@ pub enum DataError {
     #[error("the file is empty: it has no header and no rows")]
     NoHeader,
 
-    /// The CSV parser split a chunk into another number of rows than the
-    /// record reader found (a quoting problem the reader did not see).
-    #[error("the parser found {parsed} rows where {expected} records were expected")]
-    RowCountMismatch { parsed: usize, expected: u64 },
-
-    /// The CSV parser failed and re-checking the records found no cause.
+    /// A record shape that the strict reading used to find a record
+    /// boundary mid-file refuses (a quote inside an unquoted field): a
+    /// wrong boundary guess, never shown (`read/split.rs` moves on).
     #[error("cannot parse the rows starting here: {detail}")]
     Unparsable { detail: String },
 
@@ -408,7 +405,6 @@ impl DataError {
             DataError::UnterminatedQuote => "check the quoting of that field; a literal quote inside a quoted field is written as two quotes (\"\")".into(),
             DataError::InvalidUtf8 { .. } | DataError::HeaderNotUtf8 { .. } => "prep reads UTF-8; convert the file first, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`".into(),
             DataError::NoHeader => "check that the upload finished; a CSV input starts with its header line (or set input.csv.header = false and give at least one row)".into(),
-            DataError::RowCountMismatch { .. } => "check the quoting in this part of the file".into(),
             DataError::Unparsable { .. } => "check the CSV settings in [input.csv] (delimiter, quote, header)".into(),
             DataError::Undecodable { .. } => "check that the file is not truncated and that its extension (.gz, .zst) matches its content".into(),
             DataError::BadParquet { .. } => "check that the object is a complete Parquet file, or set input.format".into(),

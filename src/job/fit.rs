@@ -151,7 +151,7 @@ pub fn fit_pass(
             Ok(s) => s,
             Err(e) => return (Err(e), None),
         };
-        let mut keys: Arc<Vec<String>> = Arc::default();
+        let mut keys: Option<Arc<Vec<String>>> = None;
         let read = source.for_each_chunk(&mut |chunk, src| {
             if resolved.is_none() {
                 let schema = src
@@ -163,12 +163,15 @@ pub fn fit_pass(
                 state = Some(FitState::new(plan, &cols.steps));
                 resolved = Some((cols, cleaner));
             }
-            if keys.is_empty() {
-                keys = Arc::new(refined_columns(
-                    plan,
-                    &resolved.as_ref().expect("resolved").0,
-                ));
-            }
+            // The refinement columns, once per pass (sent with every chunk).
+            let keys = keys
+                .get_or_insert_with(|| {
+                    Arc::new(refined_columns(
+                        plan,
+                        &resolved.as_ref().expect("resolved").0,
+                    ))
+                })
+                .clone();
             let (cols, cleaner) = resolved.as_ref().expect("resolved above");
             let st = state.as_mut().expect("with the columns");
             let cleaned = timed(Stage::Clean, || {
@@ -184,7 +187,7 @@ pub fn fit_pass(
                 })
             })?;
             let df = cleaned.df;
-            if spill_mode && tx.send((df, keys.clone())).is_err() {
+            if spill_mode && tx.send((df, keys)).is_err() {
                 return Err(consumer_gone());
             }
             progress.update(src.bytes_read.load(Ordering::Relaxed), counts.rows_in);

@@ -93,6 +93,31 @@ fn fill_fits(v: &Scalar, dtype: &DataType, encoded: bool) -> bool {
     }
 }
 
+/// Every column named in a `columns = [...]` list of these groups.
+fn listed_in<'a>(groups: impl Iterator<Item = &'a ScaleColumns>) -> Vec<String> {
+    groups
+        .filter_map(|c| match c {
+            ScaleColumns::List(l) => Some(l.iter().cloned()),
+            ScaleColumns::Numeric => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// What `columns = "numeric"` picks: the numeric columns, in input order,
+/// that none of `skip` names (the group's exclusions, columns other groups
+/// list, encoded ones).
+fn numeric_columns(names: &[&str], schema: &Schema, skip: &[&[String]]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| {
+            is_numeric(schema.get(n).expect("known"))
+                && !skip.iter().any(|list| list.iter().any(|s| s == *n))
+        })
+        .map(|s| s.to_string())
+        .collect()
+}
+
 pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColumns> {
     resolve_with(plan, schema, file, true)
 }
@@ -145,15 +170,7 @@ pub fn resolve_with(
     let encoded: Vec<String> = encode.iter().flatten().cloned().collect();
 
     // [impute]
-    let listed: Vec<&String> = plan
-        .impute
-        .iter()
-        .filter_map(|g| match &g.columns {
-            ScaleColumns::List(l) => Some(l),
-            ScaleColumns::Numeric => None,
-        })
-        .flatten()
-        .collect();
+    let listed = listed_in(plan.impute.iter().map(|g| &g.columns));
     let mut impute = Vec::new();
     for g in plan.impute.iter() {
         for c in &g.exclude {
@@ -166,15 +183,7 @@ pub fn resolve_with(
                 }
                 in_order(l)
             }
-            ScaleColumns::Numeric => names
-                .iter()
-                .filter(|n| {
-                    is_numeric(schema.get(n).expect("known"))
-                        && !g.exclude.iter().any(|e| e == *n)
-                        && !listed.iter().any(|l| l == n)
-                })
-                .map(|s| s.to_string())
-                .collect(),
+            ScaleColumns::Numeric => numeric_columns(&names, schema, &[&g.exclude, &listed]),
         };
         for c in &cols {
             let d = schema.get(c).expect("checked");
@@ -229,31 +238,16 @@ pub fn resolve_with(
     };
 
     // [scale]
-    let scale_listed: Vec<&String> = plan
-        .scale
-        .iter()
-        .filter_map(|g| match &g.columns {
-            ScaleColumns::List(l) => Some(l),
-            ScaleColumns::Numeric => None,
-        })
-        .flatten()
-        .collect();
+    let scale_listed = listed_in(plan.scale.iter().map(|g| &g.columns));
     let mut scale = Vec::new();
     for g in plan.scale.iter() {
         for c in &g.exclude {
             check(c, "scale.exclude")?;
         }
         let cols = match &g.columns {
-            ScaleColumns::Numeric => names
-                .iter()
-                .filter(|n| {
-                    is_numeric(schema.get(n).expect("known"))
-                        && !g.exclude.iter().any(|e| e == *n)
-                        && !encoded.iter().any(|e| e == *n)
-                        && !scale_listed.iter().any(|l| l == n)
-                })
-                .map(|s| s.to_string())
-                .collect(),
+            ScaleColumns::Numeric => {
+                numeric_columns(&names, schema, &[&g.exclude, &encoded, &scale_listed])
+            }
             ScaleColumns::List(cols) => {
                 for c in cols {
                     check(c, "scale.columns")?;

@@ -187,6 +187,26 @@ pub fn sklearn_python() -> Option<PathBuf> {
     None
 }
 
+/// pandas + scikit-learn's StandardScaler fit of `input` without the
+/// `exclude` columns (comma-separated), by tests/parity/sklearn_parity.py.
+pub fn sklearn_standard_fit(python: &Path, input: &Path, exclude: &str) -> serde_json::Value {
+    let out = input.with_extension("sk.json");
+    let status = StdCommand::new(python)
+        .arg(repo().join("tests/parity/sklearn_parity.py"))
+        .arg("--input")
+        .arg(input)
+        .args(["--exclude", exclude, "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "sklearn_parity.py failed on {}",
+        input.display()
+    );
+    read_json(&out)
+}
+
 /// Rows are equal: same keys, same non-float values, floats within 1e-12
 /// (relative to max(|x|, 1)); chunk boundaries may change the last bits.
 pub fn assert_rows_close(a: &[serde_json::Value], b: &[serde_json::Value]) {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
+use crate::scaleout::run_workers;
 
 /// Rows pandas reads from `input` (every value as text; see
 /// tests/parity/pandas_rows.py).
@@ -68,20 +69,6 @@ fn sparse(rows: usize, first: usize, b_ints_then_float: bool) -> String {
     s
 }
 
-fn sklearn_fit(python: &Path, input: &Path, exclude: &str) -> serde_json::Value {
-    let out = input.with_extension("sk.json");
-    let status = Command::new(python)
-        .arg(repo().join("tests/parity/sklearn_parity.py"))
-        .arg("--input")
-        .arg(input)
-        .args(["--exclude", exclude, "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    read_json(&out)
-}
-
 /// Case 1: a numeric column empty in its first 1, 2 and 10 chunks is a
 /// float column scaled as pandas + scikit-learn scale it; a kept integer
 /// column stays integer; ints followed by floats in a scaled column are
@@ -97,7 +84,7 @@ fn a_column_empty_at_the_start_takes_the_type_of_its_first_values() {
             "chunk_rows = 1000\n[scale]\nexclude = [\"id\", \"c\"]\n[output]\nformat = \"jsonl\"\nshard_max_rows = 1000000",
         );
         c.run(&[]).success();
-        let sk = sklearn_fit(&python, &c.path("in.csv"), "id,c");
+        let sk = sklearn_standard_fit(&python, &c.path("in.csv"), "id,c");
         let ours = c.scaler();
         assert_eq!(ours["feature_names"], sk["feature_names"], "first={first}");
         assert_eq!(ours["n_samples_seen"], sk["n_samples_seen"]);
@@ -141,19 +128,7 @@ fn workers_agree_on_a_column_typed_by_reading_ahead() {
         sparse(6000, 2500, false),
         "chunk_rows = 1000\n[scale]\nexclude = [\"id\", \"c\"]",
     );
-    let children: Vec<_> = (0..3)
-        .map(|w| {
-            spawn_run(
-                &split.path("pipeline.toml"),
-                &["--worker", &format!("{w}/3"), "--quiet"],
-                &[],
-            )
-        })
-        .collect();
-    for ch in children {
-        let (code, err) = finish(ch);
-        assert_eq!(code, 0, "{err}");
-    }
+    run_workers(&split, 3, &[], &[]);
     let multi = split.scaler();
     assert_eq!(single["feature_names"], multi["feature_names"]);
     assert_eq!(single["n_samples_seen"], multi["n_samples_seen"]);
@@ -357,19 +332,7 @@ fn workers_split_a_cr_file_on_its_records() {
     let single = case_with(&data, extra);
     single.run(&[]).success();
     let split = case_with(&data, extra);
-    let children: Vec<_> = (0..3)
-        .map(|w| {
-            spawn_run(
-                &split.path("pipeline.toml"),
-                &["--worker", &format!("{w}/3"), "--quiet"],
-                &[],
-            )
-        })
-        .collect();
-    for ch in children {
-        let (code, err) = finish(ch);
-        assert_eq!(code, 0, "{err}");
-    }
+    run_workers(&split, 3, &[], &[]);
     assert_rows_close(&single.rows(), &split.rows());
     assert_eq!(split.rows().len(), 3000);
 }

@@ -54,17 +54,7 @@ fn matches_sklearn_on_generated_data() {
     let input = c.write("in.csv", generate(20_000, 0x9e3779b97f4a7c15));
     c.pipeline("in.csv", "chunk_rows = 1234\n[scale]\nexclude = [\"id\", \"label\"]\n[output]\nformat = \"jsonl\"\nshard_max_rows = 1000000");
     c.run(&[]).success();
-    let out = c.path("sk.json");
-    let status = Command::new(&python)
-        .arg(repo().join("tests/parity/sklearn_parity.py"))
-        .arg("--input")
-        .arg(&input)
-        .args(["--exclude", "id,label", "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let sk = read_json(&out);
+    let sk = sklearn_standard_fit(&python, &input, "id,label");
     let ours = c.scaler();
     assert_eq!(ours["feature_names"], sk["feature_names"]);
     assert_eq!(ours["n_samples_seen"], sk["n_samples_seen"]);

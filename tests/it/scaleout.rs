@@ -49,7 +49,7 @@ pub(crate) fn worker(case: &Case, args: &[&str], env: &[(String, String)]) -> Ch
 }
 
 /// Starts `n` workers at once and checks that every one succeeds.
-fn run_workers(case: &Case, n: usize, extra: &[&str], env: &[(String, String)]) {
+pub(crate) fn run_workers(case: &Case, n: usize, extra: &[&str], env: &[(String, String)]) {
     let kids: Vec<Child> = (0..n)
         .map(|i| {
             let id = format!("{i}/{n}");
