@@ -7,8 +7,6 @@
 //! the first records for CSV).
 
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use polars::prelude::*;
 
@@ -19,9 +17,9 @@ use crate::pipeline::plan::{
     DropNulls, EncodeMethod, ImputeStrategy, InputFormat, MinFrequency, Plan, ScaleColumns,
     ScaleMethod,
 };
-use crate::read::chunker::RecordChunker;
+use crate::read::chunker::open_chunker;
 use crate::read::source::{dtype_for, format_of};
-use crate::storage::{open_read, InputObject};
+use crate::storage::InputObject;
 use crate::transform::columns::{resolve_with, ResolvedColumns};
 
 struct Peek {
@@ -34,13 +32,7 @@ struct Peek {
 
 fn peek_csv(plan: &Plan, files: &[InputObject]) -> Result<Peek> {
     let obj = &files[0];
-    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-    let mut chunker = RecordChunker::new(
-        reader,
-        obj.uri.clone(),
-        plan.input.csv.delimiter,
-        plan.input.csv.quote,
-    );
+    let mut chunker = open_chunker(obj, &plan.input.csv)?;
     let first = chunker
         .first_record(plan.input.csv.has_header)?
         .unwrap_or_default();

@@ -490,6 +490,22 @@ fn count_fields(rec: &[u8], delimiter: u8, quote: Option<u8>) -> usize {
     crate::read::csv_fields::fields(rec, delimiter, quote).count()
 }
 
+/// A chunker over an object's whole (decompressed) stream, with the
+/// pipeline's delimiter and quote: for reading headers and looking ahead
+/// (a run's own reads go through `csv_reader.rs`'s thread).
+pub fn open_chunker(
+    obj: &crate::storage::InputObject,
+    csv: &crate::pipeline::plan::CsvPlan,
+) -> Result<RecordChunker<Box<dyn Read + Send>>> {
+    let reader = crate::storage::open_read(obj, Default::default())?;
+    Ok(RecordChunker::new(
+        reader,
+        obj.uri.clone(),
+        csv.delimiter,
+        csv.quote,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

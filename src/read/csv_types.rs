@@ -6,7 +6,6 @@
 //! chunk (from `source.rs`); leaves: the [`FixedSchema`] every chunk of
 //! the run is parsed with.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use polars::prelude::*;
@@ -14,11 +13,11 @@ use polars::prelude::*;
 use crate::chunk::FixedSchema;
 use crate::error::{bad_utf8, missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
 use crate::pipeline::plan::{CsvPlan, InputFormat, InputPlan};
-use crate::read::chunker::{CsvChunk, RecordChunker};
+use crate::read::chunker::{open_chunker, CsvChunk};
 use crate::read::csv_fields::{fields, Inferred, NullTokens};
 use crate::read::csv_reference::records;
 use crate::read::source::{dtype_for, format_of};
-use crate::storage::{open_read, InputObject};
+use crate::storage::InputObject;
 
 /// Column names from a CSV header, made unique the way pandas does it, so
 /// names match what a pandas/scikit-learn user sees: an empty name becomes
@@ -157,13 +156,7 @@ fn look_ahead(
         if !matches!(format_of(obj, input.format), Ok(InputFormat::Csv)) {
             break;
         }
-        let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-        let mut chunker = RecordChunker::new(
-            reader,
-            obj.uri.clone(),
-            input.csv.delimiter,
-            input.csv.quote,
-        );
+        let mut chunker = open_chunker(obj, &input.csv)?;
         match chunker.first_record(input.csv.has_header)? {
             Some(h) if h.len() == names.len() => {}
             Some(_) => break, // the pass reports the different header

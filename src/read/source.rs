@@ -17,7 +17,7 @@ use polars::prelude::*;
 use crate::chunk::{FixedSchema, SourceChunk};
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
-use crate::read::chunker::{check_field_counts, CsvChunk, RecordChunker};
+use crate::read::chunker::{check_field_counts, open_chunker, CsvChunk};
 use crate::read::csv_fast::FastCsv;
 use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Msg};
 use crate::read::csv_reference::parse_reference;
@@ -25,7 +25,7 @@ use crate::read::csv_types::{column_names, fix_schema};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::schema_check::{check_same_columns, check_same_schema};
 use crate::read::split::{align_csv, first_record_of};
-use crate::storage::{open_read, Compression, InputObject};
+use crate::storage::{Compression, InputObject};
 use crate::timings::{timed, Stage};
 
 /// Which part of an object a reader covers. Scale-out splits a large object
@@ -128,13 +128,7 @@ impl Source {
                     )));
                 }
                 InputFormat::Csv => {
-                    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-                    let mut chunker = RecordChunker::new(
-                        reader,
-                        obj.uri.clone(),
-                        plan.csv.delimiter,
-                        plan.csv.quote,
-                    );
+                    let mut chunker = open_chunker(obj, &plan.csv)?;
                     let Some(header) = chunker.first_record(plan.csv.has_header)? else {
                         continue;
                     };

@@ -4,17 +4,13 @@
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::InputPlan;
-use crate::read::chunker::RecordChunker;
-use crate::storage::{open_read, read_range, InputObject};
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use crate::read::chunker::{open_chunker, RecordChunker};
+use crate::storage::{read_range, InputObject};
 
 /// The first record of an object (its header) and its record end (`\n` or
 /// `\r`, see [`crate::read::chunker::detect_eol`]).
 pub fn first_record_of(obj: &InputObject, plan: &InputPlan) -> Result<(Vec<String>, u8)> {
-    let reader = open_read(obj, Arc::new(AtomicU64::new(0)))?;
-    let mut chunker =
-        RecordChunker::new(reader, obj.uri.clone(), plan.csv.delimiter, plan.csv.quote);
+    let mut chunker = open_chunker(obj, &plan.csv)?;
     let header = chunker.first_record(false)?.unwrap_or_default();
     Ok((header, chunker.eol()))
 }

@@ -363,6 +363,7 @@ impl ImputeStep {
 mod tests {
     use super::*;
     use crate::pipeline::plan::ScaleColumns;
+    use crate::transform::values::f64s;
 
     fn group(strategy: ImputeStrategy, add_indicator: bool) -> ImputeGroup {
         ImputeGroup {
@@ -448,13 +449,7 @@ mod tests {
         let df = sample();
         let step = fit(ImputeStrategy::Median, &df, &["x", "i"]);
         let out = step.apply(df).unwrap();
-        let x: Vec<f64> = out
-            .column("x")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let x = f64s(&out, "x");
         assert_eq!(x, vec![1.0, 4.0, 4.0, 4.0, 10.0]);
         assert_eq!(out.column("i").unwrap().dtype(), &DataType::Float64);
         let ind: Vec<i8> = out

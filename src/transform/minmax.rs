@@ -152,6 +152,7 @@ impl MinMaxStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::values::f64s;
 
     fn fit(values: &[f64], range: [f64; 2], clip: bool, fill: Option<(f64, u64)>) -> MinMaxStep {
         let df = df!("x" => values).unwrap();
@@ -174,13 +175,7 @@ mod tests {
         assert_eq!(s.scale[0], 0.25);
         assert_eq!(s.min[0], -1.0 - 2.0 * 0.25);
         let out = s.apply(df!("x" => [2.0f64, 10.0, 14.0]).unwrap()).unwrap();
-        let v: Vec<f64> = out
-            .column("x")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let v = f64s(&out, "x");
         assert_eq!(v, vec![-1.0, 1.0, 2.0]);
         let c = fit(&[2.0, 4.0, 10.0], [-1.0, 1.0], true, None);
         let out = c.apply(df!("x" => [14.0f64, -3.0]).unwrap()).unwrap();

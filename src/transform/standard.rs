@@ -161,6 +161,7 @@ impl StandardStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::values::f64s;
 
     fn fitted(with_mean: bool, with_std: bool, fill: Option<(f64, u64)>) -> StandardStep {
         let df = df!("x" => [1.0f64, 2.0, 3.0, 4.0]).unwrap();
@@ -175,13 +176,7 @@ mod tests {
         let s = fitted(true, true, None);
         let out = s.apply(df.clone()).unwrap();
         let scale = 1.25f64.sqrt();
-        let got: Vec<f64> = out
-            .column("x")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let got = f64s(&out, "x");
         assert_eq!(got, vec![(1.0 - 2.5) / scale, (4.0 - 2.5) / scale]);
         assert_eq!(out.column("id").unwrap().dtype(), &DataType::Int64);
         let out = fitted(false, true, None).apply(df.clone()).unwrap();

@@ -58,3 +58,14 @@ pub fn observed(df: &DataFrame, name: &str) -> Result<(Vec<f64>, u64)> {
     let missing = (ca.len() - values.len()) as u64;
     Ok((values, missing))
 }
+
+/// A float column's values, nulls not allowed (for unit tests).
+#[cfg(test)]
+pub fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name)
+        .expect("column")
+        .f64()
+        .expect("f64")
+        .into_no_null_iter()
+        .collect()
+}

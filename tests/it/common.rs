@@ -207,6 +207,49 @@ pub fn sklearn_standard_fit(python: &Path, input: &Path, exclude: &str) -> serde
     read_json(&out)
 }
 
+/// Runs a tests/parity rebuild script (`script artifact input out`) and
+/// returns its stdout + stderr, asserting it succeeded.
+pub fn run_rebuild(
+    python: &Path,
+    script: &str,
+    artifact: &Path,
+    input: &Path,
+    out: &Path,
+) -> String {
+    let o = StdCommand::new(python)
+        .arg(repo().join("tests/parity").join(script))
+        .arg(artifact)
+        .arg(input)
+        .arg(out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{script}: {text}");
+    text
+}
+
+/// Asserts README.md shows the part of tests/parity/`script` between its
+/// `# --- README snippet begin/end ---` markers, with `replace` applied.
+pub fn assert_readme_shows_snippet(script: &str, replace: &[(&str, &str)]) {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let text = std::fs::read_to_string(repo().join("tests/parity").join(script)).unwrap();
+    let mut snippet = text
+        .split("# --- README snippet begin ---\n")
+        .nth(1)
+        .unwrap()
+        .split("# --- README snippet end ---")
+        .next()
+        .unwrap()
+        .to_string();
+    for (from, to) in replace {
+        snippet = snippet.replace(from, to);
+    }
+    assert!(
+        readme.contains(&snippet),
+        "README's snippet differs from tests/parity/{script}:\n{snippet}"
+    );
+}
+
 /// Rows are equal: same keys, same non-float values, floats within 1e-12
 /// (relative to max(|x|, 1)); chunk boundaries may change the last bits.
 pub fn assert_rows_close(a: &[serde_json::Value], b: &[serde_json::Value]) {

@@ -412,32 +412,22 @@ fn readme_snippet_rebuilds_the_transform_in_sklearn() {
         .arg(format!("output.uri={}", out.display()))
         .assert()
         .success();
-    let o = Command::new(&python)
-        .arg(repo().join("tests/parity/rebuild_transform.py"))
-        .arg(out.join("transform.json"))
-        .arg(repo().join("sample_data/penguins.csv"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{text}");
+    let text = run_rebuild(
+        &python,
+        "rebuild_transform.py",
+        &out.join("transform.json"),
+        &repo().join("sample_data/penguins.csv"),
+        &out,
+    );
     assert!(text.contains("rows=344"), "{text}");
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let script = std::fs::read_to_string(repo().join("tests/parity/rebuild_transform.py")).unwrap();
-    let snippet = script
-        .split("# --- README snippet begin ---\n")
-        .nth(1)
-        .unwrap()
-        .split("# --- README snippet end ---")
-        .next()
-        .unwrap()
-        .replace("input_csv", "\"sample_data/penguins.csv\"")
-        .replace(
-            "open(transform_path)",
-            "open(\"out/penguins/transform.json\")",
-        );
-    assert!(
-        readme.contains(&snippet),
-        "README's snippet differs from tests/parity/rebuild_transform.py:\n{snippet}"
+    assert_readme_shows_snippet(
+        "rebuild_transform.py",
+        &[
+            ("input_csv", "\"sample_data/penguins.csv\""),
+            (
+                "open(transform_path)",
+                "open(\"out/penguins/transform.json\")",
+            ),
+        ],
     );
 }

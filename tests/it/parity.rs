@@ -1,8 +1,6 @@
 //! Live parity with scikit-learn on generated data (runs Python; in CI a
 //! missing pandas/scikit-learn fails the test instead of skipping).
 
-use std::process::Command;
-
 use crate::common::*;
 
 /// Deterministic generator (xorshift) so the test needs no extra crates.
@@ -102,33 +100,17 @@ fn readme_snippet_rebuilds_the_scaler_in_sklearn() {
     );
     c.pipeline("in.csv", "[scale]\nexclude = [\"review_id\", \"label\"]\n[output]\nformat = \"jsonl\"\nshard_max_rows = 700");
     c.run(&[]).success();
-    let out = Command::new(&python)
-        .arg(repo().join("tests/parity/rebuild_scaler.py"))
-        .arg(c.out_file("scaler.json"))
-        .arg(c.path("in.csv"))
-        .arg(c.path("out"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let text = run_rebuild(
+        &python,
+        "rebuild_scaler.py",
+        &c.out_file("scaler.json"),
+        &c.path("in.csv"),
+        &c.path("out"),
     );
-    assert!(out.status.success(), "{text}");
     assert!(text.contains("rows=2396"), "{text}");
     // The README shows exactly this snippet.
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let script = std::fs::read_to_string(repo().join("tests/parity/rebuild_scaler.py")).unwrap();
-    let snippet = script
-        .split("# --- README snippet begin ---\n")
-        .nth(1)
-        .unwrap()
-        .split("# --- README snippet end ---")
-        .next()
-        .unwrap()
-        .replace("open(scaler_path)", "open(\"out/sentiment/scaler.json\")");
-    assert!(
-        readme.contains(&snippet),
-        "README's snippet differs from tests/parity/rebuild_scaler.py"
+    assert_readme_shows_snippet(
+        "rebuild_scaler.py",
+        &[("open(scaler_path)", "open(\"out/sentiment/scaler.json\")")],
     );
 }
