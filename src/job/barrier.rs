@@ -157,7 +157,7 @@ pub enum Barrier {
     Solo,
     /// Workers sharing an output, meeting through `_work/` markers.
     Shared {
-        out: OutputDir,
+        out: Box<OutputDir>,
         id: WorkerId,
         fingerprint: String,
         attempt: String,

@@ -23,7 +23,7 @@ use crate::job::report::Progress;
 use crate::pipeline::plan::{
     ImputeStrategy, InputFormat, InputPlan, Plan, ScaleMethod, SecondPass,
 };
-use crate::read::source::{format_of, Piece, Source};
+use crate::read::source::{format_of, Piece, Projection, ProjectionRule, Source};
 use crate::storage::InputObject;
 use crate::timings::{timed, Stage};
 use crate::transform::clean::{CleanCounts, Cleaner};
@@ -91,6 +91,38 @@ pub fn refined_columns(plan: &Plan, cols: &ResolvedColumns) -> Vec<String> {
     out
 }
 
+/// The Parquet columns a pass decodes: `needed`, every column a step reads
+/// (`with_steps`), the ones cleaning reads values of (non-finite checks,
+/// null-checked floats, where NaN counts as missing); the other
+/// null-checked columns are read for their nulls only. A pass that keeps
+/// whole rows (spill, `_rejects/`) reads everything instead.
+pub fn parquet_projection(plan: &Plan, with_steps: bool, needed: Vec<String>) -> ProjectionRule {
+    let plan = plan.clone();
+    Box::new(move |fixed: &FixedSchema| {
+        let cols = resolve(&plan, &fixed.schema, &fixed.origin)?;
+        let mut values = needed.clone();
+        if with_steps {
+            values.extend(cols.steps.inputs.iter().map(|(n, _)| n.clone()));
+        }
+        values.extend(cols.finite_checked.iter().cloned());
+        values.extend(
+            cols.null_checked
+                .iter()
+                .filter(|c| fixed.schema.get(c.as_str()).is_some_and(|d| d.is_float()))
+                .cloned(),
+        );
+        values.sort();
+        values.dedup();
+        let nulls_only = cols
+            .null_checked
+            .iter()
+            .filter(|c| !values.contains(c))
+            .cloned()
+            .collect();
+        Ok(Projection { values, nulls_only })
+    })
+}
+
 /// Spill (true) or re-read (false) for the passes after the fit.
 pub fn spills(plan: &Plan, files: &[InputObject]) -> bool {
     match plan.input.second_pass {
@@ -121,7 +153,15 @@ pub fn fit_pass(
     mut rejects: Option<RejectWriter>,
 ) -> Result<Option<Fitted>> {
     let files = input.files;
-    let mut source = input.source().with_schema(schema_hint.clone());
+    let spill_mode = spills(plan, files);
+    // Without a spill or rejects, the fit needs only what the steps and
+    // cleaning read (Parquet input: a text column only for its nulls).
+    let projection =
+        (!spill_mode && rejects.is_none()).then(|| parquet_projection(plan, true, Vec::new()));
+    let mut source = input
+        .source()
+        .with_schema(schema_hint.clone())
+        .with_projection(projection);
     let mut resolved: Option<(ResolvedColumns, Cleaner)> = None;
     let mut state: Option<FitState> = None;
     if let Some(hint) = &schema_hint {
@@ -131,7 +171,6 @@ pub fn fit_pass(
     }
     let mut counts = CleanCounts::default();
     let mut progress = Progress::new("fit", source.total_bytes(), input.quiet);
-    let spill_mode = spills(plan, files);
 
     let (read, spill) = std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<(DataFrame, Arc<Vec<String>>)>(2);

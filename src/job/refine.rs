@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 
 use crate::error::Result;
 use crate::job::barrier::Barrier;
-use crate::job::fit::{Fitted, PassInput};
+use crate::job::fit::{parquet_projection, Fitted, PassInput};
 use crate::job::transform::interrupted;
+use crate::pipeline::plan::Plan;
 use crate::timings::{timed, Stage};
 use crate::transform::quantile::{merge_answers, Answer, Refine, Request, Scan};
 use crate::transform::values::observed;
@@ -25,6 +26,7 @@ pub const SHARED_COLLECT: u64 = 1 << 16;
 
 /// Refinement passes over this worker's cleaned rows.
 pub struct PassRefine<'a> {
+    pub plan: &'a Plan,
     pub input: &'a PassInput<'a>,
     pub fitted: &'a Fitted,
     pub barrier: &'a Barrier,
@@ -58,7 +60,12 @@ impl PassRefine<'_> {
                 }
             }
             None => {
-                let mut source = self.input.source().with_schema(self.fitted.schema.clone());
+                let columns = requests.iter().map(|r| r.column.clone()).collect();
+                let mut source = self
+                    .input
+                    .source()
+                    .with_schema(self.fitted.schema.clone())
+                    .with_projection(Some(parquet_projection(self.plan, false, columns)));
                 let cleaner = &self.fitted.cleaner;
                 source.for_each_chunk(&mut |chunk, src| {
                     let c = timed(Stage::Clean, || cleaner.clean(&chunk, &src.files, false))?;

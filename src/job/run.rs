@@ -91,7 +91,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
                 &mut opened,
             )?;
             Barrier::Shared {
-                out: out.clone(),
+                out: Box::new(out.clone()),
                 id,
                 fingerprint,
                 attempt,
@@ -165,6 +165,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         None => refit_from_partial(plan, schema, &partials[id.index], &counts)?,
     };
     let mut refine = PassRefine {
+        plan,
         input: &input,
         fitted: &fitted,
         barrier: &barrier,

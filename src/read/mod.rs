@@ -3,7 +3,8 @@
 //! thread of its own: [`csv_reader`]), its fields read by the rules of
 //! [`csv_fields`], parsed ([`csv_fast`], with [`csv_reference`] for what it
 //! leaves) and typed ([`csv_types`]); Parquet is decoded a row group at a
-//! time ([`parquet_input`]). [`source`] drives both; [`split`] cuts one
+//! time ([`parquet_input`]), a column read only for its nulls by its
+//! levels alone ([`parquet_validity`]). [`source`] drives both; [`split`] cuts one
 //! object between workers; [`schema_check`] holds later files to the schema.
 
 pub mod chunker;
@@ -13,6 +14,7 @@ pub mod csv_reader;
 pub mod csv_reference;
 pub mod csv_types;
 pub mod parquet_input;
+pub mod parquet_validity;
 pub mod schema_check;
 pub mod source;
 pub mod split;

@@ -16,7 +16,10 @@ use bytes::Bytes;
 use polars::io::mmap::MmapBytesReader;
 use polars::prelude::*;
 
+use polars_buffer::Buffer;
+
 use crate::error::{DataError, DataLocation, PrepError, Result};
+use crate::read::parquet_validity::null_stand_in;
 use crate::storage::remote;
 use crate::storage::{storage, InputObject, ObjectLocation};
 
@@ -245,6 +248,98 @@ impl ParquetInput {
         *ahead = handle.ok().map(|h| (i, h));
     }
 
+    /// The bytes of row group `i` of a remote object: the last one fetched,
+    /// the one fetched ahead, or a fetch now.
+    fn group_bytes(&self, loc: &remote::RemoteLocation, i: usize) -> Result<Bytes> {
+        let mut cached = self.cached.lock().expect("cache lock");
+        if let Some((idx, b)) = cached.as_ref() {
+            if *idx == i {
+                return Ok(b.clone());
+            }
+        }
+        let b = match self.take_ahead(i) {
+            Some(Ok(b)) => b,
+            // A failed look-ahead is retried here, with this read's own
+            // error if it fails again.
+            _ => {
+                let range = self.metadata.row_groups[i].full_byte_range();
+                remote::get_range(loc, &loc.path, range)?
+            }
+        };
+        *cached = Some((i, b.clone()));
+        Ok(b)
+    }
+
+    /// Rows `offset..offset + len` with the columns `values` decoded and,
+    /// for each column of `nulls_only`, a Boolean stand-in that is null
+    /// exactly where the column is, read from its definition levels
+    /// without decoding its values ([`null_stand_in`]); a column whose
+    /// levels do not answer that is decoded instead.
+    pub fn read_projected(
+        &self,
+        offset: usize,
+        len: usize,
+        values: &[String],
+        nulls_only: &[String],
+    ) -> Result<DataFrame> {
+        let mut decoded: Vec<String> = values.to_vec();
+        let mut stand_ins = Vec::new();
+        for name in nulls_only {
+            let mut chunk = |g: usize, range: std::ops::Range<u64>| self.column_chunk(g, range);
+            match null_stand_in(&self.obj.uri, &self.metadata, name, offset, len, &mut chunk)? {
+                Some(col) => stand_ins.push(col),
+                None => decoded.push(name.clone()),
+            }
+        }
+        if decoded.is_empty() {
+            // Nothing to decode: the height comes from a stand-in.
+            let Some(first) = stand_ins.first() else {
+                return self.read(offset, len);
+            };
+            decoded.push(first.name().to_string());
+            stand_ins.remove(0);
+        }
+        let order: Vec<String> = self
+            .schema
+            .iter_names()
+            .filter(|n| decoded.iter().any(|d| d == n.as_str()))
+            .map(|n| n.to_string())
+            .collect();
+        let mut df = self.read_impl(offset, len, Some(order))?;
+        for col in stand_ins {
+            df.with_column(col)
+                .map_err(|e| PrepError::polars("adding a null stand-in column", e))?;
+        }
+        Ok(df)
+    }
+
+    /// The bytes `range` (inside row group `g`) of the file.
+    fn column_chunk(&self, g: usize, range: std::ops::Range<u64>) -> Result<Buffer<u8>> {
+        match &self.obj.location {
+            ObjectLocation::Local(path) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = std::fs::File::open(path).map_err(|e| storage("opening", path, e))?;
+                let mut buf = vec![0u8; (range.end - range.start) as usize];
+                f.seek(SeekFrom::Start(range.start))
+                    .and_then(|_| f.read_exact(&mut buf))
+                    .map_err(|e| storage("reading", path, e))?;
+                Ok(Buffer::from_vec(buf))
+            }
+            ObjectLocation::Remote(loc) => {
+                let group = self.group_bytes(loc, g)?;
+                let at = self.metadata.row_groups[g].full_byte_range().start;
+                let (a, b) = ((range.start - at) as usize, (range.end - at) as usize);
+                if b > group.len() {
+                    return Err(bad_file(
+                        &self.obj.uri,
+                        "a column chunk outside its row group",
+                    ));
+                }
+                Ok(Buffer::from_owner(group.slice(a..b)))
+            }
+        }
+    }
+
     /// Reads rows `offset..offset + len` of the named columns only.
     pub fn read_columns(&self, offset: usize, len: usize, columns: &[String]) -> Result<DataFrame> {
         self.read_impl(offset, len, Some(columns.to_vec()))
@@ -289,20 +384,7 @@ impl ParquetInput {
                     rows_before.get_or_insert(first_row - rows);
                     kept.push(rg.clone());
                     let range = rg.full_byte_range();
-                    let mut cached = self.cached.lock().expect("cache lock");
-                    let bytes = match cached.as_ref() {
-                        Some((idx, b)) if *idx == i => b.clone(),
-                        _ => {
-                            let b = match self.take_ahead(i) {
-                                Some(Ok(b)) => b,
-                                // A failed look-ahead is retried here, with
-                                // this read's own error if it fails again.
-                                _ => remote::get_range(loc, &loc.path, range.clone())?,
-                            };
-                            *cached = Some((i, b.clone()));
-                            b
-                        }
-                    };
+                    let bytes = self.group_bytes(loc, i)?;
                     buf.place(range.start, &bytes);
                     last = Some(i);
                 }

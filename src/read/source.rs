@@ -71,6 +71,18 @@ pub fn dtype_for(t: ColumnType) -> DataType {
     }
 }
 
+/// The columns a pass needs of Parquet input (CSV is parsed whole):
+/// `values` decoded, `nulls_only` read for their nulls alone (a Boolean
+/// stand-in, null where the column is: `read/parquet_validity.rs`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    pub values: Vec<String>,
+    pub nulls_only: Vec<String>,
+}
+
+/// Decides a pass's [`Projection`] once the schema is fixed.
+pub type ProjectionRule = Box<dyn Fn(&FixedSchema) -> Result<Projection> + Send>;
+
 /// Reads every input object in order, one chunk at a time.
 pub struct Source {
     pub files: Vec<InputObject>,
@@ -79,6 +91,9 @@ pub struct Source {
     pub schema: Option<FixedSchema>,
     pub bytes_read: Arc<AtomicU64>,
     cancel: Arc<AtomicBool>,
+    /// Parquet reads decode only these columns (none: every column).
+    projection: Option<Projection>,
+    project: Option<ProjectionRule>,
 }
 
 impl Source {
@@ -96,7 +111,16 @@ impl Source {
             schema: None,
             bytes_read: Arc::new(AtomicU64::new(0)),
             cancel,
+            projection: None,
+            project: None,
         }
+    }
+
+    /// Parquet chunks carry only what `rule` asks for once the schema is
+    /// fixed (the rows are the same; columns left out are absent).
+    pub fn with_projection(mut self, rule: Option<ProjectionRule>) -> Self {
+        self.project = rule;
+        self
     }
 
     /// Reads only these pieces (indexes into `files`), in order.
@@ -319,6 +343,9 @@ impl Source {
                 ))
             }
         }
+        if let (None, Some(rule), Some(fixed)) = (&self.projection, &self.project, &self.schema) {
+            self.projection = Some(rule(fixed)?);
+        }
         let chunk_rows = self.plan.chunk_rows.get();
         let (start, stop) = match part {
             Part::RowGroups(r) => input.row_range(r.clone()),
@@ -328,7 +355,10 @@ impl Source {
         // page once), then handed on a chunk at a time.
         for (offset, len) in input.read_ranges(start, stop, 4 * chunk_rows) {
             self.check_cancel()?;
-            let df = timed(Stage::Read, || input.read(offset, len))?;
+            let df = timed(Stage::Read, || match &self.projection {
+                Some(p) => input.read_projected(offset, len, &p.values, &p.nulls_only),
+                None => input.read(offset, len),
+            })?;
             self.bytes_read.fetch_add(
                 (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
                 Ordering::Relaxed,

@@ -10,6 +10,7 @@ pub mod lock;
 pub mod output;
 pub mod remote;
 pub mod remote_read;
+pub mod upload;
 
 pub use compression::Compression;
 pub use input::*;

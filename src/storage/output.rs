@@ -227,9 +227,9 @@ impl OutputDir {
                     final_path,
                 })
             }
-            OutTarget::Remote(loc) => {
-                Target::Remote(Box::new(remote::UploadWriter::new(loc, &loc.child(name))))
-            }
+            OutTarget::Remote(loc) => Target::Remote(Box::new(
+                crate::storage::upload::UploadWriter::new(loc, &loc.child(name)),
+            )),
         };
         Ok(PendingFile {
             shared: Arc::new(Mutex::new(Some(target))),
@@ -376,7 +376,7 @@ impl Drop for LocalTarget {
 
 enum Target {
     Local(LocalTarget),
-    Remote(Box<remote::UploadWriter>),
+    Remote(Box<crate::storage::upload::UploadWriter>),
 }
 
 /// A file being written (see [`OutputDir::create`]). Clones share the same

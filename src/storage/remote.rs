@@ -10,16 +10,15 @@
 //! Credentials come from each cloud's standard environment; they are never
 //! logged: errors name only the *source* of the credentials.
 
-use std::io::Write;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::{PrepError, Result};
 use crate::pipeline::plan::StoragePlan;
@@ -41,6 +40,8 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
 #[derive(Clone)]
 pub struct RemoteLocation {
     pub store: Arc<dyn ObjectStore>,
+    /// The same store's multipart API (`None`: http(s), which has none).
+    pub multipart: Option<Arc<dyn MultipartStore>>,
     /// `scheme://bucket` (no trailing slash), for building display URIs.
     pub base: String,
     pub path: Path,
@@ -108,6 +109,14 @@ fn bad_uri(uri: &str, why: impl std::fmt::Display) -> PrepError {
 /// A service-account key that turns authentication off, for a GCS emulator.
 const EMULATOR_GCS_KEY: &str = r#"{"private_key": "", "private_key_id": "", "client_email": "emulator", "disable_oauth": true}"#;
 
+/// A store as both APIs prep uses.
+type Stores = (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>);
+
+fn both<S: ObjectStore + MultipartStore>(s: S) -> Stores {
+    let s = Arc::new(s);
+    (s.clone(), Some(s))
+}
+
 /// Builds the store for `uri`, honouring `[storage]` and the environment.
 pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
     let (scheme, rest) = uri
@@ -119,7 +128,7 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
         return Err(bad_uri(uri, "no bucket/container"));
     }
     let retry = retry_config();
-    let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+    let (store, multipart) = match scheme.as_str() {
         "s3" | "s3a" => {
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -159,7 +168,7 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
             if let Some(v) = storage.virtual_hosted_style {
                 b = b.with_virtual_hosted_style_request(v);
             }
-            Arc::new(b.build().map_err(|e| bad_uri(uri, e))?)
+            both(b.build().map_err(|e| bad_uri(uri, e))?)
         }
         "gs" | "gcs" => {
             let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -182,7 +191,7 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
                     b = b.with_service_account_key(EMULATOR_GCS_KEY);
                 }
             }
-            Arc::new(
+            both(
                 b.with_client_options(options)
                     .build()
                     .map_err(|e| bad_uri(uri, e))?,
@@ -198,15 +207,18 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
                     .with_endpoint(ep.clone())
                     .with_allow_http(ep.starts_with("http://"));
             }
-            Arc::new(b.build().map_err(|e| bad_uri(uri, e))?)
+            both(b.build().map_err(|e| bad_uri(uri, e))?)
         }
-        "http" | "https" => Arc::new(
-            object_store::http::HttpBuilder::new()
-                .with_url(format!("{scheme}://{bucket}"))
-                .with_retry(retry)
-                .with_client_options(client_options().with_allow_http(true))
-                .build()
-                .map_err(|e| bad_uri(uri, e))?,
+        "http" | "https" => (
+            Arc::new(
+                object_store::http::HttpBuilder::new()
+                    .with_url(format!("{scheme}://{bucket}"))
+                    .with_retry(retry)
+                    .with_client_options(client_options().with_allow_http(true))
+                    .build()
+                    .map_err(|e| bad_uri(uri, e))?,
+            ) as Arc<dyn ObjectStore>,
+            None,
         ),
         other => return Err(bad_uri(uri, format!("unknown scheme `{other}`"))),
     };
@@ -216,6 +228,7 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
     let base = format!("{scheme}://{bucket}");
     Ok(RemoteLocation {
         store,
+        multipart,
         base,
         path: Path::parse(key).map_err(|e| bad_uri(uri, e))?,
         scheme,
@@ -467,79 +480,5 @@ pub fn delete(loc: &RemoteLocation, path: &Path) -> Result<()> {
     match rt().block_on(loc.store.delete(path)) {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(storage_error("deleting", &loc.uri_of(path), &loc.scheme, e)),
-    }
-}
-
-/// Streams a multipart upload: parts go out as the buffer fills (10 MiB), so
-/// a large shard is never held whole in memory; the object appears only on
-/// `finish`, and `abort` (or drop) discards it.
-pub struct UploadWriter {
-    inner: Option<object_store::buffered::BufWriter>,
-    uri: String,
-    scheme: String,
-    loc: RemoteLocation,
-    path: Path,
-    written: u64,
-}
-
-impl UploadWriter {
-    pub fn new(loc: &RemoteLocation, path: &Path) -> Self {
-        UploadWriter {
-            inner: Some(object_store::buffered::BufWriter::with_capacity(
-                loc.store.clone(),
-                path.clone(),
-                10 << 20,
-            )),
-            uri: loc.uri_of(path),
-            scheme: loc.scheme.clone(),
-            loc: loc.clone(),
-            path: path.clone(),
-            written: 0,
-        }
-    }
-
-    pub fn finish(mut self) -> Result<()> {
-        let mut w = self.inner.take().expect("finished once");
-        let result = rt().block_on(w.shutdown());
-        // A completion the store acknowledged but whose answer was lost is
-        // retried, and the retry is told the upload no longer exists: the
-        // object is there, whole, so that is success (never an abort).
-        if result.is_err() {
-            if let Ok(Some(meta)) = head(&self.loc, &self.path) {
-                if meta.size == self.written {
-                    tracing::debug!("{}: completed upload confirmed by HEAD", self.uri);
-                    return Ok(());
-                }
-            }
-        }
-        result.map_err(|e| PrepError::Storage {
-            action: "uploading".into(),
-            uri: self.uri.clone(),
-            hint: Some(format!(
-                "the upload failed after retries (credentials from {})",
-                credential_source(&self.scheme)
-            )),
-            source: Box::new(e),
-        })
-    }
-}
-
-impl Write for UploadWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let w = self.inner.as_mut().expect("open writer");
-        rt().block_on(w.write_all(buf))?;
-        self.written += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for UploadWriter {
-    fn drop(&mut self) {
-        if let Some(mut w) = self.inner.take() {
-            let _ = rt().block_on(w.abort());
-        }
     }
 }
