@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
@@ -53,10 +53,11 @@ pub struct ParallelReader {
     end: u64,
     window: ReadWindow,
     /// Parts in flight, in object order.
-    inflight: VecDeque<JoinHandle<std::io::Result<Bytes>>>,
+    inflight: VecDeque<JoinHandle<std::io::Result<Pieces>>>,
     /// Parts to keep in flight (lowered while the reader is only prefetched).
     depth: usize,
-    current: Bytes,
+    /// The part being handed on, as the pieces the response arrived in.
+    current: Pieces,
     /// Parts requested so far: the first window's are smaller ([`FIRST_PART`]).
     issued: u32,
 }
@@ -82,7 +83,7 @@ impl ParallelReader {
             window,
             inflight: VecDeque::new(),
             depth: window.concurrency,
-            current: Bytes::new(),
+            current: Pieces::new(),
             issued: 0,
         };
         r.fill();
@@ -107,7 +108,7 @@ impl ParallelReader {
 
 impl Read for ParallelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
+        while self.current.front().is_none() {
             self.depth = self.window.concurrency;
             self.fill();
             let Some(next) = self.inflight.pop_front() else {
@@ -116,9 +117,18 @@ impl Read for ParallelReader {
             self.current = rt().block_on(next).map_err(std::io::Error::other)??;
             self.fill();
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
+        // As much of this part as fits, across the pieces it arrived in.
+        let mut n = 0;
+        while let Some(piece) = self.current.front_mut() {
+            let k = (buf.len() - n).min(piece.len());
+            buf[n..n + k].copy_from_slice(&piece[..k]);
+            n += k;
+            *piece = piece.slice(k..);
+            if !piece.is_empty() {
+                break; // buf is full
+            }
+            self.current.pop_front();
+        }
         Ok(n)
     }
 }
@@ -131,16 +141,20 @@ impl Drop for ParallelReader {
     }
 }
 
+/// A part's bytes as they arrived (never copied into one buffer: the
+/// reader hands them on piece by piece).
+type Pieces = VecDeque<Bytes>;
+
 /// Fetches one part; a broken stream resumes from the byte it reached.
 async fn fetch_part(
     store: Arc<dyn ObjectStore>,
     path: Path,
     range: Range<u64>,
-) -> std::io::Result<Bytes> {
+) -> std::io::Result<Pieces> {
     let started = Instant::now();
     let budget = crate::env::retry_timeout();
     let mut delay = Duration::from_millis(100);
-    let mut buf = BytesMut::with_capacity((range.end - range.start) as usize);
+    let mut buf = Pieces::new();
     let mut at = range.start;
     loop {
         let opts = GetOptions {
@@ -155,7 +169,9 @@ async fn fetch_part(
                     match piece {
                         Ok(b) => {
                             at += b.len() as u64;
-                            buf.extend_from_slice(&b);
+                            if !b.is_empty() {
+                                buf.push_back(b);
+                            }
                         }
                         Err(e) => {
                             broke = Some(e);
@@ -164,7 +180,7 @@ async fn fetch_part(
                     }
                 }
                 match broke {
-                    None if at >= range.end => return Ok(buf.freeze()),
+                    None if at >= range.end => return Ok(buf),
                     None => object_store::Error::Generic {
                         store: "read",
                         source: format!("the response ended at byte {at} of {}", range.end).into(),
@@ -205,9 +221,15 @@ pub fn get_range_parallel(
     let len = (range.end - range.start) as usize;
     let mut r = ParallelReader::open(store, path, range, ReadWindow::from_env());
     if r.inflight.len() == 1 {
-        return rt()
+        let mut pieces = rt()
             .block_on(r.inflight.pop_front().expect("one part"))
-            .map_err(std::io::Error::other)?;
+            .map_err(std::io::Error::other)??;
+        if pieces.len() == 1 {
+            return Ok(pieces.pop_front().expect("one piece"));
+        }
+        let mut whole = Vec::with_capacity(len);
+        pieces.iter().for_each(|p| whole.extend_from_slice(p));
+        return Ok(Bytes::from(whole));
     }
     let mut out = Vec::with_capacity(len);
     r.read_to_end(&mut out)?;
@@ -263,7 +285,7 @@ pub fn prefetch(objects: &[Ahead]) {
             window,
             inflight: VecDeque::new(),
             depth: want.min(max_requests - parts),
-            current: Bytes::new(),
+            current: Pieces::new(),
             issued: 0,
         };
         r.fill();
