@@ -19,7 +19,7 @@ use polars::prelude::*;
 use polars_buffer::Buffer;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
-use crate::read::parquet_validity::null_stand_in;
+use crate::read::parquet_validity::{null_stand_in, LevelCache};
 use crate::storage::remote;
 use crate::storage::{storage, InputObject, ObjectLocation};
 
@@ -78,6 +78,8 @@ pub struct ParquetInput {
     cached: Mutex<Option<(usize, Bytes)>>,
     /// The row group after it, being fetched while this one is decoded.
     ahead: Mutex<Option<(usize, std::thread::JoinHandle<std::io::Result<Bytes>>)>>,
+    /// Null-only columns' levels of the last row group read.
+    levels: LevelCache,
 }
 
 fn bad_file(uri: &str, e: impl std::fmt::Display) -> PrepError {
@@ -140,6 +142,7 @@ impl ParquetInput {
             footer,
             cached: Mutex::new(None),
             ahead: Mutex::new(None),
+            levels: LevelCache::default(),
         })
     }
 
@@ -286,7 +289,15 @@ impl ParquetInput {
         let mut stand_ins = Vec::new();
         for name in nulls_only {
             let mut chunk = |g: usize, range: std::ops::Range<u64>| self.column_chunk(g, range);
-            match null_stand_in(&self.obj.uri, &self.metadata, name, offset, len, &mut chunk)? {
+            match null_stand_in(
+                &self.obj.uri,
+                &self.metadata,
+                name,
+                offset,
+                len,
+                &mut chunk,
+                &self.levels,
+            )? {
                 Some(col) => stand_ins.push(col),
                 None => decoded.push(name.clone()),
             }

@@ -11,8 +11,10 @@
 //! column chunk bytes ─► pages ─► definition levels ─► valid[row] (level == max)
 //! ```
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
 
@@ -91,11 +93,15 @@ pub fn column_validity(
     Ok(valid)
 }
 
+/// Per column: (row group, its `valid[row]`) of the last row group read.
+pub type LevelCache = Mutex<HashMap<String, (usize, Arc<Vec<bool>>)>>;
+
 /// The column `name` of rows `offset..offset + len` of a file, as a Boolean
 /// stand-in that is null exactly where the column is (true elsewhere), or
 /// `None` when its levels do not answer that (nested, or absent). `chunk`
 /// gives the bytes of row group `g`'s column chunk over `range`; `uri`
-/// names the file in errors.
+/// names the file in errors. `cache` keeps each column's levels of the
+/// last row group read, so the slices of a large row group decode them once.
 pub fn null_stand_in(
     uri: &str,
     metadata: &FileMetadata,
@@ -103,6 +109,7 @@ pub fn null_stand_in(
     offset: usize,
     len: usize,
     chunk: &mut dyn FnMut(usize, Range<u64>) -> crate::error::Result<Buffer<u8>>,
+    cache: &LevelCache,
 ) -> crate::error::Result<Option<Column>> {
     let footer = metadata.footer_buf.as_ref();
     let mut valid: Vec<bool> = Vec::with_capacity(len);
@@ -134,16 +141,29 @@ pub fn null_stand_in(
             valid.resize(valid.len() + (b - a), true);
             continue;
         }
-        let range = column.byte_range();
-        let bytes = chunk(g, range)?;
-        let group = column_validity(bytes, column).map_err(|e| {
-            PrepError::bad_data(
-                DataLocation::file(uri).column(name),
-                DataError::BadParquet {
-                    detail: e.to_string(),
-                },
-            )
-        })?;
+        let cached = cache
+            .lock()
+            .expect("levels cache")
+            .get(name)
+            .filter(|(group, _)| *group == g)
+            .map(|(_, v)| v.clone());
+        let group = match cached {
+            Some(v) => v,
+            None => {
+                let bytes = chunk(g, column.byte_range())?;
+                let v = Arc::new(column_validity(bytes, column).map_err(|e| {
+                    PrepError::bad_data(
+                        DataLocation::file(uri).column(name),
+                        DataError::BadParquet {
+                            detail: e.to_string(),
+                        },
+                    )
+                })?);
+                let mut c = cache.lock().expect("levels cache");
+                c.insert(name.to_string(), (g, v.clone()));
+                v
+            }
+        };
         valid.extend_from_slice(&group[a - group_start..b - group_start]);
     }
     let col = BooleanChunked::from_iter_options(
@@ -222,7 +242,15 @@ mod tests {
             let input = open(&path);
             assert_eq!(input.row_group_sizes().len(), 4);
             // Ranges inside one row group and across several.
-            for (offset, len) in [(0, 1000), (0, 300), (290, 20), (301, 598), (999, 1)] {
+            for (offset, len) in [
+                (0, 1000),
+                (0, 300),
+                (290, 20),
+                (300, 10),
+                (310, 20),
+                (301, 598),
+                (999, 1),
+            ] {
                 let got = input
                     .read_projected(offset, len, &["x".into()], &["text".into(), "full".into()])
                     .unwrap();

@@ -18,6 +18,7 @@ mod gcs_shim;
 mod golden;
 mod outputs;
 mod parity;
+mod parquet_passes;
 mod pipelines;
 mod run_basics;
 mod s3;
