@@ -29,7 +29,7 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "100", doc: "object-store retries per request (PREP_RETRY_TIMEOUT bounds them first)" },
     EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying (rides out an outage up to about this long)" },
     EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "16", doc: "ranged GETs in flight per object-store read (all object stores)" },
-    EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "4MiB", doc: "size of each ranged GET of an object-store read" },
+    EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "2MiB", doc: "size of each ranged GET of an object-store read" },
     EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "30s", doc: "timeout of one object-store request (reads and uploads go in parts of a few MiB, so this bounds a stalled connection, not an object)" },
     EnvVar { name: "PREP_TRACE", kind: "path", default: "unset", doc: "write per-thread busy spans of every stage to this file as Chrome trace JSON at exit" },
     EnvVar { name: "PREP_LOCK_WAIT", kind: "duration", default: "0s", doc: "how long a run waits for another run that holds the output's lock (0: refuse at once)" },
@@ -143,7 +143,7 @@ pub fn s3_concurrency() -> usize {
 pub fn s3_part_size() -> u64 {
     get("PREP_S3_PART_SIZE")
         .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
-        .map_or(4 << 20, |b| b.as_u64())
+        .map_or(2 << 20, |b| b.as_u64())
 }
 
 pub fn retry_timeout() -> Duration {
