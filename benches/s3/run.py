@@ -65,15 +65,18 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and system CPU seconds of one process.
+
+    System time is worth watching here: on a VM, first touches of fresh
+    memory (the read window, network buffers) show up as system time."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_stime
 
 
 def pipeline(path: Path, input_uri: str, out: Path) -> None:
@@ -157,8 +160,12 @@ def main() -> None:
                     name = label.replace(" ", "-") + f"-{kind}.json"
                     e = dict(e, PREP_TRACE=str(Path(a.trace) / name))
                 res[kind].append(timed([str(PREP), "run", str(p), "--quiet"], e))
-                print(f"{label} {kind}: {res[kind][-1][0]:.2f} s, {res[kind][-1][1]:.0f} MiB", file=sys.stderr)
-            med = {k: (statistics.median(w for w, _ in v), max(r for _, r in v)) for k, v in res.items()}
+                wall, rss, system = res[kind][-1]
+                print(f"{label} {kind}: {wall:.2f} s, {rss:.0f} MiB, {system:.2f} system s", file=sys.stderr)
+            med = {
+                k: (statistics.median(w for w, _, _ in v), max(r for _, r, _ in v), statistics.median(t for _, _, t in v))
+                for k, v in res.items()
+            }
             rows.append((label, med["local"], med["s3"], med["direct"]))
         cpu = platform.processor() or platform.machine()
         table = [
@@ -166,12 +173,13 @@ def main() -> None:
             f"{a.rows} rows, CSV → Parquet (snappy), medians of {a.runs} alternating runs, {os.cpu_count()} cores ({cpu}).",
             f"Command: `python3 benches/s3/run.py --rows {a.rows} --split {a.split} --runs {a.runs} --mbps {a.mbps:g} --latency-ms {a.latency_ms}`",
             "",
-            "| input | local files | S3 through the proxy | S3 ÷ local | moto on loopback, no proxy | peak RSS local / S3 |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| input | local files | S3 through the proxy | S3 ÷ local | moto on loopback, no proxy | peak RSS local / S3 | system CPU local / S3 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for label, (lw, lr), (sw, sr), (dw, _) in rows:
+        for label, (lw, lr, lt), (sw, sr, st), (dw, _, _) in rows:
             table.append(
-                f"| {label} | {lw:.2f} s | {sw:.2f} s | {sw / lw:.2f}× | {dw:.2f} s ({dw / lw:.2f}×) | {lr:.0f} / {sr:.0f} MiB |"
+                f"| {label} | {lw:.2f} s | {sw:.2f} s | {sw / lw:.2f}× | {dw:.2f} s ({dw / lw:.2f}×) | {lr:.0f} / {sr:.0f} MiB "
+                f"| {lt:.2f} / {st:.2f} s |"
             )
         text = "\n".join(table) + "\n"
         print(text)
