@@ -57,18 +57,52 @@ fn get(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn duration(name: &str, default: Duration) -> Duration {
-    get(name)
-        .and_then(|v| humantime::parse_duration(&v).ok())
-        .unwrap_or(default)
+/// The default [`VARS`] lists for `name`: the one place a default is
+/// written (the unit tests parse every typed one, `tests/it/docs.rs` checks
+/// the reference shows it).
+fn default_of(name: &str) -> &'static str {
+    VARS.iter()
+        .find(|v| v.name == name)
+        .map(|v| v.default)
+        .expect("every variable prep reads is listed in VARS")
 }
 
-fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+/// A duration variable, or its default when unset or unparsable.
+fn duration(name: &str) -> Duration {
+    let parse = |v: &str| humantime::parse_duration(v.trim()).ok();
+    get(name)
+        .and_then(|v| parse(&v))
+        .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a duration"))
+}
+
+/// A number variable, or its default when unset or unparsable.
+fn number<T: std::str::FromStr>(name: &str) -> T {
+    let parse = |v: &str| v.trim().parse().ok();
+    get(name)
+        .and_then(|v| parse(&v))
+        .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a number"))
+}
+
+/// A byte-size variable (`64MiB`, `2MB`, `0`), or its default.
+fn byte_size(name: &str) -> u64 {
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<bytesize::ByteSize>()
+            .ok()
+            .map(|b| b.as_u64())
+    };
+    get(name)
+        .and_then(|v| parse(&v))
+        .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a byte size"))
+}
+
+/// A path-like variable, or its default.
+fn text(name: &str) -> String {
+    get(name).unwrap_or_else(|| default_of(name).to_string())
 }
 
 pub fn progress_interval() -> Duration {
-    duration("PREP_PROGRESS_INTERVAL", Duration::from_secs(5))
+    duration("PREP_PROGRESS_INTERVAL")
 }
 
 pub fn workers() -> Result<String, std::env::VarError> {
@@ -76,22 +110,20 @@ pub fn workers() -> Result<String, std::env::VarError> {
 }
 
 pub fn wait_timeout() -> Duration {
-    duration("PREP_WAIT_TIMEOUT", Duration::from_secs(30 * 60))
+    duration("PREP_WAIT_TIMEOUT")
 }
 
 pub fn sagemaker_config_dir() -> String {
-    get("PREP_SAGEMAKER_CONFIG_DIR").unwrap_or_else(|| "/opt/ml/config".into())
+    text("PREP_SAGEMAKER_CONFIG_DIR")
 }
 
 pub fn sagemaker_output_dir() -> String {
-    get("PREP_SAGEMAKER_OUTPUT_DIR").unwrap_or_else(|| "/opt/ml/output".into())
+    text("PREP_SAGEMAKER_OUTPUT_DIR")
 }
 
 /// Bytes of cleaned chunks kept in memory between the passes.
 pub fn memory_budget() -> u64 {
-    get("PREP_MEMORY_BUDGET")
-        .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
-        .map_or(64 << 20, |b| b.as_u64())
+    byte_size("PREP_MEMORY_BUDGET")
 }
 
 pub fn spill_dir() -> Option<PathBuf> {
@@ -107,7 +139,7 @@ pub fn fast_csv_parser() -> bool {
 }
 
 pub fn zstd_level() -> i32 {
-    number("PREP_ZSTD_LEVEL", 3)
+    number("PREP_ZSTD_LEVEL")
 }
 
 pub fn trace_file() -> Option<PathBuf> {
@@ -117,11 +149,11 @@ pub fn trace_file() -> Option<PathBuf> {
 }
 
 pub fn lock_wait() -> Duration {
-    duration("PREP_LOCK_WAIT", Duration::ZERO)
+    duration("PREP_LOCK_WAIT")
 }
 
 pub fn lock_lease() -> Duration {
-    duration("PREP_LOCK_LEASE", Duration::from_secs(60))
+    duration("PREP_LOCK_LEASE")
 }
 
 pub fn attempt_id() -> Option<String> {
@@ -129,29 +161,27 @@ pub fn attempt_id() -> Option<String> {
 }
 
 pub fn pause_before_commit() -> Duration {
-    duration("PREP_PAUSE_BEFORE_COMMIT", Duration::ZERO)
+    duration("PREP_PAUSE_BEFORE_COMMIT")
 }
 
 pub fn max_retries() -> usize {
-    number("PREP_MAX_RETRIES", 100)
+    number("PREP_MAX_RETRIES")
 }
 
 pub fn s3_concurrency() -> usize {
-    number("PREP_S3_CONCURRENCY", 16)
+    number("PREP_S3_CONCURRENCY")
 }
 
 pub fn s3_part_size() -> u64 {
-    get("PREP_S3_PART_SIZE")
-        .and_then(|v| v.trim().parse::<bytesize::ByteSize>().ok())
-        .map_or(2 << 20, |b| b.as_u64())
+    byte_size("PREP_S3_PART_SIZE")
 }
 
 pub fn retry_timeout() -> Duration {
-    duration("PREP_RETRY_TIMEOUT", Duration::from_secs(120))
+    duration("PREP_RETRY_TIMEOUT")
 }
 
 pub fn request_timeout() -> Duration {
-    duration("PREP_REQUEST_TIMEOUT", Duration::from_secs(30))
+    duration("PREP_REQUEST_TIMEOUT")
 }
 
 /// `PREP_*` names in `present` that prep does not know, each with the
@@ -199,6 +229,32 @@ mod tests {
                 ("PREP_ZZZZZZZZZZZZ".to_string(), None),
             ]
         );
+    }
+
+    /// Every typed default in the table parses as its kind, so no accessor
+    /// can fall back on a default that does not parse.
+    #[test]
+    fn every_typed_default_parses() {
+        let mut checked = 0;
+        for v in VARS {
+            let d = v.default;
+            let ok = match v.kind {
+                "duration" => humantime::parse_duration(d).is_ok(),
+                "byte size" => d.parse::<bytesize::ByteSize>().is_ok(),
+                "integer" if d.chars().all(|c| c.is_ascii_digit()) => d.parse::<u64>().is_ok(),
+                _ => continue,
+            };
+            assert!(ok, "{}: default {d:?} is not a {}", v.name, v.kind);
+            checked += 1;
+        }
+        assert!(checked >= 12, "the typed variables were found ({checked})");
+        // The accessors fall back on the table's text, parsed.
+        if get("PREP_S3_PART_SIZE").is_none() {
+            assert_eq!(s3_part_size(), 2 << 20);
+        }
+        if get("PREP_WAIT_TIMEOUT").is_none() {
+            assert_eq!(wait_timeout(), Duration::from_secs(30 * 60));
+        }
     }
 
     #[test]

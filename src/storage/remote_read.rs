@@ -66,7 +66,6 @@ pub struct ParallelReader {
 /// the first chunk (~10 MB) then arrives as many small transfers side by
 /// side (at 50 MB/s per connection, ~50 ms for 1 MiB parts instead of ~110
 /// ms for 4 MiB ones), so parsing starts sooner; full parts follow.
-/// With the default 2 MiB parts this halves the first window's bytes.
 const FIRST_PART: u64 = 1 << 20;
 
 impl ParallelReader {

@@ -70,3 +70,30 @@ fn the_reference_names_every_prep_variable() {
         "docs/reference.md does not name {missing:?}"
     );
 }
+
+/// The reference's table of variables shows the default the code uses
+/// (`env::VARS`, which the accessors parse): a changed default cannot leave
+/// the docs behind.
+#[test]
+fn the_reference_shows_every_typed_default() {
+    let doc = reference();
+    let mut wrong = Vec::new();
+    for v in prep::env::VARS {
+        if !matches!(v.kind, "duration" | "byte size" | "integer")
+            || !v.default.starts_with(|c: char| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", v.name)));
+        match row {
+            Some(row) if row.contains(&format!("| `{}` |", v.default)) => {}
+            _ => wrong.push(format!("{} (default {})", v.name, v.default)),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "docs/reference.md's variable table does not show these defaults: {wrong:?}"
+    );
+}

@@ -429,12 +429,8 @@ fn a_30_second_outage_mid_read_is_ridden_out() {
             "format = \"jsonl\"",
         );
         let started = std::time::Instant::now();
-        assert_same_output_through(
-            &case,
-            server,
-            &proxy.endpoint(),
-            &[("PREP_S3_PART_SIZE", "1MiB")],
-        );
+        // Default settings: a 16 × 1 MiB first window, then 2 MiB parts.
+        assert_same_output_through(&case, server, &proxy.endpoint(), &[]);
         assert!(
             proxy.faults() >= 1,
             "blackhole={blackhole}: the outage happened"
