@@ -13,6 +13,7 @@ pub mod csv_fields;
 pub mod csv_reader;
 pub mod csv_reference;
 pub mod csv_types;
+pub mod page_prefix;
 pub mod parquet_input;
 pub mod parquet_validity;
 pub mod schema_check;

@@ -9,8 +9,9 @@
 //! is the footer plus one row group, not the object.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::VecDeque;
 use std::io::Cursor;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use polars::io::mmap::MmapBytesReader;
@@ -68,16 +69,24 @@ impl Drop for SparseBuf {
     }
 }
 
+/// A remote row group's bytes, filled once by whichever thread gets there
+/// first (a decoder or the look-ahead) while the others wait; `None`: the
+/// look-ahead failed.
+type GroupCell = Arc<OnceLock<Option<Bytes>>>;
+
+/// Remote row groups kept fetched: those the decoders are on and the ones
+/// fetched ahead of them.
+const GROUPS_KEPT: usize = 4;
+
 pub struct ParquetInput {
     obj: InputObject,
     metadata: FileMetadataRef,
     pub num_rows: usize,
     pub schema: Schema,
     footer: Option<(u64, Bytes)>,
-    /// (row group index, its bytes) of the last row group fetched.
-    cached: Mutex<Option<(usize, Bytes)>>,
-    /// The row group after it, being fetched while this one is decoded.
-    ahead: Mutex<Option<(usize, std::thread::JoinHandle<std::io::Result<Bytes>>)>>,
+    /// Row groups of a remote object fetched or being fetched, oldest
+    /// first (at most [`GROUPS_KEPT`]).
+    groups: Mutex<VecDeque<(usize, GroupCell)>>,
     /// Null-only columns' levels of the last row group read.
     levels: LevelCache,
 }
@@ -140,8 +149,7 @@ impl ParquetInput {
             num_rows,
             schema: Schema::from_arrow_schema(arrow_schema.as_ref()),
             footer,
-            cached: Mutex::new(None),
-            ahead: Mutex::new(None),
+            groups: Mutex::new(VecDeque::new()),
             levels: LevelCache::default(),
         })
     }
@@ -219,58 +227,65 @@ impl ParquetInput {
             .collect()
     }
 
-    /// The look-ahead fetch of row group `i`, when that is the one running.
-    fn take_ahead(&self, i: usize) -> Option<std::io::Result<Bytes>> {
-        let mut ahead = self.ahead.lock().expect("ahead lock");
-        match ahead.take() {
-            Some((idx, h)) if idx == i => Some(
-                h.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("the look-ahead fetch stopped"))),
-            ),
-            other => {
-                *ahead = other;
-                None
-            }
+    /// The cell of row group `i`, made if new (the oldest beyond
+    /// [`GROUPS_KEPT`] is let go), and whether it was new.
+    fn group_cell(&self, i: usize) -> (GroupCell, bool) {
+        let mut groups = self.groups.lock().expect("row group lock");
+        if let Some((_, cell)) = groups.iter().find(|(g, _)| *g == i) {
+            return (cell.clone(), false);
         }
+        let cell = GroupCell::default();
+        groups.push_back((i, cell.clone()));
+        if groups.len() > GROUPS_KEPT {
+            groups.pop_front();
+        }
+        (cell, true)
     }
 
     /// Starts fetching row group `i` (parallel ranged GETs) so its bytes are
-    /// there when the reader reaches it.
+    /// there when a decoder reaches it; when `i` is already under way, the
+    /// one after it (two decoders take row groups in turn).
     fn fetch_ahead(&self, loc: &crate::storage::remote::RemoteLocation, i: usize) {
-        let Some(rg) = self.metadata.row_groups.get(i) else {
-            return;
-        };
-        let mut ahead = self.ahead.lock().expect("ahead lock");
-        if ahead.as_ref().is_some_and(|(idx, _)| *idx == i) {
+        for g in [i, i + 1] {
+            let Some(rg) = self.metadata.row_groups.get(g) else {
+                return;
+            };
+            let (cell, new) = self.group_cell(g);
+            if !new {
+                continue;
+            }
+            let (store, path, range) = (loc.store.clone(), loc.path.clone(), rg.full_byte_range());
+            let _ = std::thread::Builder::new()
+                .name("prep-parquet-ahead".into())
+                .spawn(move || {
+                    cell.get_or_init(|| {
+                        crate::storage::remote_read::get_range_parallel(store, path, range).ok()
+                    });
+                });
             return;
         }
-        let (store, path, range) = (loc.store.clone(), loc.path.clone(), rg.full_byte_range());
-        let handle = std::thread::Builder::new()
-            .name("prep-parquet-ahead".into())
-            .spawn(move || crate::storage::remote_read::get_range_parallel(store, path, range));
-        *ahead = handle.ok().map(|h| (i, h));
     }
 
-    /// The bytes of row group `i` of a remote object: the last one fetched,
-    /// the one fetched ahead, or a fetch now.
+    /// The bytes of row group `i` of a remote object: fetched already or
+    /// being fetched (then this waits for them), or fetched now.
     fn group_bytes(&self, loc: &remote::RemoteLocation, i: usize) -> Result<Bytes> {
-        let mut cached = self.cached.lock().expect("cache lock");
-        if let Some((idx, b)) = cached.as_ref() {
-            if *idx == i {
-                return Ok(b.clone());
+        let (cell, _) = self.group_cell(i);
+        let range = self.metadata.row_groups[i].full_byte_range();
+        let mut failed = None;
+        let got = cell.get_or_init(|| match remote::get_range(loc, &loc.path, range.clone()) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                failed = Some(e);
+                None
             }
-        }
-        let b = match self.take_ahead(i) {
-            Some(Ok(b)) => b,
+        });
+        match (got, failed) {
+            (Some(b), _) => Ok(b.clone()),
+            (None, Some(e)) => Err(e),
             // A failed look-ahead is retried here, with this read's own
             // error if it fails again.
-            _ => {
-                let range = self.metadata.row_groups[i].full_byte_range();
-                remote::get_range(loc, &loc.path, range)?
-            }
-        };
-        *cached = Some((i, b.clone()));
-        Ok(b)
+            (None, None) => remote::get_range(loc, &loc.path, range),
+        }
     }
 
     /// Rows `offset..offset + len` with the columns `values` decoded and,

@@ -5,7 +5,8 @@
 //! reads (a long text column, typically) only to know which rows it drops:
 //! decoding its values, most of the file's bytes, is wasted there. The
 //! levels are the first part of each data page: stored as they are in a v2
-//! page, compressed with the values in a v1 page.
+//! page, compressed with the values in a v1 page (then only the levels'
+//! bytes are decompressed where the codec allows: `page_prefix.rs`).
 //!
 //! ```text
 //! column chunk bytes ─► pages ─► definition levels ─► valid[row] (level == max)
@@ -68,6 +69,14 @@ pub fn column_validity(
                 HybridRleDecoder::new(split.def, 1, n).collect()?
             }
             DataPageHeader::V1(_) => {
+                let prefix =
+                    crate::read::page_prefix::v1_def_levels(page.compression(), page.slice_mut());
+                if let Some(levels) = prefix {
+                    let levels = levels.map_err(|e| ParquetError::OutOfSpec(e.to_string()))?;
+                    let levels: Vec<u32> = HybridRleDecoder::new(&levels[4..], 1, n).collect()?;
+                    valid.extend(levels.iter().map(|&l| l == 1));
+                    continue;
+                }
                 let compressed = page.compression() != Compression::Uncompressed;
                 let Page::Data(mut page) =
                     decompress(CompressedPage::Data(page), &mut scratch, &mut ctx)?
@@ -194,9 +203,19 @@ mod tests {
 
     /// Writes `df` with data pages of `version`, `group` rows a row group.
     fn write(df: &DataFrame, version: Version, group: usize, path: &std::path::Path) {
+        write_with(df, version, CompressionOptions::Zstd(None), group, path)
+    }
+
+    fn write_with(
+        df: &DataFrame,
+        version: Version,
+        compression: CompressionOptions,
+        group: usize,
+        path: &std::path::Path,
+    ) {
         let options = WriteOptions {
             statistics: StatisticsOptions::full(),
-            compression: CompressionOptions::Zstd(None),
+            compression,
             version,
             data_page_size: Some(512), // several pages a column chunk
         };
@@ -236,9 +255,19 @@ mod tests {
     fn stand_ins_are_null_exactly_where_the_column_is_v1_and_v2_pages() {
         let dir = tempfile::tempdir().unwrap();
         let df = table(1000);
-        for (version, name) in [(Version::V1, "v1.parquet"), (Version::V2, "v2.parquet")] {
-            let path = dir.path().join(name);
-            write(&df, version, 300, &path);
+        // v1 pages decompress only their levels (zstd, gzip, snappy,
+        // none), or the whole page (lz4); v2 pages keep levels apart.
+        let cases = [
+            (Version::V1, CompressionOptions::Zstd(None), "v1-zstd"),
+            (Version::V1, CompressionOptions::Snappy, "v1-snappy"),
+            (Version::V1, CompressionOptions::Gzip(None), "v1-gzip"),
+            (Version::V1, CompressionOptions::Uncompressed, "v1-none"),
+            (Version::V1, CompressionOptions::Lz4Raw, "v1-lz4"),
+            (Version::V2, CompressionOptions::Zstd(None), "v2-zstd"),
+        ];
+        for (version, compression, name) in cases {
+            let path = dir.path().join(format!("{name}.parquet"));
+            write_with(&df, version, compression, 300, &path);
             let input = open(&path);
             assert_eq!(input.row_group_sizes().len(), 4);
             // Ranges inside one row group and across several.

@@ -28,6 +28,9 @@ use crate::read::split::{align_csv, first_record_of};
 use crate::storage::{Compression, InputObject};
 use crate::timings::{timed, Stage};
 
+/// Parquet decoder threads at most (see `Source::read_parquet`).
+const PARQUET_DECODERS: usize = 4;
+
 /// Which part of an object a reader covers. Scale-out splits a large object
 /// between workers: Parquet by row groups, uncompressed CSV by byte ranges
 /// whose ends are moved to record boundaries (see [`align_csv`]).
@@ -352,29 +355,74 @@ impl Source {
             _ => (0, num_rows),
         };
         // Whole row groups up to 4 chunks long are decoded at once (each
-        // page once), then handed on a chunk at a time.
-        for (offset, len) in input.read_ranges(start, stop, 4 * chunk_rows) {
-            self.check_cancel()?;
-            let df = timed(Stage::Read, || match &self.projection {
-                Some(p) => input.read_projected(offset, len, &p.values, &p.nulls_only),
-                None => input.read(offset, len),
-            })?;
-            self.bytes_read.fetch_add(
-                (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
-                Ordering::Relaxed,
-            );
-            for at in (0..len).step_by(chunk_rows) {
-                f(
-                    SourceChunk {
-                        df: df.slice(at as i64, chunk_rows.min(len - at)),
-                        file_index: idx,
-                        lines: Vec::new(),
-                        first_row: (offset + at) as u64 + 1,
-                    },
-                    self,
-                )?;
+        // page once), then handed on a chunk at a time. Decoder threads
+        // (one per core, at most [`PARQUET_DECODERS`]) take the ranges in
+        // turn, so decoding (zstd, pages) runs on every core beside what `f`
+        // does with the chunks (clean and fit, or clean and transform); each
+        // holds at most the one range it decoded until `f` takes it.
+        let ranges = input.read_ranges(start, stop, 4 * chunk_rows);
+        let decoders = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, PARQUET_DECODERS)
+            .min(ranges.len().max(1));
+        let projection = &self.projection;
+        let (cancel, bytes_read) = (&self.cancel, &self.bytes_read);
+        let input = &input;
+        std::thread::scope(|scope| -> Result<()> {
+            let mut turns = Vec::with_capacity(decoders);
+            for first in 0..decoders {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(0);
+                let mine: Vec<(usize, usize)> = ranges
+                    .iter()
+                    .skip(first)
+                    .step_by(decoders)
+                    .copied()
+                    .collect();
+                std::thread::Builder::new()
+                    .name("prep-parquet-decoder".into())
+                    .spawn_scoped(scope, move || {
+                        for (offset, len) in mine {
+                            if cancel.load(Ordering::Relaxed) {
+                                return; // the consumer reports the interruption
+                            }
+                            let df = timed(Stage::Read, || match projection {
+                                Some(p) => {
+                                    input.read_projected(offset, len, &p.values, &p.nulls_only)
+                                }
+                                None => input.read(offset, len),
+                            });
+                            bytes_read.fetch_add(
+                                (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
+                                Ordering::Relaxed,
+                            );
+                            let failed = df.is_err();
+                            if tx.send(df).is_err() || failed {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(|e| PrepError::io("starting a Parquet decoder thread", e))?;
+                turns.push(rx);
             }
-        }
+            for (k, &(offset, len)) in ranges.iter().enumerate() {
+                self.check_cancel()?;
+                let df = turns[k % decoders]
+                    .recv()
+                    .map_err(|_| PrepError::PipelineStopped)??;
+                for at in (0..len).step_by(chunk_rows) {
+                    f(
+                        SourceChunk {
+                            df: df.slice(at as i64, chunk_rows.min(len - at)),
+                            file_index: idx,
+                            lines: Vec::new(),
+                            first_row: (offset + at) as u64 + 1,
+                        },
+                        self,
+                    )?;
+                }
+            }
+            self.check_cancel()
+        })?;
         Ok(())
     }
 }
