@@ -63,6 +63,10 @@ pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> 
     Ok(df)
 }
 
+/// Parquet frames the shard writer encodes at once, at most: those waiting
+/// in its channel (two) and the one it took.
+const FRAMES_ENCODED_TOGETHER: usize = 3;
+
 enum WriterMsg {
     Batch(SinkBatch),
     /// Sent only after the last batch: commit the last shard. Without it
@@ -134,13 +138,33 @@ pub fn transform_pass(
             .name("prep-shard-writer".into())
             .spawn_scoped(scope, move || -> Result<Vec<ShardInfo>> {
                 let mut sink = ShardSink::new(out.clone(), sink_opts);
-                for msg in out_rx {
+                let mut next = None;
+                loop {
+                    let msg = match next.take() {
+                        Some(msg) => msg,
+                        None => out_rx.recv().map_err(|_| interrupted())?,
+                    };
                     match msg {
+                        // Parquet frames that are already waiting are
+                        // encoded together (on every core), then written.
+                        WriterMsg::Batch(SinkBatch::Frame(df)) => {
+                            let mut frames = vec![df];
+                            while frames.len() < FRAMES_ENCODED_TOGETHER {
+                                match out_rx.try_recv() {
+                                    Ok(WriterMsg::Batch(SinkBatch::Frame(df))) => frames.push(df),
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            sink.write_frames(&frames)?;
+                        }
                         WriterMsg::Batch(b) => sink.write_batch(b)?,
                         WriterMsg::Finish => return sink.finish(),
                     }
                 }
-                Err(interrupted())
             })
             .expect("starting the shard writer thread");
         let main = (|| -> Result<()> {

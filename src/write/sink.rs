@@ -119,25 +119,18 @@ impl RowGroupEncoder {
         }
     }
 
-    /// Writes `df` as row groups (one per aligned chunk), pages compressed in parallel.
-    fn write(
-        &self,
-        writer: &mut polars::io::parquet::write::BatchedWriter<PendingFile>,
-        df: &DataFrame,
-    ) -> PolarsResult<()> {
+    /// `df`'s row groups (one per chunk of its columns), each as its
+    /// row count and compressed pages.
+    fn encode_frame(&self, df: &DataFrame) -> PolarsResult<Vec<EncodedGroup>> {
         let mut df = df.clone();
         df.rechunk_mut();
-        for batch in df.iter_chunks(CompatLevel::newest(), false) {
-            let rows = batch.len();
-            if rows == 0 {
-                continue;
-            }
-            let compressed = timed(Stage::Encode, || self.encode(&batch))?;
-            timed(Stage::Write, || {
-                writer.write_row_group(rows as u64, &compressed)
-            })?;
-        }
-        Ok(())
+        df.iter_chunks(CompatLevel::newest(), false)
+            .filter(|batch| batch.len() > 0)
+            .map(|batch| {
+                let pages = timed(Stage::Encode, || self.encode(&batch))?;
+                Ok((batch.len() as u64, pages))
+            })
+            .collect()
     }
 
     /// One row group's pages, encoded and compressed on every core.
@@ -176,12 +169,38 @@ impl RowGroupEncoder {
     }
 }
 
+/// A row group ready to append: its rows and compressed pages per column.
+type EncodedGroup = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>);
+
+/// What writing frames to Parquet shards does, in order: append these rows
+/// (and count these bytes against `shard_max_bytes`), or close the shard.
+enum ParquetStep {
+    Rows(DataFrame, u64),
+    Close,
+}
+
+/// How full a shard is.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fill {
+    rows: usize,
+    bytes: u64,
+}
+
 struct Current {
     name: String,
     shard: OpenShard,
     rows: usize,
     /// Bytes counted against `max_bytes`.
     bytes: u64,
+}
+
+impl Current {
+    fn fill(&self) -> Fill {
+        Fill {
+            rows: self.rows,
+            bytes: self.bytes,
+        }
+    }
 }
 
 pub struct ShardSink {
@@ -302,11 +321,11 @@ impl ShardSink {
 
     /// How many of the next rows fit in the open shard, given each row's
     /// size; at least one when the shard is empty.
-    fn fitting(&self, cur: &Current, sizes: &dyn Fn(usize) -> u64, available: usize) -> usize {
-        let row_room = self.opts.max_rows - cur.rows;
+    fn fitting(&self, fill: Fill, sizes: &dyn Fn(usize) -> u64, available: usize) -> usize {
+        let row_room = self.opts.max_rows - fill.rows;
         let mut k = available.min(row_room);
         if let Some(max) = self.opts.max_bytes {
-            let room = max.saturating_sub(cur.bytes);
+            let room = max.saturating_sub(fill.bytes);
             // sizes(k) is the byte size of the first k rows; find the largest k that fits.
             let (mut lo, mut hi) = (0usize, k);
             while lo < hi {
@@ -318,7 +337,7 @@ impl ShardSink {
                 }
             }
             k = lo;
-            if k == 0 && cur.rows == 0 {
+            if k == 0 && fill.rows == 0 {
                 k = 1;
             }
         }
@@ -356,8 +375,7 @@ impl ShardSink {
     /// Appends a prepared chunk.
     pub fn write_batch(&mut self, batch: SinkBatch) -> Result<()> {
         match batch {
-            SinkBatch::Frame(df) if df.height() > 0 => self.write_parquet(&df),
-            SinkBatch::Frame(_) => Ok(()),
+            SinkBatch::Frame(df) => self.write_frames(&[df]),
             SinkBatch::Text { rows, names } => {
                 if self.header.is_empty() {
                     self.header = csv_header(&names);
@@ -382,7 +400,7 @@ impl ShardSink {
                     (rows.ends[next + k - 1] - base) as u64
                 }
             };
-            let k = self.fitting(cur, &sizes, rows.rows() - next);
+            let k = self.fitting(cur.fill(), &sizes, rows.rows() - next);
             if k == 0 {
                 self.close()?;
                 continue;
@@ -404,43 +422,90 @@ impl ShardSink {
         Ok(())
     }
 
-    fn write_parquet(&mut self, df: &DataFrame) -> Result<()> {
-        let per_row = (df.estimated_size() as f64 / df.height() as f64)
-            .ceil()
-            .max(1.0) as u64;
-        let schema = df.schema().as_ref().clone();
-        let mut next = 0usize;
-        while next < df.height() {
-            if self.current.is_none() {
-                self.open(Some(&schema))?;
+    /// Appends consecutive frames. Their row groups are cut as writing them
+    /// one at a time would cut them, encoded together on every core (one
+    /// frame's long text column no longer leaves a core idle), then written
+    /// in order.
+    pub fn write_frames(&mut self, frames: &[DataFrame]) -> Result<()> {
+        let frames: Vec<&DataFrame> = frames.iter().filter(|df| df.height() > 0).collect();
+        let Some(first) = frames.first() else {
+            return Ok(());
+        };
+        if self.current.is_none() {
+            self.open(Some(first.schema().as_ref()))?;
+        }
+        // 1. Where the row groups and shard ends fall.
+        let mut fill = self.current.as_ref().expect("opened").fill();
+        let mut open = true;
+        let mut steps = Vec::new();
+        for df in &frames {
+            let per_row = (df.estimated_size() as f64 / df.height() as f64)
+                .ceil()
+                .max(1.0) as u64;
+            let mut next = 0usize;
+            while next < df.height() {
+                if !open {
+                    (open, fill) = (true, Fill::default());
+                }
+                let sizes = |k: usize| k as u64 * per_row;
+                let k = self.fitting(fill, &sizes, df.height() - next);
+                if k == 0 {
+                    steps.push(ParquetStep::Close);
+                    open = false;
+                    continue;
+                }
+                steps.push(ParquetStep::Rows(
+                    df.slice(next as i64, k),
+                    k as u64 * per_row,
+                ));
+                fill.rows += k;
+                fill.bytes += k as u64 * per_row;
+                next += k;
+                if fill.rows >= self.opts.max_rows {
+                    steps.push(ParquetStep::Close);
+                    open = false;
+                }
             }
-            let cur = self.current.as_ref().expect("opened");
-            let sizes = |k: usize| k as u64 * per_row;
-            let k = self.fitting(cur, &sizes, df.height() - next);
-            if k == 0 {
+        }
+        // 2. Every row group's pages, encoded and compressed together.
+        let cur = self.current.as_ref().expect("opened");
+        let OpenShard::Parquet { encoder, .. } = &cur.shard else {
+            unreachable!("parquet shard")
+        };
+        let encoded: Vec<PolarsResult<Vec<EncodedGroup>>> = steps
+            .par_iter()
+            .map(|step| match step {
+                ParquetStep::Rows(df, _) => encoder.encode_frame(df),
+                ParquetStep::Close => Ok(Vec::new()),
+            })
+            .collect();
+        // 3. Written in order, shards opened and closed where planned.
+        for (step, groups) in steps.iter().zip(encoded) {
+            let ParquetStep::Rows(df, bytes) = step else {
                 self.close()?;
                 continue;
+            };
+            if self.current.is_none() {
+                self.open(Some(df.schema().as_ref()))?;
             }
-            let slice = df.slice(next as i64, k);
             let cur = self.current.as_mut().expect("opened");
-            let OpenShard::Parquet {
-                writer, encoder, ..
-            } = &mut cur.shard
-            else {
+            let OpenShard::Parquet { writer, .. } = &mut cur.shard else {
                 unreachable!("parquet shard")
             };
-            encoder.write(writer, &slice).map_err(|e| {
-                PrepError::polars(
-                    format!("writing Parquet shard {}", self.out.display(&cur.name)),
-                    e,
-                )
-            })?;
-            cur.rows += k;
-            cur.bytes += k as u64 * per_row;
-            next += k;
-            if cur.rows >= self.opts.max_rows {
-                self.close()?;
-            }
+            groups
+                .and_then(|groups| {
+                    groups.iter().try_for_each(|(rows, pages)| {
+                        timed(Stage::Write, || writer.write_row_group(*rows, pages))
+                    })
+                })
+                .map_err(|e| {
+                    PrepError::polars(
+                        format!("writing Parquet shard {}", self.out.display(&cur.name)),
+                        e,
+                    )
+                })?;
+            cur.rows += df.height();
+            cur.bytes += bytes;
         }
         Ok(())
     }
@@ -547,6 +612,56 @@ mod tests {
         let back = ParquetReader::new(f).finish().unwrap();
         assert_eq!(back.height(), 4);
         assert_eq!(back.column("id").unwrap().i64().unwrap().get(0), Some(6));
+    }
+
+    /// Every shard's file bytes, in order.
+    fn shard_bytes(dir: &std::path::Path, shards: &[ShardInfo]) -> Vec<Vec<u8>> {
+        shards
+            .iter()
+            .map(|s| std::fs::read(dir.join(&s.name)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_encoded_together_cut_and_write_as_one_at_a_time() {
+        // Frames of 7, 5, 0 and 9 rows (ids 0..21 overall), against a row
+        // limit that cuts inside frames, and against a byte limit.
+        let frames: Vec<DataFrame> = [(0, 7), (7, 5), (12, 0), (12, 9)]
+            .iter()
+            .map(|&(from, n)| {
+                let mut df = frame(from + n).slice(from, n as usize);
+                df.rechunk_mut();
+                df
+            })
+            .collect();
+        let per_row = frames[0].estimated_size() as u64 / 7 + 1;
+        for (max_rows, max_bytes) in [(4, None), (100, Some(per_row * 3)), (6, Some(per_row * 5))] {
+            let (one, together) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let mut s = sink(one.path(), OutputFormat::Parquet, max_rows, max_bytes);
+            frames.iter().for_each(|f| s.write(f).unwrap());
+            let one_shards = s.finish().unwrap();
+            let mut s = sink(together.path(), OutputFormat::Parquet, max_rows, max_bytes);
+            s.write(&frames[0]).unwrap(); // a shard already open and part full
+            s.write_frames(&frames[1..]).unwrap();
+            let together_shards = s.finish().unwrap();
+            assert_eq!(together_shards, one_shards, "{max_rows} {max_bytes:?}");
+            assert!(one_shards.len() >= 3, "{one_shards:?}");
+            assert_eq!(
+                shard_bytes(together.path(), &together_shards),
+                shard_bytes(one.path(), &one_shards)
+            );
+            let ids: Vec<i64> = together_shards
+                .iter()
+                .flat_map(|sh| {
+                    let f = std::fs::File::open(together.path().join(&sh.name)).unwrap();
+                    let back = ParquetReader::new(f).finish().unwrap();
+                    assert_eq!(back.height() as u64, sh.rows);
+                    let ids = back.column("id").unwrap().i64().unwrap().clone();
+                    ids.into_no_null_iter().collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(ids, (0..21).collect::<Vec<_>>());
+        }
     }
 
     #[test]
