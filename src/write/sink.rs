@@ -125,7 +125,7 @@ impl RowGroupEncoder {
         let mut df = df.clone();
         df.rechunk_mut();
         df.iter_chunks(CompatLevel::newest(), false)
-            .filter(|batch| batch.len() > 0)
+            .filter(|batch| !batch.is_empty())
             .map(|batch| {
                 let pages = timed(Stage::Encode, || self.encode(&batch))?;
                 Ok((batch.len() as u64, pages))
