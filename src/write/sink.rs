@@ -12,6 +12,7 @@
 //! but tiny shards.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -82,7 +83,6 @@ enum OpenShard {
     },
     Parquet {
         writer: Box<polars::io::parquet::write::BatchedWriter<PendingFile>>,
-        encoder: Box<RowGroupEncoder>,
         file: PendingFile,
     },
 }
@@ -94,9 +94,18 @@ enum OpenShard {
 /// (a text column dominates, so per-column parallelism does not help). Here
 /// columns are encoded in parallel, then every page is compressed in
 /// parallel, and the writer only appends finished bytes.
+///
+/// For each column polars asks for dictionary encoding it first estimates
+/// the column's cardinality over every value (hashing each string of a long
+/// text column) and writes plain pages when most values differ. That choice
+/// is made once, on the run's first row group ([`Self::settled`]): a column
+/// that got plain pages there is written plain from then on, with no
+/// estimate (4 % of a Parquet → Parquet run's CPU time).
 struct RowGroupEncoder {
     fields: Vec<polars_parquet::write::ParquetType>,
     encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    /// The encodings after the first row group (see above).
+    settled: OnceLock<Vec<Vec<polars_parquet::write::Encoding>>>,
     options: polars_parquet::write::WriteOptions,
 }
 
@@ -110,6 +119,7 @@ impl RowGroupEncoder {
         RowGroupEncoder {
             fields: writer.parquet_schema().fields().to_vec(),
             encodings: polars::io::parquet::write::get_encodings(&arrow).to_vec(),
+            settled: OnceLock::new(),
             options: polars_parquet::write::WriteOptions {
                 statistics: polars::io::parquet::write::StatisticsOptions::default(),
                 compression: compression.into(),
@@ -138,13 +148,14 @@ impl RowGroupEncoder {
         &self,
         batch: &polars_arrow::record_batch::RecordBatch,
     ) -> PolarsResult<Vec<Vec<polars_parquet::write::CompressedPage>>> {
-        use polars_parquet::write::{array_to_columns, compress, CompressedPage, Page};
+        use polars_parquet::write::{array_to_columns, compress, CompressedPage, Encoding, Page};
         {
+            let encodings = self.settled.get().unwrap_or(&self.encodings);
             let encoded: Vec<Vec<Vec<Page>>> = batch
                 .columns()
                 .par_iter()
                 .zip(self.fields.par_iter())
-                .zip(self.encodings.par_iter())
+                .zip(encodings.par_iter())
                 .map(|((array, ty), enc)| {
                     array_to_columns(array, ty.clone(), self.options, enc)?
                         .into_iter()
@@ -152,6 +163,26 @@ impl RowGroupEncoder {
                         .collect()
                 })
                 .collect::<PolarsResult<_>>()?;
+            if self.settled.get().is_none() {
+                let settled = encodings
+                    .iter()
+                    .zip(&encoded)
+                    .map(|(wanted, leaves)| {
+                        wanted
+                            .iter()
+                            .zip(leaves)
+                            .map(|(&e, pages)| {
+                                let dict = pages.iter().any(|p| matches!(p, Page::Dict(_)));
+                                match e {
+                                    Encoding::RleDictionary if !dict => Encoding::Plain,
+                                    e => e,
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let _ = self.settled.set(settled);
+            }
             // One list per leaf column, in schema order.
             let leaves: Vec<Vec<Page>> = encoded.into_iter().flatten().collect();
             let compression = self.options.compression;
@@ -209,6 +240,8 @@ pub struct ShardSink {
     current: Option<Current>,
     pub shards: Vec<ShardInfo>,
     header: Vec<u8>,
+    /// Parquet: one encoder for every shard of the run (same schema).
+    encoder: Option<RowGroupEncoder>,
 }
 
 impl ShardSink {
@@ -219,6 +252,7 @@ impl ShardSink {
             current: None,
             shards: Vec::new(),
             header: Vec::new(),
+            encoder: None,
         }
     }
 
@@ -257,11 +291,12 @@ impl ShardSink {
                             e,
                         )
                     })?;
-                let encoder = RowGroupEncoder::new(&mut writer, schema, compression);
+                if self.encoder.is_none() {
+                    self.encoder = Some(RowGroupEncoder::new(&mut writer, schema, compression));
+                }
                 (
                     OpenShard::Parquet {
                         writer: Box::new(writer),
-                        encoder: Box::new(encoder),
                         file,
                     },
                     0,
@@ -467,18 +502,18 @@ impl ShardSink {
                 }
             }
         }
-        // 2. Every row group's pages, encoded and compressed together.
-        let cur = self.current.as_ref().expect("opened");
-        let OpenShard::Parquet { encoder, .. } = &cur.shard else {
-            unreachable!("parquet shard")
+        // 2. Every row group's pages, encoded and compressed together; the
+        // run's first row group alone first, so the encodings it settles
+        // are the same however the frames were batched.
+        let encoder = self.encoder.as_ref().expect("made with the first shard");
+        let encode = |step: &ParquetStep| match step {
+            ParquetStep::Rows(df, _) => encoder.encode_frame(df),
+            ParquetStep::Close => Ok(Vec::new()),
         };
-        let encoded: Vec<PolarsResult<Vec<EncodedGroup>>> = steps
-            .par_iter()
-            .map(|step| match step {
-                ParquetStep::Rows(df, _) => encoder.encode_frame(df),
-                ParquetStep::Close => Ok(Vec::new()),
-            })
-            .collect();
+        let alone = usize::from(encoder.settled.get().is_none());
+        let mut encoded: Vec<PolarsResult<Vec<EncodedGroup>>> =
+            steps[..alone].iter().map(encode).collect();
+        encoded.extend(steps[alone..].par_iter().map(encode).collect::<Vec<_>>());
         // 3. Written in order, shards opened and closed where planned.
         for (step, groups) in steps.iter().zip(encoded) {
             let ParquetStep::Rows(df, bytes) = step else {
@@ -662,6 +697,74 @@ mod tests {
                 .collect();
             assert_eq!(ids, (0..21).collect::<Vec<_>>());
         }
+    }
+
+    /// Whether column `c` has a dictionary page, per row group of a shard.
+    fn dictionaries(path: &std::path::Path, c: &str) -> Vec<bool> {
+        let mut f = std::fs::File::open(path).unwrap();
+        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+        meta.row_groups
+            .iter()
+            .map(|rg| {
+                rg.parquet_columns()
+                    .iter()
+                    .find(|col| col.descriptor().path_in_schema[0].as_str() == c)
+                    .unwrap()
+                    .dictionary_page_offset()
+                    .is_some()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_column_written_plain_in_the_first_row_group_stays_plain() {
+        // `t` is all distinct in the first frame (plain pages), then one
+        // value repeated (a dictionary, were each row group judged alone);
+        // `k` repeats from the start and keeps its dictionary.
+        let frame = |from: i64, distinct: bool| {
+            let t: Vec<String> = (from..from + 500)
+                .map(|i| match distinct {
+                    true => format!("review number {i}"),
+                    false => "same".to_string(),
+                })
+                .collect();
+            let k: Vec<String> = (from..from + 500).map(|i| format!("k{}", i % 3)).collect();
+            df!("t" => t, "k" => k).unwrap()
+        };
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Parquet, 10_000, None);
+        s.write(&frame(0, true)).unwrap();
+        s.write_frames(&[frame(500, false), frame(1000, false)])
+            .unwrap();
+        let shards = s.finish().unwrap();
+        let path = d.path().join(&shards[0].name);
+        assert_eq!(dictionaries(&path, "t"), [false, false, false]);
+        assert_eq!(dictionaries(&path, "k"), [true, true, true]);
+        // The same across shards: one decision for the run.
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Parquet, 500, None);
+        s.write(&frame(0, true)).unwrap();
+        s.write_frames(&[frame(500, false), frame(1000, false)])
+            .unwrap();
+        let shards = s.finish().unwrap();
+        assert_eq!(shards.len(), 3);
+        for sh in &shards {
+            assert_eq!(
+                dictionaries(&d.path().join(&sh.name), "t"),
+                [false],
+                "{}",
+                sh.name
+            );
+        }
+        // Judged alone, the later row groups of `t` would be dictionaries.
+        let alone = tempfile::tempdir().unwrap();
+        let mut s = sink(alone.path(), OutputFormat::Parquet, 10_000, None);
+        s.write(&frame(500, false)).unwrap();
+        let shards = s.finish().unwrap();
+        assert_eq!(
+            dictionaries(&alone.path().join(&shards[0].name), "t"),
+            [true]
+        );
     }
 
     #[test]
