@@ -19,6 +19,7 @@
 //! | [`storage`] | listing, reads, atomic output files, object stores |
 //! | [`pipeline`] | TOML as written → validated plan |
 //! | [`chunk`] | what the stages hand on: a chunk and the fixed schema |
+//! | [`in_turn`] | ordered work on several threads (Parquet decoding) |
 //! | [`error`], [`env`](mod@env), [`signals`], [`timings`] | error kinds, `PREP_*` variables, stop flag, busy time per stage |
 
 pub mod chunk;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod commands;
 pub mod env;
 pub mod error;
+pub mod in_turn;
 pub mod job;
 pub mod pipeline;
 pub mod read;

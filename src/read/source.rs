@@ -16,6 +16,7 @@ use polars::prelude::*;
 
 use crate::chunk::{FixedSchema, SourceChunk};
 use crate::error::{DataError, DataLocation, PrepError, Result};
+use crate::in_turn::{in_turn, threads_for};
 use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
 use crate::read::chunker::{check_field_counts, open_chunker, CsvChunk};
 use crate::read::csv_fast::FastCsv;
@@ -361,54 +362,26 @@ impl Source {
         // does with the chunks (clean and fit, or clean and transform); each
         // holds at most the one range it decoded until `f` takes it.
         let ranges = input.read_ranges(start, stop, 4 * chunk_rows);
-        let decoders = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, PARQUET_DECODERS)
-            .min(ranges.len().max(1));
-        let projection = &self.projection;
-        let (cancel, bytes_read) = (&self.cancel, &self.bytes_read);
-        let input = &input;
-        std::thread::scope(|scope| -> Result<()> {
-            let mut turns = Vec::with_capacity(decoders);
-            for first in 0..decoders {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(0);
-                let mine: Vec<(usize, usize)> = ranges
-                    .iter()
-                    .skip(first)
-                    .step_by(decoders)
-                    .copied()
-                    .collect();
-                std::thread::Builder::new()
-                    .name("prep-parquet-decoder".into())
-                    .spawn_scoped(scope, move || {
-                        for (offset, len) in mine {
-                            if cancel.load(Ordering::Relaxed) {
-                                return; // the consumer reports the interruption
-                            }
-                            let df = timed(Stage::Read, || match projection {
-                                Some(p) => {
-                                    input.read_projected(offset, len, &p.values, &p.nulls_only)
-                                }
-                                None => input.read(offset, len),
-                            });
-                            bytes_read.fetch_add(
-                                (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
-                                Ordering::Relaxed,
-                            );
-                            let failed = df.is_err();
-                            if tx.send(df).is_err() || failed {
-                                return;
-                            }
-                        }
-                    })
-                    .map_err(|e| PrepError::io("starting a Parquet decoder thread", e))?;
-                turns.push(rx);
-            }
-            for (k, &(offset, len)) in ranges.iter().enumerate() {
-                self.check_cancel()?;
-                let df = turns[k % decoders]
-                    .recv()
-                    .map_err(|_| PrepError::PipelineStopped)??;
+        let decoders = threads_for(ranges.len(), PARQUET_DECODERS);
+        let decode = |(offset, len): (usize, usize)| -> Result<(usize, usize, DataFrame)> {
+            let df = timed(Stage::Read, || match &self.projection {
+                Some(p) => input.read_projected(offset, len, &p.values, &p.nulls_only),
+                None => input.read(offset, len),
+            })?;
+            self.bytes_read.fetch_add(
+                (obj.size as f64 * len as f64 / num_rows.max(1) as f64) as u64,
+                Ordering::Relaxed,
+            );
+            Ok((offset, len, df))
+        };
+        let this = &*self;
+        in_turn(
+            "prep-parquet-decoder",
+            ranges,
+            decoders,
+            &decode,
+            &|| this.check_cancel(),
+            &mut |(offset, len, df)| {
                 for at in (0..len).step_by(chunk_rows) {
                     f(
                         SourceChunk {
@@ -417,12 +390,11 @@ impl Source {
                             lines: Vec::new(),
                             first_row: (offset + at) as u64 + 1,
                         },
-                        self,
+                        this,
                     )?;
                 }
-            }
-            self.check_cancel()
-        })?;
-        Ok(())
+                Ok(())
+            },
+        )
     }
 }
