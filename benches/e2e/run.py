@@ -455,7 +455,8 @@ def render(args, meta: dict, info: dict, results: list, cmdline: str) -> str:
              "with statistics over the whole cleaned table (ddof = 0, a constant column gets scale 1); "
              "save the scaler as JSON; write shards of about %s rows as Parquet (%s) or JSON Lines."
              % (", ".join("`%s`" % c for c in SCALE_COLUMNS), "{:,}".format(args.shard_rows), args.compression))
-    L.append("- Each number is the median of %d runs, each a fresh process with a warm page cache. "
+    L.append("- Each number is the median of %d runs, each a fresh process with a warm page cache; "
+             "the tools of a case run in rounds (each once a round, the order reversed every other round). "
              "Wall time is measured by the parent; CPU time (user + sys) and peak RSS come from "
              "`wait4(2)` on the process. rows/s = input rows / wall time. "
              "pandas peers read %s-row chunks; every other tool runs with its defaults%s."
@@ -622,42 +623,52 @@ def main() -> int:
             for tool in args.tools:
                 for fmt in ([None] if tool == "floor" else args.formats):
                     plan.append((thr, inp, tool, fmt))
-    results = []
-    for i, (thr, inp, tool, fmt) in enumerate(plan, 1):
-        spec = meta["inputs"][inp]
-        tag = "%s-%s-%s%s" % (tool, inp, fmt or "none", "" if thr is None else "-t%d" % thr)
-        out_dir = args.work / "out" / tag
-        env = thread_env(thr)
-        res = {"tool": tool, "input": inp, "format": fmt, "threads": thr, "runs": []}
+    # The tools of one case run in rounds (one run each, the order reversed
+    # every other round), so a slow spell of a shared machine falls on every
+    # tool of the case rather than on one tool's runs.
+    res_by = {key: {"tool": key[2], "input": key[1], "format": key[3], "threads": key[0], "runs": []}
+              for key in plan}
+    cases = {}
+    for key in plan:
+        cases.setdefault((key[0], key[1], key[3]), []).append(key)
+    index = {key: i for i, key in enumerate(plan, 1)}
+    for keys in cases.values():
         for run in range(args.runs):
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            cmd = command(args, py, tool, inp, spec, fmt, out_dir)
-            log_path = args.work / "logs" / ("%s-run%d.log" % (tag, run))
-            m = measure(cmd, env, log_path, args.timeout)
-            m["log"] = str(log_path)
-            if m["rc"] == 0 and fmt is not None:
-                check = check_output(py, out_dir)
-                report = check.get("report") or {}
-                m["phases"] = report.get("seconds")
-                m["busy"] = report.get("busy_seconds")
-                res["check"] = {k: check.get(k) for k in ("rows", "shards", "scaler", "error")}
-            res["runs"].append(m)
-            status = "%.2f s wall, %.2f s CPU, %.0f MiB" % (m["wall_s"], m["cpu_s"], m["peak_rss_mib"])
-            if m["rc"] != 0:
-                status = "FAILED (%s), see %s" % ("timed out" if m["timed_out"] else "exit %d" % m["rc"], log_path)
-            log("[%d/%d] %-14s %-9s -> %-7s%s run %d/%d: %s" % (
-                i, len(plan), tool, inp, fmt or "-", "" if thr is None else " t=%d" % thr,
-                run + 1, args.runs, status))
-            if m["rc"] != 0:
-                break
-        if tool == "prep" and res.get("check", {}).get("scaler"):
+            for key in (keys if run % 2 == 0 else keys[::-1]):
+                thr, inp, tool, fmt = key
+                res = res_by[key]
+                if any(m["rc"] != 0 for m in res["runs"]):
+                    continue
+                spec = meta["inputs"][inp]
+                tag = "%s-%s-%s%s" % (tool, inp, fmt or "none", "" if thr is None else "-t%d" % thr)
+                out_dir = args.work / "out" / tag
+                if out_dir.exists():
+                    shutil.rmtree(out_dir)
+                cmd = command(args, py, tool, inp, spec, fmt, out_dir)
+                log_path = args.work / "logs" / ("%s-run%d.log" % (tag, run))
+                m = measure(cmd, thread_env(thr), log_path, args.timeout)
+                m["log"] = str(log_path)
+                if m["rc"] == 0 and fmt is not None:
+                    check = check_output(py, out_dir)
+                    report = check.get("report") or {}
+                    m["phases"] = report.get("seconds")
+                    m["busy"] = report.get("busy_seconds")
+                    res["check"] = {k: check.get(k) for k in ("rows", "shards", "scaler", "error")}
+                res["runs"].append(m)
+                status = "%.2f s wall, %.2f s CPU, %.0f MiB" % (m["wall_s"], m["cpu_s"], m["peak_rss_mib"])
+                if m["rc"] != 0:
+                    status = "FAILED (%s), see %s" % ("timed out" if m["timed_out"] else "exit %d" % m["rc"], log_path)
+                log("[%d/%d] %-14s %-9s -> %-7s%s run %d/%d: %s" % (
+                    index[key], len(plan), tool, inp, fmt or "-", "" if thr is None else " t=%d" % thr,
+                    run + 1, args.runs, status))
+                if out_dir.exists() and not args.keep_outputs:
+                    shutil.rmtree(out_dir)
+    results = [res_by[key] for key in plan]
+    for res in results:
+        if res["tool"] == "prep" and res.get("check", {}).get("scaler"):
             names = res["check"]["scaler"]["feature_names"]
             if names != SCALE_COLUMNS:
                 log("warning: prep scaled %s, the peers scale %s" % (names, SCALE_COLUMNS))
-        if out_dir.exists() and not args.keep_outputs:
-            shutil.rmtree(out_dir)
-        results.append(res)
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"command": cmdline, "machine": info, "data": meta, "results": results},
