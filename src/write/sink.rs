@@ -731,22 +731,22 @@ mod tests {
             let k: Vec<String> = (from..from + 500).map(|i| format!("k{}", i % 3)).collect();
             df!("t" => t, "k" => k).unwrap()
         };
+        // The distinct frame, then two repetitive ones (together).
+        let write = |d: &std::path::Path, max_rows: usize| {
+            let mut s = sink(d, OutputFormat::Parquet, max_rows, None);
+            s.write(&frame(0, true)).unwrap();
+            s.write_frames(&[frame(500, false), frame(1000, false)])
+                .unwrap();
+            s.finish().unwrap()
+        };
         let d = tempfile::tempdir().unwrap();
-        let mut s = sink(d.path(), OutputFormat::Parquet, 10_000, None);
-        s.write(&frame(0, true)).unwrap();
-        s.write_frames(&[frame(500, false), frame(1000, false)])
-            .unwrap();
-        let shards = s.finish().unwrap();
+        let shards = write(d.path(), 10_000);
         let path = d.path().join(&shards[0].name);
         assert_eq!(dictionaries(&path, "t"), [false, false, false]);
         assert_eq!(dictionaries(&path, "k"), [true, true, true]);
         // The same across shards: one decision for the run.
         let d = tempfile::tempdir().unwrap();
-        let mut s = sink(d.path(), OutputFormat::Parquet, 500, None);
-        s.write(&frame(0, true)).unwrap();
-        s.write_frames(&[frame(500, false), frame(1000, false)])
-            .unwrap();
-        let shards = s.finish().unwrap();
+        let shards = write(d.path(), 500);
         assert_eq!(shards.len(), 3);
         for sh in &shards {
             assert_eq!(
