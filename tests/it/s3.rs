@@ -580,3 +580,69 @@ fn an_empty_object_named_directly_is_bad_data() {
     pipeline_to_local(&case, &server.uri(&bucket, "raw/"), "format = \"jsonl\"");
     run(&case, server, None, &[]).success();
 }
+
+/// One Parquet object of many row groups, read by several decoder threads
+/// (row groups fetched ahead and shared between the decoders of one group's
+/// slices): the output equals reading the same file locally, row for row.
+#[test]
+fn a_parquet_object_of_many_row_groups_equals_a_local_read() {
+    use polars::prelude::*;
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    let n = 2000usize;
+    let text: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 17 != 3).then(|| format!("review {i}, words words")))
+        .collect();
+    let price: Vec<Option<f64>> = (0..n)
+        .map(|i| (i % 23 != 5).then_some((i * 37 % 101) as f64 * 0.5))
+        .collect();
+    let review_id: Vec<i64> = (0..n as i64).collect();
+    let mut df = df!("review_id" => review_id, "text" => text, "price" => price).unwrap();
+    let local = Case::new();
+    let path = local.path("one.parquet");
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .with_row_group_size(Some(97))
+        .finish(&mut df)
+        .unwrap();
+    server.put(&bucket, "pq/one.parquet", std::fs::read(&path).unwrap());
+    // 60-row chunks: whole row groups; 20-row chunks: each row group read
+    // as two slices, often by two decoders at once.
+    for chunk_rows in [60, 20] {
+        let read = |input: &str| {
+            let c = Case::new();
+            c.write(
+                "pipeline.toml",
+                format!(
+                    "name = \"g\"\n[input]\nuri = \"{input}\"\nchunk_rows = {chunk_rows}\n\
+                     [clean]\ndrop_nulls = \"any\"\n[scale]\ncolumns = [\"price\"]\n\
+                     [output]\nuri = \"{}\"\nformat = \"jsonl\"\nshard_max_rows = 300\n",
+                    c.path("out").display()
+                ),
+            );
+            run(&c, server, None, &[]).success();
+            c
+        };
+        let from_local = read(&path.display().to_string());
+        let remote = read(&server.uri(&bucket, "pq/one.parquet"));
+        let shards = |c: &Case| -> Vec<(String, Vec<u8>)> {
+            output_bytes(c)
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("part-"))
+                .collect()
+        };
+        assert_eq!(
+            shards(&from_local),
+            shards(&remote),
+            "chunk_rows {chunk_rows}"
+        );
+        let ids: Vec<i64> = remote
+            .rows()
+            .iter()
+            .map(|r| r["review_id"].as_i64().unwrap())
+            .collect();
+        let want: Vec<i64> = (0..n as i64)
+            .filter(|i| i % 17 != 3 && i % 23 != 5)
+            .collect();
+        assert_eq!(ids, want, "chunk_rows {chunk_rows}");
+    }
+}
