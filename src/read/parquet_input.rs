@@ -429,7 +429,12 @@ impl ParquetInput {
             .with_slice(Some((slice_offset, len)))
             .with_columns(columns);
         reader.set_metadata(metadata);
-        reader.finish().map_err(|e| bad_file(&self.obj.uri, e))
+        reader.finish().map_err(|e| {
+            bad_file(
+                &self.obj.uri,
+                format!("rows {}-{}: {e}", offset + 1, offset + len),
+            )
+        })
     }
 }
 

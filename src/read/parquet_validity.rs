@@ -164,7 +164,11 @@ pub fn null_stand_in(
                     PrepError::bad_data(
                         DataLocation::file(uri).column(name),
                         DataError::BadParquet {
-                            detail: e.to_string(),
+                            detail: format!(
+                                "row group {g} (rows {}-{}): {e}",
+                                group_start + 1,
+                                group_start + rows
+                            ),
                         },
                     )
                 })?);

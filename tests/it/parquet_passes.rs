@@ -81,3 +81,49 @@ fn a_parquet_reread_that_skips_columns_equals_a_spill_run() {
     assert_eq!(kept, want);
     assert_eq!(rows[0]["text"], "review 0, \"quoted\" words");
 }
+
+/// A damaged row group in the middle of a file, read by several decoder
+/// threads: bad input (exit 3) naming the file, and no `_SUCCESS`.
+#[test]
+fn a_damaged_row_group_is_bad_input_naming_the_file() {
+    let case = Case::new();
+    parquet_input(&case);
+    let path = case.path("in.parquet");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let (range, rows) = {
+        let mut f = std::fs::File::open(&path).unwrap();
+        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+        assert!(meta.row_groups.len() >= 5);
+        let before: usize = meta.row_groups[..3].iter().map(|g| g.num_rows()).sum();
+        let rows = format!(
+            "rows {}-{}",
+            before + 1,
+            before + meta.row_groups[3].num_rows()
+        );
+        let text = meta.row_groups[3]
+            .parquet_columns()
+            .iter()
+            .find(|c| c.descriptor().path_in_schema[0].as_str() == "text")
+            .unwrap()
+            .byte_range();
+        (text.start as usize..text.end as usize, rows)
+    };
+    bytes[range].fill(0xFF);
+    std::fs::write(&path, bytes).unwrap();
+    case.write(
+        "pipeline.toml",
+        format!(
+            "name = \"p\"\n[input]\nuri = \"{}\"\nchunk_rows = 60\n\
+             [clean]\ndrop_nulls = \"any\"\n[[scale]]\ncolumns = [\"y\"]\n\
+             [output]\nuri = \"{}\"\nformat = \"jsonl\"\n",
+            path.display(),
+            case.path("out").display()
+        ),
+    );
+    let a = case.run(&[]).code(3);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("in.parquet"), "{err}");
+    // The damaged row group's rows (1-based).
+    assert!(err.contains(&rows), "{rows} in {err}");
+    assert!(!case.has_success(), "no _SUCCESS after a failure");
+}
