@@ -63,9 +63,12 @@ pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> 
     Ok(df)
 }
 
-/// Parquet frames the shard writer encodes at once, at most: those waiting
-/// in its channel (two) and the one it took.
-const FRAMES_ENCODED_TOGETHER: usize = 3;
+/// Batches waiting for the shard writer, at most.
+const WRITER_QUEUE: usize = 2;
+
+/// Parquet frames the shard writer encodes at once, at most: the one it
+/// took and those waiting in its channel.
+const FRAMES_ENCODED_TOGETHER: usize = WRITER_QUEUE + 1;
 
 enum WriterMsg {
     Batch(SinkBatch),
@@ -133,7 +136,7 @@ pub fn transform_pass(
                 }
             })
             .expect("starting the pass reader thread");
-        let (out_tx, out_rx) = sync_channel::<WriterMsg>(2);
+        let (out_tx, out_rx) = sync_channel::<WriterMsg>(WRITER_QUEUE);
         let writer = std::thread::Builder::new()
             .name("prep-shard-writer".into())
             .spawn_scoped(scope, move || -> Result<Vec<ShardInfo>> {

@@ -16,6 +16,7 @@ pub mod csv_types;
 pub mod page_prefix;
 pub mod parquet_input;
 pub mod parquet_validity;
+pub mod recent_cells;
 pub mod schema_check;
 pub mod source;
 pub mod split;

@@ -9,9 +9,7 @@
 //! is the footer plus one row group, not the object.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::VecDeque;
 use std::io::Cursor;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use polars::io::mmap::MmapBytesReader;
@@ -21,6 +19,7 @@ use polars_buffer::Buffer;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::read::parquet_validity::{null_stand_in, LevelCache};
+use crate::read::recent_cells::RecentCells;
 use crate::storage::remote;
 use crate::storage::{storage, InputObject, ObjectLocation};
 
@@ -69,14 +68,13 @@ impl Drop for SparseBuf {
     }
 }
 
-/// A remote row group's bytes, filled once by whichever thread gets there
-/// first (a decoder or the look-ahead) while the others wait; `None`: the
-/// look-ahead failed.
-type GroupCell = Arc<OnceLock<Option<Bytes>>>;
-
 /// Remote row groups kept fetched: those the decoders are on and the ones
 /// fetched ahead of them.
 const GROUPS_KEPT: usize = 4;
+
+/// Row groups whose null levels are kept per column: those the decoders are
+/// on (a row group read as slices by two decoders at once decodes them once).
+const LEVELS_KEPT_PER_COLUMN: usize = 4;
 
 pub struct ParquetInput {
     obj: InputObject,
@@ -84,10 +82,11 @@ pub struct ParquetInput {
     pub num_rows: usize,
     pub schema: Schema,
     footer: Option<(u64, Bytes)>,
-    /// Row groups of a remote object fetched or being fetched, oldest
-    /// first (at most [`GROUPS_KEPT`]).
-    groups: Mutex<VecDeque<(usize, GroupCell)>>,
-    /// Null-only columns' levels of the last row group read.
+    /// Row groups of a remote object fetched or being fetched, by index,
+    /// filled once by whichever thread gets there first (a decoder or the
+    /// look-ahead); `None`: the look-ahead failed.
+    groups: RecentCells<usize, Option<Bytes>>,
+    /// Null-only columns' levels, by column and row group.
     levels: LevelCache,
 }
 
@@ -149,8 +148,8 @@ impl ParquetInput {
             num_rows,
             schema: Schema::from_arrow_schema(arrow_schema.as_ref()),
             footer,
-            groups: Mutex::new(VecDeque::new()),
-            levels: LevelCache::default(),
+            groups: RecentCells::new(GROUPS_KEPT),
+            levels: LevelCache::new(LEVELS_KEPT_PER_COLUMN * arrow_schema.len()),
         })
     }
 
@@ -227,21 +226,6 @@ impl ParquetInput {
             .collect()
     }
 
-    /// The cell of row group `i`, made if new (the oldest beyond
-    /// [`GROUPS_KEPT`] is let go), and whether it was new.
-    fn group_cell(&self, i: usize) -> (GroupCell, bool) {
-        let mut groups = self.groups.lock().expect("row group lock");
-        if let Some((_, cell)) = groups.iter().find(|(g, _)| *g == i) {
-            return (cell.clone(), false);
-        }
-        let cell = GroupCell::default();
-        groups.push_back((i, cell.clone()));
-        if groups.len() > GROUPS_KEPT {
-            groups.pop_front();
-        }
-        (cell, true)
-    }
-
     /// Starts fetching row group `i` (parallel ranged GETs) so its bytes are
     /// there when a decoder reaches it; when `i` is already under way, the
     /// one after it (two decoders take row groups in turn).
@@ -250,7 +234,7 @@ impl ParquetInput {
             let Some(rg) = self.metadata.row_groups.get(g) else {
                 return;
             };
-            let (cell, new) = self.group_cell(g);
+            let (cell, new) = self.groups.cell(g);
             if !new {
                 continue;
             }
@@ -269,7 +253,7 @@ impl ParquetInput {
     /// The bytes of row group `i` of a remote object: fetched already or
     /// being fetched (then this waits for them), or fetched now.
     fn group_bytes(&self, loc: &remote::RemoteLocation, i: usize) -> Result<Bytes> {
-        let (cell, _) = self.group_cell(i);
+        let (cell, _) = self.groups.cell(i);
         let range = self.metadata.row_groups[i].full_byte_range();
         let mut failed = None;
         let got = cell.get_or_init(|| match remote::get_range(loc, &loc.path, range.clone()) {

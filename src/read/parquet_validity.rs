@@ -12,10 +12,9 @@
 //! column chunk bytes ─► pages ─► definition levels ─► valid[row] (level == max)
 //! ```
 
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use polars::prelude::*;
 
@@ -30,6 +29,7 @@ use polars_parquet::parquet::page::{
 use polars_parquet::parquet::read::{decompress, PageReader};
 
 use crate::error::{DataError, DataLocation, PrepError};
+use crate::read::recent_cells::RecentCells;
 
 /// Whether the levels of this column chunk answer "is row i null": a
 /// top-level optional column (one level per row, nothing repeated).
@@ -102,15 +102,18 @@ pub fn column_validity(
     Ok(valid)
 }
 
-/// Per column: (row group, its `valid[row]`) of the last row group read.
-pub type LevelCache = Mutex<HashMap<String, (usize, Arc<Vec<bool>>)>>;
+/// `valid[row]` per (column, row group), made once however many decoders
+/// read slices of that row group; `Err`: making it failed (the error is
+/// the thread's that made it; another thread tries again for its own).
+pub type LevelCache = RecentCells<(String, usize), Result<Arc<Vec<bool>>, ()>>;
 
 /// The column `name` of rows `offset..offset + len` of a file, as a Boolean
 /// stand-in that is null exactly where the column is (true elsewhere), or
 /// `None` when its levels do not answer that (nested, or absent). `chunk`
 /// gives the bytes of row group `g`'s column chunk over `range`; `uri`
-/// names the file in errors. `cache` keeps each column's levels of the
-/// last row group read, so the slices of a large row group decode them once.
+/// names the file in errors. `cache` keeps the levels of the row groups
+/// being read, so the slices of a large row group decode them once, also
+/// when two decoders read two of them at the same time.
 pub fn null_stand_in(
     uri: &str,
     metadata: &FileMetadata,
@@ -150,32 +153,33 @@ pub fn null_stand_in(
             valid.resize(valid.len() + (b - a), true);
             continue;
         }
-        let cached = cache
-            .lock()
-            .expect("levels cache")
-            .get(name)
-            .filter(|(group, _)| *group == g)
-            .map(|(_, v)| v.clone());
-        let group = match cached {
-            Some(v) => v,
-            None => {
-                let bytes = chunk(g, column.byte_range())?;
-                let v = Arc::new(column_validity(bytes, column).map_err(|e| {
-                    PrepError::bad_data(
-                        DataLocation::file(uri).column(name),
-                        DataError::BadParquet {
-                            detail: format!(
-                                "row group {g} (rows {}-{}): {e}",
-                                group_start + 1,
-                                group_start + rows
-                            ),
-                        },
-                    )
-                })?);
-                let mut c = cache.lock().expect("levels cache");
-                c.insert(name.to_string(), (g, v.clone()));
-                v
-            }
+        let mut levels = || -> crate::error::Result<Arc<Vec<bool>>> {
+            let bytes = chunk(g, column.byte_range())?;
+            let valid = column_validity(bytes, column).map_err(|e| {
+                PrepError::bad_data(
+                    DataLocation::file(uri).column(name),
+                    DataError::BadParquet {
+                        detail: format!(
+                            "row group {g} (rows {}-{}): {e}",
+                            group_start + 1,
+                            group_start + rows
+                        ),
+                    },
+                )
+            })?;
+            Ok(Arc::new(valid))
+        };
+        let (cell, _) = cache.cell((name.to_string(), g));
+        let mut failed = None;
+        let made = cell.get_or_init(|| {
+            levels().map_err(|e| {
+                failed = Some(e);
+            })
+        });
+        let group = match (made, failed) {
+            (Ok(v), _) => v.clone(),
+            (Err(()), Some(e)) => return Err(e),
+            (Err(()), None) => levels()?,
         };
         valid.extend_from_slice(&group[a - group_start..b - group_start]);
     }
