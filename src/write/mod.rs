@@ -1,7 +1,8 @@
 //! Write: transformed chunks → bytes. Row encoders for JSON Lines and CSV
 //! ([`encode`]), shards ([`sink`]) and the spill between the two passes
-//! ([`spill`]).
+//! ([`spill`], one file of it: [`spill_file`]).
 
 pub mod encode;
 pub mod sink;
 pub mod spill;
+pub mod spill_file;

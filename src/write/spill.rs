@@ -9,7 +9,6 @@
 //! (a quantile refinement pass reads it without deleting). The directory
 //! is removed when the spill is dropped, also when the run fails.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -17,6 +16,7 @@ use polars::prelude::*;
 use crate::error::{PrepError, Result};
 use crate::storage::direct_file::{read_all, OutputFile};
 use crate::storage::lock::pid_alive;
+use crate::write::spill_file::{self, SpillEncoder};
 
 /// When the spill bypasses the page cache.
 ///
@@ -121,6 +121,10 @@ pub struct Spill {
     policy: DirectPolicy,
     direct: bool,
     probed: (u64, std::time::Duration),
+    /// Keeps the IPC body buffer from file to file.
+    encoder: SpillEncoder,
+    /// The direct writer's aligned buffer, kept from file to file.
+    write_buffer: Vec<u8>,
 }
 
 impl Spill {
@@ -147,6 +151,8 @@ impl Spill {
             policy,
             direct: true,
             probed: (0, std::time::Duration::ZERO),
+            encoder: SpillEncoder::default(),
+            write_buffer: Vec::new(),
         })
     }
 
@@ -198,9 +204,10 @@ impl Spill {
     /// Writes `df` to `path` as Arrow IPC; whether it went past the page cache.
     fn write_ipc(&mut self, path: &Path, df: &mut DataFrame, direct: bool) -> Result<bool> {
         let path = path.to_path_buf();
-        let mut w = OutputFile::create_with(&path, direct)
+        let buffer = std::mem::take(&mut self.write_buffer);
+        let mut w = OutputFile::create_reusing(&path, direct, buffer)
             .map_err(|e| spill_io("creating a spill file", &path, e))?;
-        IpcWriter::new(&mut w).finish(df).map_err(|e| match e {
+        self.encoder.write(&mut w, df).map_err(|e| match e {
             PolarsError::IO { error, .. } if error.kind() == std::io::ErrorKind::StorageFull => {
                 spill_io(
                     "writing a spill file",
@@ -215,7 +222,7 @@ impl Spill {
         // Written (in part) past the page cache: read it back past it too.
         let direct = w.direct_writes().0 > 0;
         self.judge_rate(&w);
-        drop(w);
+        self.write_buffer = w.into_buffer();
         self.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         Ok(direct)
     }
@@ -299,9 +306,7 @@ impl Spill {
 /// columns or `columns` only.
 fn read_ipc(path: &Path, direct: bool, columns: Option<&[String]>) -> Result<DataFrame> {
     let bytes = read_all(path, direct).map_err(|e| spill_io("reading a spill file", path, e))?;
-    IpcReader::new(Cursor::new(bytes))
-        .with_columns(columns.map(<[String]>::to_vec))
-        .finish()
+    spill_file::read(bytes, columns)
         .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
 }
 
