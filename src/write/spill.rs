@@ -17,6 +17,7 @@ use crate::error::{PrepError, Result};
 use crate::storage::direct_file::{read_all, OutputFile};
 use crate::storage::lock::pid_alive;
 use crate::write::spill_file::{self, SpillEncoder};
+use crate::write::spill_raw::Layout;
 
 /// When the spill bypasses the page cache.
 ///
@@ -101,9 +102,8 @@ enum Stored {
     /// In a file, written past the page cache or not, with the file of its
     /// key columns alone (see [`Spill::write`]).
     File {
-        path: PathBuf,
-        direct: bool,
-        keys: Option<PathBuf>,
+        file: SpillFile,
+        keys: Option<SpillFile>,
     },
     /// Taken by the transform pass.
     Taken,
@@ -183,31 +183,29 @@ impl Spill {
         let key_file = if keys.is_empty() {
             None
         } else {
-            let path = self.dir.path().join(format!("keys-{n:06}.arrow"));
+            let path = self.dir.path().join(format!("keys-{n:06}.spill"));
             let mut part = df
                 .select(keys.iter().map(|k| PlSmallStr::from(k.as_str())))
                 .map_err(|e| PrepError::polars("selecting the spill's key columns", e))?;
-            self.write_ipc(&path, &mut part, false)?;
+            let file = self.write_file(path, &mut part, false)?;
             self.key_columns = keys.to_vec();
-            Some(path)
+            Some(file)
         };
-        let path = self.dir.path().join(format!("chunk-{n:06}.arrow"));
-        let direct = self.write_ipc(&path, df, self.direct)?;
+        let path = self.dir.path().join(format!("chunk-{n:06}.spill"));
+        let file = self.write_file(path, df, self.direct)?;
         self.chunks.push(Stored::File {
-            path,
-            direct,
+            file,
             keys: key_file,
         });
         Ok(())
     }
 
-    /// Writes `df` to `path` as Arrow IPC; whether it went past the page cache.
-    fn write_ipc(&mut self, path: &Path, df: &mut DataFrame, direct: bool) -> Result<bool> {
-        let path = path.to_path_buf();
+    /// Writes `df` to `path` (see `spill_file.rs`).
+    fn write_file(&mut self, path: PathBuf, df: &mut DataFrame, direct: bool) -> Result<SpillFile> {
         let buffer = std::mem::take(&mut self.write_buffer);
         let mut w = OutputFile::create_reusing(&path, direct, buffer)
             .map_err(|e| spill_io("creating a spill file", &path, e))?;
-        self.encoder.write(&mut w, df).map_err(|e| match e {
+        let layout = self.encoder.write(&mut w, df).map_err(|e| match e {
             PolarsError::IO { error, .. } if error.kind() == std::io::ErrorKind::StorageFull => {
                 spill_io(
                     "writing a spill file",
@@ -224,7 +222,11 @@ impl Spill {
         self.judge_rate(&w);
         self.write_buffer = w.into_buffer();
         self.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Ok(direct)
+        Ok(SpillFile {
+            path,
+            direct,
+            layout,
+        })
     }
 
     /// Adds a file's direct writes to the probe; once it is large enough,
@@ -260,11 +262,11 @@ impl Spill {
                 self.in_memory = self.in_memory.saturating_sub(df.estimated_size() as u64);
                 Ok(df)
             }
-            Stored::File { path, direct, keys } => {
-                let df = read_ipc(&path, direct, None);
-                let _ = std::fs::remove_file(&path);
+            Stored::File { file, keys } => {
+                let df = read_file(&file, None);
+                let _ = std::fs::remove_file(&file.path);
                 if let Some(k) = keys {
-                    let _ = std::fs::remove_file(k);
+                    let _ = std::fs::remove_file(&k.path);
                 }
                 df
             }
@@ -277,7 +279,7 @@ impl Spill {
     pub fn read(&self, i: usize) -> Result<DataFrame> {
         match &self.chunks[i] {
             Stored::Memory(df) => Ok(df.clone()),
-            Stored::File { path, direct, .. } => read_ipc(path, *direct, None),
+            Stored::File { file, .. } => read_file(file, None),
             Stored::Taken => Err(taken(i)),
         }
     }
@@ -291,8 +293,8 @@ impl Spill {
             Stored::Memory(df) => df
                 .select(columns.iter().map(|c| PlSmallStr::from(c.as_str())))
                 .map_err(|e| PrepError::polars("selecting key columns of a kept chunk", e)),
-            Stored::File { keys: Some(k), .. } if keyed => read_ipc(k, false, Some(columns)),
-            Stored::File { path, direct, .. } => read_ipc(path, *direct, Some(columns)),
+            Stored::File { keys: Some(k), .. } if keyed => read_file(k, Some(columns)),
+            Stored::File { file, .. } => read_file(file, Some(columns)),
             Stored::Taken => Err(taken(i)),
         }
     }
@@ -304,17 +306,27 @@ impl Spill {
 
 /// Reads a spill file (past the page cache when it was written so), all
 /// columns or `columns` only.
-fn read_ipc(path: &Path, direct: bool, columns: Option<&[String]>) -> Result<DataFrame> {
-    let bytes = read_all(path, direct).map_err(|e| spill_io("reading a spill file", path, e))?;
-    spill_file::read(bytes, columns)
+fn read_file(file: &SpillFile, columns: Option<&[String]>) -> Result<DataFrame> {
+    let path = &file.path;
+    let bytes =
+        read_all(path, file.direct).map_err(|e| spill_io("reading a spill file", path, e))?;
+    spill_file::read(bytes, file.layout.as_ref(), columns)
         .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
+}
+
+/// A chunk's file: where, whether past the page cache, and (raw files) where
+/// its buffers lie.
+struct SpillFile {
+    path: PathBuf,
+    direct: bool,
+    layout: Option<Layout>,
 }
 
 #[cfg(test)]
 impl Spill {
     /// Whether chunk `i` went to a file past the page cache.
     fn direct_file(&self, i: usize) -> bool {
-        matches!(self.chunks[i], Stored::File { direct: true, .. })
+        matches!(&self.chunks[i], Stored::File { file, .. } if file.direct)
     }
 }
 
@@ -376,7 +388,7 @@ mod tests {
         let mut s = Spill::new().unwrap();
         let mut df = df!("a" => [1.5f64, 2.5], "b" => ["x", "y"], "c" => [3i64, 4]).unwrap();
         s.write(&mut df, &["a".into()]).unwrap();
-        let keys = s.path().join("keys-000000.arrow");
+        let keys = s.path().join("keys-000000.spill");
         assert!(keys.exists());
         let a = s.read_columns(0, &["a".into()]).unwrap();
         assert_eq!(a, df.select(["a"]).unwrap());
@@ -397,7 +409,7 @@ mod tests {
         let other = base.path().join("prep-spill-old");
         for d in [&dead, &live, &other] {
             std::fs::create_dir_all(d).unwrap();
-            std::fs::write(d.join("chunk-000000.arrow"), b"x").unwrap();
+            std::fs::write(d.join("chunk-000000.spill"), b"x").unwrap();
         }
         remove_stale(base.path());
         assert!(!dead.exists());
@@ -409,11 +421,11 @@ mod tests {
     fn a_full_disk_is_a_storage_error_naming_the_spill() {
         let e = spill_io(
             "writing a spill file",
-            Path::new("/spill/chunk-000000.arrow"),
+            Path::new("/spill/chunk-000000.spill"),
             std::io::Error::from(std::io::ErrorKind::StorageFull),
         );
         assert_eq!(e.exit_code(), crate::error::ExitCode::Storage);
-        assert!(e.to_string().contains("/spill/chunk-000000.arrow"), "{e}");
+        assert!(e.to_string().contains("/spill/chunk-000000.spill"), "{e}");
         assert!(e.hint().unwrap().contains("PREP_SPILL_DIR"));
     }
 

@@ -1,17 +1,17 @@
-//! One spill file: a cleaned chunk as Arrow IPC, written and read back with
-//! as little copying as the format allows.
+//! One spill file: a cleaned chunk written, and read back, with as little
+//! copying as its column types allow.
 //!
 //! Enters: a chunk (`DataFrame`) and a writer; leaves: the bytes of one
-//! IPC file. Enters: those bytes, read whole ([`FileBytes`]); leaves: the
-//! chunk, its columns pointing into those bytes.
+//! file and, for a raw file, its [`Layout`]. Enters: those bytes, read
+//! whole ([`FileBytes`]); leaves: the chunk, its columns pointing into them.
 //!
+//! Numbers, booleans, dates, text and nulls (all CSV input gives) go raw
+//! (`spill_raw.rs`: each buffer copied once). Other types go as Arrow IPC:
 //! polars' `IpcWriter` builds each file's body in a fresh buffer grown by
-//! doubling (every byte copied again, every page of it touched fresh), and
-//! `IpcReader` copies every column out of the bytes read and checks the
-//! text again. Here one [`SpillEncoder`] keeps its body buffer from file to
-//! file, and the reader takes the columns where they lie in the read bytes
-//! (polars-arrow's zero-copy IPC path). On the 5M-row benchmark this was
-//! about a sixth of the CPU time of a CSV → Parquet run (docs/benchmarks.md).
+//! doubling and `IpcReader` copies every column out and checks the text
+//! again, so here one [`SpillEncoder`] keeps its body buffer from file to
+//! file and the reader takes the columns in place (polars-arrow's
+//! zero-copy IPC path). Measures in docs/benchmarks.md.
 
 use std::io::{Cursor, Write};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use polars_arrow::io::ipc::write::{EncodedData, FileWriter, WriteOptions};
 use polars_arrow::mmap::{mmap_dictionaries_unchecked, mmap_unchecked};
 
 use crate::storage::direct_file::FileBytes;
+use crate::write::spill_raw::{self, Layout};
 
 /// Encodes chunks as IPC files, reusing one body buffer for all of them.
 #[derive(Default)]
@@ -30,10 +31,18 @@ pub struct SpillEncoder {
 }
 
 impl SpillEncoder {
-    /// Writes `df` as one IPC file to `w` (uncompressed: the spill is read
-    /// back within seconds, and compressing costs more CPU than the disk
-    /// time it saves).
-    pub fn write<W: Write>(&mut self, w: W, df: &mut DataFrame) -> PolarsResult<()> {
+    /// Writes `df` to `w`: raw (its layout returned) when its types allow,
+    /// else as one IPC file. Uncompressed either way: the spill is read back
+    /// within seconds, and compressing costs more CPU than the disk time it
+    /// saves.
+    pub fn write<W: Write>(&mut self, w: W, df: &mut DataFrame) -> PolarsResult<Option<Layout>> {
+        if spill_raw::fits(df) {
+            return Ok(Some(spill_raw::write(w, df)?));
+        }
+        self.write_ipc(w, df).map(|()| None)
+    }
+
+    fn write_ipc<W: Write>(&mut self, w: W, df: &mut DataFrame) -> PolarsResult<()> {
         let schema = df.schema().to_arrow(CompatLevel::newest());
         let mut writer = FileWriter::new(w, Arc::new(schema), None, WriteOptions::default());
         writer.set_scratches(std::mem::take(&mut self.scratch));
@@ -50,9 +59,17 @@ impl SpillEncoder {
     }
 }
 
-/// Reads a spill file back, all columns or `columns` only. The columns
-/// point into `bytes`, which live as long as the chunk does.
-pub fn read(bytes: FileBytes, columns: Option<&[String]>) -> PolarsResult<DataFrame> {
+/// Reads a spill file back (raw when written with a layout), all columns
+/// or `columns` only. The columns point into `bytes`, which live as long as
+/// the chunk does.
+pub fn read(
+    bytes: FileBytes,
+    layout: Option<&Layout>,
+    columns: Option<&[String]>,
+) -> PolarsResult<DataFrame> {
+    if let Some(layout) = layout {
+        return spill_raw::read(bytes, layout, columns);
+    }
     let bytes = Arc::new(bytes);
     let df = match in_place(&bytes) {
         Ok(df) => df,
@@ -98,67 +115,70 @@ mod tests {
     use super::*;
     use crate::storage::direct_file::read_all;
 
-    fn round_trip(df: &mut DataFrame, enc: &mut SpillEncoder) -> DataFrame {
+    /// Writes `df` with `enc`, reads it back; whether it went raw.
+    fn round_trip(df: &DataFrame, enc: &mut SpillEncoder) -> (DataFrame, bool) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chunk.arrow");
-        enc.write(std::fs::File::create(&path).unwrap(), df)
+        let path = dir.path().join("chunk.spill");
+        let layout = enc
+            .write(std::fs::File::create(&path).unwrap(), &mut df.clone())
             .unwrap();
-        read(read_all(&path, false).unwrap(), None).unwrap()
+        let back = read(read_all(&path, false).unwrap(), layout.as_ref(), None).unwrap();
+        (back, layout.is_some())
+    }
+
+    /// A frame with a list column, which only IPC takes.
+    fn with_list(rows: usize) -> DataFrame {
+        let lists: Vec<Series> = (0..rows)
+            .map(|i| Series::new("".into(), vec![i as i64; i % 3]))
+            .collect();
+        let long = "a text longer than twelve bytes, kept in a data buffer";
+        let text: Vec<&str> = (0..rows)
+            .map(|i| if i % 2 == 0 { long } else { "é" })
+            .collect();
+        DataFrame::new(
+            rows,
+            vec![
+                Series::new("l".into(), lists).into(),
+                Series::new("t".into(), text).into(),
+                Series::new("x".into(), (0..rows).map(|i| i as f64).collect::<Vec<_>>()).into(),
+            ],
+        )
+        .unwrap()
     }
 
     #[test]
-    fn chunks_round_trip_through_one_encoder() {
+    fn csv_types_go_raw_other_types_go_as_ipc_through_one_encoder() {
         let mut enc = SpillEncoder::default();
-        let long = "a text longer than twelve bytes, kept in a data buffer";
-        let mut a = df!(
+        let a = df!(
             "x" => [Some(1.5f64), None, Some(-2.0)],
-            "t" => [Some("short"), Some(long), None],
+            "t" => [Some("short"), Some("a text longer than twelve bytes"), None],
             "n" => [1i64, 2, 3],
             "b" => [true, false, true],
         )
         .unwrap();
-        assert_eq!(round_trip(&mut a.clone(), &mut enc), a);
-        // A second, smaller chunk through the same buffer, and one of
-        // several chunks per column (several record batches).
-        let b = df!("x" => [0.25f64], "t" => ["é"], "n" => [9i64], "b" => [false]).unwrap();
-        assert_eq!(round_trip(&mut b.clone(), &mut enc), b);
-        a.vstack_mut(&b).unwrap();
-        assert_eq!(round_trip(&mut a.clone(), &mut enc), a);
-        let empty = a.head(Some(0));
-        assert_eq!(round_trip(&mut empty.clone(), &mut enc), empty);
+        assert_eq!(round_trip(&a, &mut enc), (a.clone(), true));
+        // IPC: a frame, a smaller one through the same body buffer, one of
+        // several chunks per column (several record batches), an empty one.
+        let mut l = with_list(50);
+        assert_eq!(round_trip(&l, &mut enc), (l.clone(), false));
+        let small = with_list(3);
+        assert_eq!(round_trip(&small, &mut enc), (small.clone(), false));
+        l.vstack_mut(&small).unwrap();
+        assert_eq!(round_trip(&l, &mut enc), (l.clone(), false));
+        let empty = l.head(Some(0));
+        assert_eq!(round_trip(&empty, &mut enc), (empty.clone(), false));
     }
 
     #[test]
-    fn dates_and_a_projection_come_back() {
-        let mut enc = SpillEncoder::default();
-        let days = Series::new("d".into(), [19000i32, 19001])
-            .cast(&DataType::Date)
-            .unwrap();
-        let df = DataFrame::new(
-            2,
-            vec![days.into(), Series::new("v".into(), [1.0f64, 2.0]).into()],
-        )
-        .unwrap();
-        let back = round_trip(&mut df.clone(), &mut enc);
-        assert_eq!(back, df);
-        assert_eq!(back.column("d").unwrap().dtype(), &DataType::Date);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chunk.arrow");
-        enc.write(std::fs::File::create(&path).unwrap(), &mut df.clone())
-            .unwrap();
-        let v = read(read_all(&path, false).unwrap(), Some(&["v".into()])).unwrap();
-        assert_eq!(v, df.select(["v"]).unwrap());
-    }
-
-    #[test]
-    fn the_columns_are_taken_in_place_not_copied() {
+    fn ipc_columns_are_taken_in_place_and_projected() {
         let mut enc = SpillEncoder::default();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chunk.arrow");
-        let long = "x".repeat(100);
-        let mut df = df!("x" => [1.0f64, 2.0], "t" => [long.as_str(), "b"]).unwrap();
-        enc.write(std::fs::File::create(&path).unwrap(), &mut df)
+        let path = dir.path().join("chunk.spill");
+        let df = with_list(100);
+        let layout = enc
+            .write(std::fs::File::create(&path).unwrap(), &mut df.clone())
             .unwrap();
+        assert!(layout.is_none(), "lists go as IPC");
         let bytes = Arc::new(read_all(&path, true).unwrap());
         let back = in_place(&bytes).expect("the zero-copy path takes the file");
         assert_eq!(back, df);
@@ -166,18 +186,19 @@ mod tests {
             Arc::strong_count(&bytes) > 1,
             "the columns hold the bytes read"
         );
+        let x = read(read_all(&path, false).unwrap(), None, Some(&["x".into()])).unwrap();
+        assert_eq!(x, df.select(["x"]).unwrap());
     }
 
     #[test]
-    fn a_damaged_file_is_an_error_not_a_crash() {
+    fn a_damaged_ipc_file_is_an_error_not_a_crash() {
         let mut enc = SpillEncoder::default();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chunk.arrow");
-        let mut df = df!("x" => [1.0f64, 2.0], "t" => ["a", "b"]).unwrap();
-        enc.write(std::fs::File::create(&path).unwrap(), &mut df)
+        let path = dir.path().join("chunk.spill");
+        enc.write(std::fs::File::create(&path).unwrap(), &mut with_list(100))
             .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(read(read_all(&path, false).unwrap(), None).is_err());
+        assert!(read(read_all(&path, false).unwrap(), None, None).is_err());
     }
 }
