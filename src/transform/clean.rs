@@ -15,7 +15,7 @@ use crate::chunk::SourceChunk;
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::NonFinite;
 use crate::storage::InputObject;
-use crate::transform::values::missing_mask;
+use crate::transform::values::{missing_mask, row_flags};
 
 /// What cleaning did, summed over chunks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -69,20 +69,8 @@ impl Cleaned {
 fn infinite_mask(col: &Column) -> Option<Vec<bool>> {
     let s = col.as_materialized_series();
     match s.dtype() {
-        DataType::Float64 => Some(
-            s.f64()
-                .expect("f64")
-                .iter()
-                .map(|v| v.is_some_and(f64::is_infinite))
-                .collect(),
-        ),
-        DataType::Float32 => Some(
-            s.f32()
-                .expect("f32")
-                .iter()
-                .map(|v| v.is_some_and(f32::is_infinite))
-                .collect(),
-        ),
+        DataType::Float64 => Some(row_flags(s.f64().expect("f64"), false, f64::is_infinite)),
+        DataType::Float32 => Some(row_flags(s.f32().expect("f32"), false, f32::is_infinite)),
         _ => None,
     }
 }
