@@ -28,7 +28,7 @@ pub const VARS: &[EnvVar] = &[
     EnvVar { name: "PREP_ZSTD_LEVEL", kind: "integer", default: "3", doc: "zstd level of Parquet shards" },
     EnvVar { name: "PREP_MAX_RETRIES", kind: "integer", default: "100", doc: "object-store retries per request (PREP_RETRY_TIMEOUT bounds them first)" },
     EnvVar { name: "PREP_RETRY_TIMEOUT", kind: "duration", default: "120s", doc: "total time one object-store request may spend retrying (rides out an outage up to about this long)" },
-    EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "16", doc: "ranged GETs in flight per object-store read (all object stores)" },
+    EnvVar { name: "PREP_S3_CONCURRENCY", kind: "integer", default: "16", doc: "ranged GETs in flight per object-store read (all object stores), up to twice as many while the parser waits on the link" },
     EnvVar { name: "PREP_S3_PART_SIZE", kind: "byte size", default: "2MiB", doc: "size of each ranged GET of an object-store read" },
     EnvVar { name: "PREP_REQUEST_TIMEOUT", kind: "duration", default: "30s", doc: "timeout of one object-store request (reads and uploads go in parts of a few MiB, so this bounds a stalled connection, not an object)" },
     EnvVar { name: "PREP_TRACE", kind: "path", default: "unset", doc: "write per-thread busy spans of every stage to this file as Chrome trace JSON at exit" },
@@ -67,7 +67,8 @@ fn default_of(name: &str) -> &'static str {
         .expect("every variable prep reads is listed in VARS")
 }
 
-/// A duration variable, or its default when unset or unparsable.
+/// A duration variable, or its default when unset ([`check_values`] stops
+/// a run whose value does not parse before anything reads it).
 fn duration(name: &str) -> Duration {
     let parse = |v: &str| humantime::parse_duration(v.trim()).ok();
     get(name)
@@ -75,7 +76,7 @@ fn duration(name: &str) -> Duration {
         .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a duration"))
 }
 
-/// A number variable, or its default when unset or unparsable.
+/// A number variable, or its default when unset (see [`check_values`]).
 fn number<T: std::str::FromStr>(name: &str) -> T {
     let parse = |v: &str| v.trim().parse().ok();
     get(name)
@@ -197,6 +198,49 @@ pub fn unknown<'a>(present: impl IntoIterator<Item = &'a str>) -> Vec<(String, O
         .collect()
 }
 
+/// Why `value` is not a valid `kind` (the kinds [`VARS`] lists), if it is not.
+fn invalid(kind: &str, value: &str) -> Option<&'static str> {
+    let v = value.trim();
+    let ok = match kind {
+        "duration" => humantime::parse_duration(v).is_ok(),
+        "byte size" => v.parse::<bytesize::ByteSize>().is_ok(),
+        "integer" => v.parse::<i64>().is_ok(),
+        "0 | 1" => v == "0" || v == "1",
+        "fast | reference" => v == "fast" || v == "reference",
+        _ => true,
+    };
+    (!ok).then_some(match kind {
+        "duration" => "a duration such as 30s, 10m or 2h",
+        "byte size" => "a byte size such as 64MiB, 2MB or 0",
+        "integer" => "a whole number such as 16",
+        "0 | 1" => "0 or 1",
+        _ => "fast or reference",
+    })
+}
+
+/// Checks every typed `PREP_*` variable that is set: one that does not
+/// parse is a usage error (exit 2) naming it, rather than a default used
+/// in silence.
+pub fn check_values() -> Result<(), crate::error::PrepError> {
+    let bad: Vec<String> = VARS
+        .iter()
+        .filter_map(|v| {
+            let value = std::env::var(v.name).ok()?;
+            let want = invalid(v.kind, &value)?;
+            Some(format!("{}={value:?} is not {want}", v.name))
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::PrepError::Usage {
+        message: format!("invalid environment: {}", bad.join("; ")),
+        hint: Some(
+            "fix or unset the variable (docs/reference.md, \"Environment variables\", lists each one's form and default)".into(),
+        ),
+    })
+}
+
 /// Logs a warning for every unknown `PREP_*` variable in the environment.
 pub fn warn_unknown() {
     let names: Vec<String> = std::env::vars_os()
@@ -229,6 +273,32 @@ mod tests {
                 ("PREP_ZZZZZZZZZZZZ".to_string(), None),
             ]
         );
+    }
+
+    #[test]
+    fn values_are_checked_against_their_kind() {
+        assert_eq!(invalid("duration", "90s"), None);
+        assert_eq!(invalid("duration", " 2h "), None);
+        assert!(invalid("duration", "90").is_some(), "a unit is needed");
+        assert_eq!(invalid("byte size", "2MiB"), None);
+        assert!(invalid("byte size", "2XB").is_some());
+        assert_eq!(invalid("integer", "32"), None);
+        assert_eq!(invalid("integer", "-1"), None, "zstd takes negative levels");
+        assert!(invalid("integer", "1.5").is_some());
+        assert!(invalid("integer", "sixteen").is_some());
+        assert_eq!(invalid("0 | 1", "0"), None);
+        assert!(invalid("0 | 1", "off").is_some());
+        assert!(invalid("fast | reference", "slow").is_some());
+        assert_eq!(invalid("path", "anything"), None);
+        // Every default in the table passes its own check.
+        for v in VARS {
+            if v.kind == "integer" && !v.default.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            if ["duration", "byte size", "integer"].contains(&v.kind) {
+                assert_eq!(invalid(v.kind, v.default), None, "{}", v.name);
+            }
+        }
     }
 
     /// Every typed default in the table parses as its kind, so no accessor

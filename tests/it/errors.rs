@@ -309,3 +309,34 @@ fn invalid_utf8_names_line_and_column() {
         );
     }
 }
+
+#[test]
+fn an_environment_variable_that_does_not_parse_is_a_usage_error_naming_it() {
+    let case = case_with(GOOD, "");
+    let a = prep()
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .arg("--quiet")
+        .env("PREP_S3_PART_SIZE", "2XB")
+        .env("PREP_WAIT_TIMEOUT", "90")
+        .assert()
+        .code(2);
+    let err = stderr_of(&a);
+    for n in [
+        "PREP_S3_PART_SIZE=\"2XB\" is not a byte size",
+        "PREP_WAIT_TIMEOUT=\"90\" is not a duration",
+        "hint:",
+    ] {
+        assert!(err.contains(n), "missing {n:?} in:\n{err}");
+    }
+    assert!(!case.has_success(), "nothing ran");
+    // Well-formed values run.
+    prep()
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .arg("--quiet")
+        .env("PREP_S3_PART_SIZE", "4MiB")
+        .env("PREP_WAIT_TIMEOUT", "90s")
+        .assert()
+        .code(0);
+}
