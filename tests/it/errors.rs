@@ -313,15 +313,16 @@ fn invalid_utf8_names_line_and_column() {
 #[test]
 fn an_environment_variable_that_does_not_parse_is_a_usage_error_naming_it() {
     let case = case_with(GOOD, "");
-    let a = prep()
-        .arg("run")
-        .arg(case.path("pipeline.toml"))
-        .arg("--quiet")
-        .env("PREP_S3_PART_SIZE", "2XB")
-        .env("PREP_WAIT_TIMEOUT", "90")
-        .assert()
-        .code(2);
-    let err = stderr_of(&a);
+    let run = |part_size: &str, wait: &str| {
+        prep()
+            .arg("run")
+            .arg(case.path("pipeline.toml"))
+            .arg("--quiet")
+            .env("PREP_S3_PART_SIZE", part_size)
+            .env("PREP_WAIT_TIMEOUT", wait)
+            .assert()
+    };
+    let err = stderr_of(&run("2XB", "90").code(2));
     for n in [
         "PREP_S3_PART_SIZE=\"2XB\" is not a byte size",
         "PREP_WAIT_TIMEOUT=\"90\" is not a duration",
@@ -331,12 +332,5 @@ fn an_environment_variable_that_does_not_parse_is_a_usage_error_naming_it() {
     }
     assert!(!case.has_success(), "nothing ran");
     // Well-formed values run.
-    prep()
-        .arg("run")
-        .arg(case.path("pipeline.toml"))
-        .arg("--quiet")
-        .env("PREP_S3_PART_SIZE", "4MiB")
-        .env("PREP_WAIT_TIMEOUT", "90s")
-        .assert()
-        .code(0);
+    run("4MiB", "90s").code(0);
 }
