@@ -204,7 +204,7 @@ fn invalid(kind: &str, value: &str) -> Option<&'static str> {
     let ok = match kind {
         "duration" => humantime::parse_duration(v).is_ok(),
         "byte size" => v.parse::<bytesize::ByteSize>().is_ok(),
-        "integer" => v.parse::<i64>().is_ok(),
+        "integer" => v.parse::<i64>().is_ok() || v.parse::<u64>().is_ok(),
         "0 | 1" => v == "0" || v == "1",
         "fast | reference" => v == "fast" || v == "reference",
         _ => true,
@@ -285,6 +285,11 @@ mod tests {
         assert_eq!(invalid("integer", "32"), None);
         assert_eq!(invalid("integer", "-1"), None, "zstd takes negative levels");
         assert!(invalid("integer", "1.5").is_some());
+        assert_eq!(
+            invalid("integer", "18446744073709551615"),
+            None,
+            "a u64 seed"
+        );
         assert!(invalid("integer", "sixteen").is_some());
         assert_eq!(invalid("0 | 1", "0"), None);
         assert!(invalid("0 | 1", "off").is_some());

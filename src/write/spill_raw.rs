@@ -418,6 +418,16 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_chunk_round_trips() {
+        let df = df!("a" => [1.0f64], "t" => ["x"], "b" => [true])
+            .unwrap()
+            .head(Some(0));
+        let (back, _, _) = round_trip(&df, true);
+        assert_eq!(back, df);
+        assert_eq!(back.schema(), df.schema());
+    }
+
+    #[test]
     fn a_projection_reads_the_asked_columns_in_the_asked_order() {
         let df = df!("a" => [1.0f64, 2.0], "b" => ["x", "y"], "c" => [3i64, 4]).unwrap();
         let dir = tempfile::tempdir().unwrap();
