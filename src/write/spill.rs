@@ -3,9 +3,9 @@
 //! The scaler needs statistics over the whole dataset before the first row
 //! can be written, so the transform pass must see the rows again. Re-parsing
 //! CSV is the most expensive step of a run, so by default the cleaned chunks
-//! are written once to a private temp dir as Arrow IPC (cheap to read back;
-//! written and read with direct I/O, see `direct_file.rs`)
-//! and each file is deleted as soon as the transform pass has read it back
+//! are written once to a private temp dir as their Arrow buffers (one file
+//! per chunk, see `spill_file.rs`; written and read with direct I/O, see
+//! `direct_file.rs`) and each file is deleted as soon as the transform pass has read it back
 //! (a quantile refinement pass reads it without deleting). The directory
 //! is removed when the spill is dropped, also when the run fails.
 
