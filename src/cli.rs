@@ -202,17 +202,12 @@ pub fn main() -> i32 {
     let log = cli.command.log();
     init_logging(log);
     crate::env::warn_unknown();
-    if let Err(err) = crate::env::check_values() {
-        let rendered = render_error(&err, log.log_format);
-        let _ = std::io::stderr().write_all(rendered.as_bytes());
-        write_sagemaker_message(&rendered);
-        return err.exit_code() as i32;
-    }
     // A trace's clock starts with the process, so time before the first
     // stage (listing, the first bytes of a remote object) shows as a gap.
     let _ = crate::timings::trace();
     let format = log.log_format;
-    let result = dispatch(&cli.command);
+    // A `PREP_*` value that does not parse stops the command before it starts.
+    let result = crate::env::check_values().and_then(|()| dispatch(&cli.command));
     if let Some(t) = crate::timings::trace() {
         t.write();
     }

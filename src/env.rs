@@ -67,34 +67,68 @@ fn default_of(name: &str) -> &'static str {
         .expect("every variable prep reads is listed in VARS")
 }
 
+fn parse_duration(v: &str) -> Option<Duration> {
+    humantime::parse_duration(v.trim()).ok()
+}
+
+fn parse_byte_size(v: &str) -> Option<u64> {
+    v.trim()
+        .parse::<bytesize::ByteSize>()
+        .ok()
+        .map(|b| b.as_u64())
+}
+
+fn parse_number<T: std::str::FromStr>(v: &str) -> Option<T> {
+    v.trim().parse().ok()
+}
+
+/// The kinds of [`VARS`] that are checked: whether a value parses (with
+/// the same parsers the accessors use), and the form an error names.
+type Form = (&'static str, fn(&str) -> bool, &'static str);
+const FORMS: &[Form] = &[
+    (
+        "duration",
+        |v| parse_duration(v).is_some(),
+        "a duration such as 30s, 10m or 2h",
+    ),
+    (
+        "byte size",
+        |v| parse_byte_size(v).is_some(),
+        "a byte size such as 64MiB, 2MB or 0",
+    ),
+    (
+        "integer",
+        |v| parse_number::<i64>(v).is_some() || parse_number::<u64>(v).is_some(),
+        "a whole number such as 16",
+    ),
+    ("0 | 1", |v| matches!(v.trim(), "0" | "1"), "0 or 1"),
+    (
+        "fast | reference",
+        |v| matches!(v.trim(), "fast" | "reference"),
+        "fast or reference",
+    ),
+];
+
 /// A duration variable, or its default when unset ([`check_values`] stops
 /// a run whose value does not parse before anything reads it).
 fn duration(name: &str) -> Duration {
-    let parse = |v: &str| humantime::parse_duration(v.trim()).ok();
     get(name)
-        .and_then(|v| parse(&v))
-        .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a duration"))
+        .and_then(|v| parse_duration(&v))
+        .unwrap_or_else(|| parse_duration(default_of(name)).expect("VARS default is a duration"))
 }
 
 /// A number variable, or its default when unset (see [`check_values`]).
 fn number<T: std::str::FromStr>(name: &str) -> T {
-    let parse = |v: &str| v.trim().parse().ok();
     get(name)
-        .and_then(|v| parse(&v))
-        .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a number"))
+        .and_then(|v| parse_number(&v))
+        .unwrap_or_else(|| parse_number(default_of(name)).expect("VARS default is a number"))
 }
 
 /// A byte-size variable (`64MiB`, `2MB`, `0`), or its default.
 fn byte_size(name: &str) -> u64 {
-    let parse = |v: &str| {
-        v.trim()
-            .parse::<bytesize::ByteSize>()
-            .ok()
-            .map(|b| b.as_u64())
-    };
     get(name)
-        .and_then(|v| parse(&v))
-        .unwrap_or_else(|| parse(default_of(name)).expect("VARS default is a byte size"))
+        .and_then(|v| parse_byte_size(&v))
+        .unwrap_or_else(|| parse_byte_size(default_of(name)).expect("VARS default is a byte size"))
 }
 
 /// A path-like variable, or its default.
@@ -198,24 +232,10 @@ pub fn unknown<'a>(present: impl IntoIterator<Item = &'a str>) -> Vec<(String, O
         .collect()
 }
 
-/// Why `value` is not a valid `kind` (the kinds [`VARS`] lists), if it is not.
+/// Why `value` is not a valid `kind` (see [`FORMS`]), if it is not.
 fn invalid(kind: &str, value: &str) -> Option<&'static str> {
-    let v = value.trim();
-    let ok = match kind {
-        "duration" => humantime::parse_duration(v).is_ok(),
-        "byte size" => v.parse::<bytesize::ByteSize>().is_ok(),
-        "integer" => v.parse::<i64>().is_ok() || v.parse::<u64>().is_ok(),
-        "0 | 1" => v == "0" || v == "1",
-        "fast | reference" => v == "fast" || v == "reference",
-        _ => true,
-    };
-    (!ok).then_some(match kind {
-        "duration" => "a duration such as 30s, 10m or 2h",
-        "byte size" => "a byte size such as 64MiB, 2MB or 0",
-        "integer" => "a whole number such as 16",
-        "0 | 1" => "0 or 1",
-        _ => "fast or reference",
-    })
+    let (_, parses, form) = FORMS.iter().find(|f| f.0 == kind)?;
+    (!parses(value)).then_some(*form)
 }
 
 /// Checks every typed `PREP_*` variable that is set: one that does not
@@ -295,15 +315,6 @@ mod tests {
         assert!(invalid("0 | 1", "off").is_some());
         assert!(invalid("fast | reference", "slow").is_some());
         assert_eq!(invalid("path", "anything"), None);
-        // Every default in the table passes its own check.
-        for v in VARS {
-            if v.kind == "integer" && !v.default.chars().all(|c| c.is_ascii_digit()) {
-                continue;
-            }
-            if ["duration", "byte size", "integer"].contains(&v.kind) {
-                assert_eq!(invalid(v.kind, v.default), None, "{}", v.name);
-            }
-        }
     }
 
     /// Every typed default in the table parses as its kind, so no accessor
@@ -313,14 +324,14 @@ mod tests {
         let mut checked = 0;
         for v in VARS {
             let d = v.default;
-            let ok = match v.kind {
-                "duration" => humantime::parse_duration(d).is_ok(),
-                "byte size" => d.parse::<bytesize::ByteSize>().is_ok(),
-                "integer" if d.chars().all(|c| c.is_ascii_digit()) => d.parse::<u64>().is_ok(),
-                _ => continue,
-            };
-            assert!(ok, "{}: default {d:?} is not a {}", v.name, v.kind);
-            checked += 1;
+            // Integers default to "unset" or "random" where nothing applies.
+            if v.kind == "integer" && !d.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            if FORMS.iter().any(|f| f.0 == v.kind) {
+                assert_eq!(invalid(v.kind, d), None, "{}: default {d:?}", v.name);
+                checked += 1;
+            }
         }
         assert!(checked >= 12, "the typed variables were found ({checked})");
         // The accessors fall back on the table's text, parsed.

@@ -310,8 +310,16 @@ fn read_file(file: &SpillFile, columns: Option<&[String]>) -> Result<DataFrame> 
     let path = &file.path;
     let bytes =
         read_all(path, file.direct).map_err(|e| spill_io("reading a spill file", path, e))?;
-    spill_file::read(bytes, file.layout.as_ref(), columns)
-        .map_err(|e| PrepError::polars(format!("reading spill file {}", path.display()), e))
+    // What this run wrote moments ago no longer reads back: the disk (or
+    // something else writing there) damaged it; a storage error (exit 4).
+    spill_file::read(bytes, file.layout.as_ref(), columns).map_err(|e| PrepError::Storage {
+        action: "reading back".into(),
+        uri: path.display().to_string(),
+        hint: Some(
+            "the spill file was damaged after it was written; rerun, with PREP_SPILL_DIR on a healthy disk that nothing else writes to".into(),
+        ),
+        source: Box::new(e),
+    })
 }
 
 /// A chunk's file: where, whether past the page cache, and (raw files) where
@@ -426,6 +434,25 @@ mod tests {
         );
         assert_eq!(e.exit_code(), crate::error::ExitCode::Storage);
         assert!(e.to_string().contains("/spill/chunk-000000.spill"), "{e}");
+        assert!(e.hint().unwrap().contains("PREP_SPILL_DIR"));
+    }
+
+    #[test]
+    fn a_spill_file_damaged_after_it_was_written_is_a_storage_error_naming_it() {
+        let mut s = Spill::new().unwrap();
+        let mut df = df!("a" => (0..5000i64).collect::<Vec<_>>()).unwrap();
+        s.write(&mut df, &[]).unwrap();
+        let path = s.path().join("chunk-000000.spill");
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let e = s.take(0).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Storage);
+        assert!(e.to_string().contains("chunk-000000.spill"), "{e}");
         assert!(e.hint().unwrap().contains("PREP_SPILL_DIR"));
     }
 

@@ -306,9 +306,13 @@ fn array_at(file: &Arc<FileBytes>, a: &ArrayAt) -> PolarsResult<Box<dyn Array>> 
                 .map(|r| typed::<u8>(file, r.clone(), r.len()))
                 .collect::<PolarsResult<_>>()?;
             let buffer_len = buffers.iter().map(|b| b.len()).sum();
-            // SAFETY: the views and buffers were written from one array by
-            // this process (spill files are private to it, see spill.rs), in
-            // the same order, and are read back whole (lengths checked).
+            if !views_in_bounds(&views, &buffers) {
+                return Err(cut_short());
+            }
+            // SAFETY: every view that points into a buffer points inside it
+            // (checked above); the views and buffers were written from one
+            // array by this process, in the same order (spill files are
+            // private to it, see spill.rs).
             let bin = unsafe {
                 BinaryViewArray::new_unchecked(
                     A::BinaryView,
@@ -325,6 +329,20 @@ fn array_at(file: &Arc<FileBytes>, a: &ArrayAt) -> PolarsResult<Box<dyn Array>> 
                 _ => bin.boxed(),
             }
         }
+    })
+}
+
+/// Whether every view longer than the inline size points inside its
+/// buffer: what keeps a damaged file from making a read go out of bounds
+/// (a single pass over the views, ~16 bytes a row).
+fn views_in_bounds(views: &[View], buffers: &[Buffer<u8>]) -> bool {
+    views.iter().all(|v| {
+        v.length <= View::MAX_INLINE_SIZE
+            || buffers.get(v.buffer_idx as usize).is_some_and(|b| {
+                (v.offset as usize)
+                    .checked_add(v.length as usize)
+                    .is_some_and(|end| end <= b.len())
+            })
     })
 }
 
@@ -360,7 +378,7 @@ fn bitmap(file: &Arc<FileBytes>, b: &BitsAt, len: usize) -> PolarsResult<Bitmap>
 }
 
 fn cut_short() -> PolarsError {
-    polars_err!(ComputeError: "the spill file is shorter than what was written to it")
+    polars_err!(ComputeError: "the spill file does not hold what was written to it (shorter, or damaged)")
 }
 
 #[cfg(test)]
@@ -483,6 +501,24 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
         assert!(read(read_all(&path, false).unwrap(), &layout, None).is_err());
+    }
+
+    #[test]
+    fn a_view_pointing_past_its_buffer_is_an_error_not_a_read_out_of_bounds() {
+        let long = "a text longer than twelve bytes";
+        let df = df!("t" => [long, "x"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunk.raw");
+        let layout = write(std::fs::File::create(&path).unwrap(), &df).unwrap();
+        // Damage the first view's offset (bytes 12..16 of the views buffer).
+        let DataAt::Views { views, .. } = &layout.columns[0].arrays[0].data else {
+            panic!("text is written as views")
+        };
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[views.start + 12..views.start + 16].copy_from_slice(&1000u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read(read_all(&path, false).unwrap(), &layout, None).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 
     #[test]
