@@ -11,12 +11,16 @@ pub fn missing_mask(col: &Column) -> Vec<bool> {
     match s.dtype() {
         DataType::Float64 => row_flags(s.f64().expect("f64"), true, f64::is_nan),
         DataType::Float32 => row_flags(s.f32().expect("f32"), true, f32::is_nan),
+        // Any other type: missing where the validity bitmap says null.
         _ => {
-            if s.null_count() == 0 {
-                vec![false; s.len()]
-            } else {
-                s.is_null().iter().map(|v| v.unwrap_or(false)).collect()
+            let mut out = Vec::with_capacity(s.len());
+            for arr in s.chunks() {
+                match arr.validity().filter(|v| v.unset_bits() > 0) {
+                    None => out.resize(out.len() + arr.len(), false),
+                    Some(valid) => out.extend(valid.iter().map(|ok| !ok)),
+                }
             }
+            out
         }
     }
 }
@@ -137,5 +141,19 @@ mod tests {
             missing_mask(&ints.into_series().into_column()),
             [false, true]
         );
+        // Text, over chunks with and without nulls, one of them sliced.
+        let mut text = StringChunked::from_slice_options("t".into(), &[Some("a"), None]);
+        text.append(&StringChunked::from_slice("t".into(), &["b", "c"]))
+            .unwrap();
+        let sliced =
+            StringChunked::from_slice_options("t".into(), &[None, Some("d"), None]).slice(1, 2);
+        text.append(&sliced).unwrap();
+        assert_eq!(
+            missing_mask(&text.into_series().into_column()),
+            [false, true, false, false, false, true]
+        );
+        // A column of nulls only (polars' Null type).
+        let nulls = Series::full_null("n".into(), 3, &DataType::Null).into_column();
+        assert_eq!(missing_mask(&nulls), [true, true, true]);
     }
 }
