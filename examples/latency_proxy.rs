@@ -5,7 +5,9 @@
 //! ```text
 //! cargo run --release --example latency_proxy -- LISTEN UPSTREAM MB_PER_S LATENCY_MS
 //! ```
-//! prints `listening on HOST:PORT` once ready; runs until killed.
+//! prints `listening on HOST:PORT` once ready; runs until killed. With
+//! `PROXY_LOG=FILE` it appends one line per request: when it was asked and
+//! when its last byte left (Unix time, ms), the request and the answer's size.
 //!
 //! moto is Python: on a small machine its CPU cost per ranged GET (about
 //! 0.2 s for 8 MiB) competes with prep's own and would be what is measured.
@@ -21,6 +23,9 @@ use std::time::{Duration, Instant};
 
 type Cache = Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>;
 
+/// Where requests are logged (`PROXY_LOG`).
+type Log = Option<Arc<Mutex<std::fs::File>>>;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
@@ -32,12 +37,21 @@ fn main() {
     let rate: f64 = args[3].parse::<f64>().expect("MB/s") * 1e6;
     let latency = Duration::from_millis(args[4].parse().expect("latency ms"));
     let cache: Cache = Arc::default();
+    let log: Log = std::env::var_os("PROXY_LOG").map(|path| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("PROXY_LOG");
+        Arc::new(Mutex::new(file))
+    });
     println!("listening on {}", listener.local_addr().expect("addr"));
     std::io::stdout().flush().ok();
     for client in listener.incoming().flatten() {
-        let (upstream, cache) = (upstream.clone(), cache.clone());
+        let (upstream, cache, log) = (upstream.clone(), cache.clone(), log.clone());
         std::thread::spawn(move || {
-            let _ = connection(client, &upstream, rate, latency, &cache);
+            let link = Link { rate, latency, log };
+            let _ = connection(client, &upstream, &link, &cache);
         });
     }
 }
@@ -95,13 +109,20 @@ fn fetch(upstream: &str, req: &Request) -> std::io::Result<Vec<u8>> {
     Ok(answer)
 }
 
+/// The modelled link and where its requests are logged.
+struct Link {
+    rate: f64,
+    latency: Duration,
+    log: Log,
+}
+
 fn connection(
     client: TcpStream,
     upstream: &str,
-    rate: f64,
-    latency: Duration,
+    link: &Link,
     cache: &Cache,
 ) -> std::io::Result<()> {
+    let (rate, latency) = (link.rate, link.latency);
     client.set_nodelay(true)?;
     let mut reader = BufReader::new(client.try_clone()?);
     let mut out = client;
@@ -136,6 +157,20 @@ fn connection(
                 std::thread::sleep(wait);
             }
             out.write_all(piece)?;
+        }
+        if let Some(log) = &link.log {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let ms = |t: Instant| (now - Instant::now().duration_since(t)).as_secs_f64() * 1e3;
+            let line = format!(
+                "{:.1} {:.1} {} {}\n",
+                ms(asked),
+                ms(Instant::now()),
+                req.key.trim(),
+                answer.len()
+            );
+            log.lock().expect("log").write_all(line.as_bytes())?;
         }
         // The answers are HTTP/1.1 with Connection: close from moto's side;
         // keep the client's connection for its next request only if the

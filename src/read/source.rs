@@ -50,19 +50,25 @@ pub struct Piece {
 
 /// Format of one object: the configured one, else from its extension.
 pub fn format_of(obj: &InputObject, configured: Option<InputFormat>) -> Result<InputFormat> {
-    if let Some(f) = configured {
-        return Ok(f);
+    format_of_name(&obj.key, configured).ok_or_else(|| PrepError::Usage {
+        message: format!("cannot tell the format of {} from its extension", obj.uri),
+        hint: Some("set input.format = \"csv\" or \"parquet\", or narrow input.uri with a glob such as data/*.csv".into()),
+    })
+}
+
+/// Format of an object named `name`: the configured one, else from its
+/// extension (`None` when it tells none).
+pub fn format_of_name(name: &str, configured: Option<InputFormat>) -> Option<InputFormat> {
+    if configured.is_some() {
+        return configured;
     }
-    let k = Compression::strip(&obj.key);
+    let k = Compression::strip(name);
     if k.ends_with(".csv") || k.ends_with(".tsv") || k.ends_with(".txt") {
-        Ok(InputFormat::Csv)
+        Some(InputFormat::Csv)
     } else if k.ends_with(".parquet") || k.ends_with(".pq") {
-        Ok(InputFormat::Parquet)
+        Some(InputFormat::Parquet)
     } else {
-        Err(PrepError::Usage {
-            message: format!("cannot tell the format of {} from its extension", obj.uri),
-            hint: Some("set input.format = \"csv\" or \"parquet\", or narrow input.uri with a glob such as data/*.csv".into()),
-        })
+        None
     }
 }
 
@@ -199,7 +205,7 @@ impl Source {
         let ahead: Vec<(&InputObject, std::ops::Range<u64>)> = next
             .iter()
             .take(
-                crate::storage::remote_read::AHEAD_REQUESTS_PER_SLOT * crate::env::s3_concurrency(),
+                crate::storage::read_ahead::AHEAD_REQUESTS_PER_SLOT * crate::env::s3_concurrency(),
             )
             .filter(|p| p.part == Part::Whole)
             .map(|p| &self.files[p.file])

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use crate::error::{PrepError, Result};
 use crate::pipeline::plan::StoragePlan;
 use crate::storage::output::OutputDir;
+use crate::storage::read_ahead::{self, take_prefetched};
 use crate::storage::remote::{self, RemoteLocation};
-use crate::storage::remote_read::{self, take_prefetched, ParallelReader, ReadWindow};
+use crate::storage::remote_read::{ParallelReader, ReadWindow};
 use crate::storage::Compression;
 
 /// Where an input object lives.
@@ -165,11 +166,12 @@ fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<(Vec<InputObject
             location: ObjectLocation::Remote(obj_loc),
         }
     };
-    if pattern.is_none() && !uri.ends_with('/') && !loc.path.as_ref().is_empty() {
+    if names_one_object(uri, &loc) {
         if let Some(one) = remote::head(&loc, &loc.path)? {
             let key = one.path.filename().unwrap_or_default().to_string();
             return Ok((vec![make(one, key)], true));
         }
+        read_ahead::forget_read_ahead(&loc.uri_of(&loc.path));
     }
     let matcher = pattern.map(|p| glob_matcher(uri, &p)).transpose()?;
     let prefix_len = if loc.path.as_ref().is_empty() {
@@ -192,6 +194,30 @@ fn list_remote(uri: &str, storage_plan: &StoragePlan) -> Result<(Vec<InputObject
         out.push(make(l, rel));
     }
     Ok((out, false))
+}
+
+/// Whether a remote URI may name one object (then its HEAD is asked
+/// first), rather than a folder or a glob.
+fn names_one_object(uri: &str, loc: &RemoteLocation) -> bool {
+    !is_glob(uri) && !uri.ends_with('/') && !loc.path.as_ref().is_empty()
+}
+
+/// Starts reading a remote object named directly by `uri` from its first
+/// byte, before the listing's HEAD has told its size (see
+/// [`read_ahead::read_ahead_from_start`]): for a run that reads that
+/// object whole from the start. A URI that is local, a folder or a glob
+/// starts nothing; one that turns out to be a folder is forgotten by the
+/// listing.
+pub fn read_ahead_named_object(uri: &str, storage: &StoragePlan) {
+    if local_path(uri).is_some() {
+        return;
+    }
+    let Ok(loc) = remote::parse(uri, storage) else {
+        return; // the listing reports it
+    };
+    if names_one_object(uri, &loc) {
+        read_ahead::read_ahead_from_start(loc.uri_of(&loc.path), loc.store.clone(), loc.path);
+    }
 }
 
 /// The directory part of a glob before its first wildcard component.
@@ -310,7 +336,7 @@ pub fn prefetch(objects: &[(&InputObject, std::ops::Range<u64>)]) {
         })
         .collect();
     if !remote.is_empty() {
-        remote_read::prefetch(&remote);
+        read_ahead::prefetch(&remote);
     }
 }
 

@@ -8,6 +8,7 @@ pub mod direct_file;
 pub mod input;
 pub mod lock;
 pub mod output;
+pub mod read_ahead;
 pub mod remote;
 pub mod remote_read;
 pub mod upload;

@@ -366,7 +366,7 @@ pub fn head(loc: &RemoteLocation, path: &Path) -> Result<Option<Listed>> {
 /// Bytes `range` of an object, as parallel parts that resume where a
 /// broken stream stopped (see `remote_read.rs`).
 pub fn get_range(loc: &RemoteLocation, path: &Path, range: Range<u64>) -> Result<Bytes> {
-    let fetched = match crate::storage::remote_read::take_prefetched(&loc.uri_of(path), &range) {
+    let fetched = match crate::storage::read_ahead::take_prefetched(&loc.uri_of(path), &range) {
         Some(mut ahead) => {
             let mut out = Vec::with_capacity((range.end - range.start) as usize);
             std::io::Read::read_to_end(&mut ahead, &mut out).map(|_| Bytes::from(out))

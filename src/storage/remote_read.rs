@@ -12,14 +12,14 @@
 //! reassembled in order: memory is bounded by the window, and the bytes
 //! are those of the object. A part whose stream breaks is resumed
 //! from the byte it had reached with a ranged GET, retried (with backoff)
-//! within `PREP_RETRY_TIMEOUT`. The next objects of a listing can be opened
-//! ahead ([`prefetch`]), so many small objects cost their bytes, not their
-//! round trips.
+//! within `PREP_RETRY_TIMEOUT`. Readers opened before they are needed
+//! (the next objects of a listing, an object's first window beside its
+//! HEAD) live in `read_ahead.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Read;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,10 +53,13 @@ pub struct ParallelReader {
     next: u64,
     end: u64,
     window: ReadWindow,
-    /// Parts in flight, in object order.
-    inflight: VecDeque<JoinHandle<std::io::Result<Pieces>>>,
-    /// Parts to keep in flight: lowered while the reader is only
-    /// prefetched, raised while its consumer waits for the link ([`Read`]).
+    /// Parts in flight, in object order, with their lengths.
+    inflight: VecDeque<(u64, JoinHandle<std::io::Result<Pieces>>)>,
+    /// Bytes of the parts in flight.
+    inflight_bytes: u64,
+    /// Full parts' worth of bytes to keep in flight: lowered while the
+    /// reader is only prefetched, raised while its consumer waits for the
+    /// link ([`Read`]).
     depth: usize,
     /// The part being handed on, as the pieces the response arrived in.
     current: Pieces,
@@ -66,9 +69,12 @@ pub struct ParallelReader {
 
 /// Size of the parts of an object read's first window (then the part size):
 /// the first chunk (~10 MB) then arrives as many small transfers side by
-/// side (at 50 MB/s per connection, ~50 ms for 1 MiB parts instead of ~110
-/// ms for 4 MiB ones), so parsing starts sooner; full parts follow.
-const FIRST_PART: u64 = 1 << 20;
+/// side (at 50 MB/s per connection, ~50 ms for 1 MiB parts instead of ~70
+/// ms for 2 MiB ones), so parsing starts sooner. The window is counted in
+/// bytes (`depth` × part size), so full parts fill the rest of it at once:
+/// they arrive while the first ones are parsed, instead of being asked for
+/// only once the first ones are consumed.
+pub(super) const FIRST_PART: u64 = 1 << 20;
 
 /// How far a reader whose consumer keeps waiting for the next part raises
 /// its parts in flight, as a multiple of `PREP_S3_CONCURRENCY`.
@@ -88,33 +94,28 @@ impl ParallelReader {
         range: Range<u64>,
         window: ReadWindow,
     ) -> Self {
-        let mut r = ParallelReader {
-            store,
-            path,
-            next: range.start,
-            end: range.end,
-            window,
-            inflight: VecDeque::new(),
-            depth: window.concurrency,
-            current: Pieces::new(),
-            issued: 0,
-        };
-        r.fill();
-        r
+        Self::with_depth(store, path, range, window, window.concurrency)
     }
 
+    /// Requests parts until `depth` full parts' worth of bytes are in flight.
     fn fill(&mut self) {
-        while self.inflight.len() < self.depth && self.next < self.end {
+        let budget = self.depth as u64 * self.window.part_size;
+        while self.next < self.end {
             let size = match (self.issued as usize) < self.window.concurrency {
                 true => FIRST_PART.min(self.window.part_size),
                 false => self.window.part_size,
             };
-            self.issued += 1;
             let part = self.next..(self.next + size).min(self.end);
+            let len = part.end - part.start;
+            if !self.inflight.is_empty() && self.inflight_bytes + len > budget {
+                break;
+            }
+            self.issued += 1;
             self.next = part.end;
+            self.inflight_bytes += len;
             let (store, path) = (self.store.clone(), self.path.clone());
-            self.inflight
-                .push_back(rt().spawn(async move { fetch_part(store, path, part).await }));
+            let fetch = rt().spawn(async move { fetch_part(store, path, part).await });
+            self.inflight.push_back((len, fetch));
         }
     }
 }
@@ -124,9 +125,10 @@ impl Read for ParallelReader {
         while self.current.front().is_none() {
             self.depth = self.depth.max(self.window.concurrency);
             self.fill();
-            let Some(next) = self.inflight.pop_front() else {
+            let Some((len, next)) = self.inflight.pop_front() else {
                 return Ok(0);
             };
+            self.inflight_bytes -= len;
             if !next.is_finished() {
                 // The consumer outpaces the link: one more part in flight.
                 self.depth = (self.depth + 1).min(self.max_depth());
@@ -151,6 +153,41 @@ impl Read for ParallelReader {
 }
 
 impl ParallelReader {
+    /// A reader keeping `depth` full parts' worth of bytes in flight (a
+    /// read ahead of use keeps fewer than [`ParallelReader::open`]).
+    pub(super) fn with_depth(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        range: Range<u64>,
+        window: ReadWindow,
+        depth: usize,
+    ) -> Self {
+        let mut r = ParallelReader {
+            store,
+            path,
+            next: range.start,
+            end: range.end,
+            window,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            depth,
+            current: Pieces::new(),
+            issued: 0,
+        };
+        r.fill();
+        r
+    }
+
+    /// Requests in flight.
+    pub(super) fn requests(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Bytes of the requests in flight.
+    pub(super) fn bytes_in_flight(&self) -> u64 {
+        self.inflight_bytes
+    }
+
     fn max_depth(&self) -> usize {
         self.window.concurrency * MAX_DEPTH_PER_SLOT
     }
@@ -163,7 +200,7 @@ impl ParallelReader {
 
 impl Drop for ParallelReader {
     fn drop(&mut self) {
-        for h in &self.inflight {
+        for (_, h) in &self.inflight {
             h.abort();
         }
     }
@@ -250,7 +287,7 @@ pub fn get_range_parallel(
     let mut r = ParallelReader::open(store, path, range, ReadWindow::from_env());
     if r.inflight.len() == 1 {
         let mut pieces = rt()
-            .block_on(r.inflight.pop_front().expect("one part"))
+            .block_on(r.inflight.pop_front().expect("one part").1)
             .map_err(std::io::Error::other)??;
         if pieces.len() == 1 {
             return Ok(pieces.pop_front().expect("one piece"));
@@ -264,75 +301,28 @@ pub fn get_range_parallel(
     Ok(Bytes::from(out))
 }
 
-/// Readers opened ahead of use, by object URI and range.
-type Prefetched = HashMap<(String, u64, u64), ParallelReader>;
-
-fn prefetched() -> &'static Mutex<Prefetched> {
-    static P: std::sync::OnceLock<Mutex<Prefetched>> = std::sync::OnceLock::new();
-    P.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// An object to read ahead: its URI (the key), store, path and range.
-pub type Ahead = (String, Arc<dyn ObjectStore>, Path, Range<u64>);
-
-/// Requests read ahead, per `PREP_S3_CONCURRENCY`: small objects cost a
-/// round trip each, so more of them are in flight than one large object's
-/// parts; the bytes stay bounded by one window (concurrency × part size).
-pub const AHEAD_REQUESTS_PER_SLOT: usize = 4;
-
-/// Starts reading objects that come next (their first parts only), so their
-/// round trips overlap with parsing the current one. At most
-/// `4 × concurrency` requests and `concurrency × part size` bytes are in
-/// flight across all of them.
-pub fn prefetch(objects: &[Ahead]) {
-    let window = ReadWindow::from_env();
-    let max_requests = window.concurrency * AHEAD_REQUESTS_PER_SLOT;
-    let max_bytes = window.concurrency as u64 * window.part_size;
-    let mut map = prefetched().lock().expect("prefetch lock");
-    let part_bytes = |parts: usize, size: u64| (parts as u64 * window.part_size).min(size);
-    let mut parts: usize = map.values().map(|r| r.inflight.len()).sum();
-    let mut bytes: u64 = map
-        .iter()
-        .map(|((_, a, b), r)| part_bytes(r.inflight.len(), b - a))
-        .sum();
-    for (uri, store, path, range) in objects {
-        if parts >= max_requests || bytes >= max_bytes {
-            break;
+impl ParallelReader {
+    /// This reader (started at byte 0 with its end unknown) ending at
+    /// `end`: parts that reach past `end` are cancelled, and the rest up to
+    /// `end` is asked for.
+    pub(super) fn ending_at(mut self, end: u64) -> ParallelReader {
+        while self.next > end {
+            let Some((len, part)) = self.inflight.pop_back() else {
+                break;
+            };
+            part.abort();
+            self.next -= len;
+            self.inflight_bytes -= len;
+            self.issued -= 1;
         }
-        let key = (uri.clone(), range.start, range.end);
-        if map.contains_key(&key) {
-            continue;
-        }
-        let size = range.end - range.start;
-        let want = size.div_ceil(window.part_size).clamp(1, 2) as usize;
-        let mut r = ParallelReader {
-            store: store.clone(),
-            path: path.clone(),
-            next: range.start,
-            end: range.end,
-            window,
-            inflight: VecDeque::new(),
-            depth: want.min(max_requests - parts),
-            current: Pieces::new(),
-            issued: 0,
-        };
-        r.fill();
-        parts += r.inflight.len();
-        bytes += part_bytes(r.inflight.len(), size);
-        map.insert(key, r);
+        self.end = end;
+        self.fill();
+        self
     }
 }
 
-/// The reader [`prefetch`] opened for this object and range, if any.
-pub fn take_prefetched(uri: &str, range: &Range<u64>) -> Option<ParallelReader> {
-    prefetched()
-        .lock()
-        .expect("prefetch lock")
-        .remove(&(uri.to_string(), range.start, range.end))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use object_store::memory::InMemory;
     use object_store::throttle::{ThrottleConfig, ThrottledStore};
@@ -340,7 +330,10 @@ mod tests {
 
     /// An in-memory object behind a store that waits `per_get` before each
     /// GET answers (a first-byte latency).
-    fn slow_object(size: usize, per_get: Duration) -> (Arc<dyn ObjectStore>, Path, Vec<u8>) {
+    pub(crate) fn slow_object(
+        size: usize,
+        per_get: Duration,
+    ) -> (Arc<dyn ObjectStore>, Path, Vec<u8>) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let mem = InMemory::new();
         let path = Path::from("o/data.csv");
@@ -366,6 +359,23 @@ mod tests {
         r.read_to_end(&mut out).unwrap();
         assert!(out == data, "the object's bytes, in order");
         assert_eq!(r.depth(), WINDOW.concurrency * MAX_DEPTH_PER_SLOT);
+    }
+
+    #[test]
+    fn the_first_window_is_small_parts_then_full_ones_up_to_its_bytes() {
+        let window = ReadWindow {
+            concurrency: 4,
+            part_size: 2 * FIRST_PART,
+        };
+        let (store, path, data) = slow_object(32 << 20, Duration::from_millis(5));
+        let mut r = ParallelReader::open(store, path, 0..data.len() as u64, window);
+        let lens: Vec<u64> = r.inflight.iter().map(|(len, _)| *len).collect();
+        assert_eq!(lens[..4], [FIRST_PART; 4], "the first parts are small");
+        assert_eq!(lens[4..], [2 * FIRST_PART; 2], "full parts fill the rest");
+        assert_eq!(r.inflight_bytes, 4 * window.part_size);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert!(out == data, "the object's bytes, in order");
     }
 
     #[test]

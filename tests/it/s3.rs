@@ -389,6 +389,47 @@ fn big_sample(mib: usize) -> Vec<u8> {
     out
 }
 
+/// A run over one directly named object asks for its first window beside
+/// the object's HEAD, before its size is known (one round trip less before
+/// parsing starts), and reads the object's bytes whether it ends inside
+/// that window, inside a part of it, or past it; a folder starts no such
+/// read.
+#[test]
+fn a_directly_named_object_is_read_from_its_first_byte_beside_its_head() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    let debug = [("PREP_LOG", "debug")];
+    let early = "asked for before its size was known are used";
+    for (key, bytes) in [
+        ("raw/small.csv", sample()),
+        ("raw/mid.csv", big_sample(3)),
+        ("raw/big.csv", big_sample(40)),
+    ] {
+        server.put(&bucket, key, bytes.clone());
+        let remote = Case::new();
+        pipeline_to_local(&remote, &server.uri(&bucket, key), "format = \"jsonl\"");
+        let a = run_env(&remote, server, None, &debug, &[]);
+        let stderr = stderr_of(&a);
+        assert!(a.get_output().status.success(), "{key}: {stderr}");
+        assert!(stderr.contains(early), "{key}: {stderr}");
+
+        let local = Case::new();
+        let path = local.write("in/data.csv", bytes);
+        pipeline_to_local(&local, &path.display().to_string(), "format = \"jsonl\"");
+        run(&local, server, None, &[]).success();
+        let shards = |c: &Case| -> Vec<(String, Vec<u8>)> {
+            let mut all = output_bytes(c);
+            all.retain(|(name, _)| name.starts_with("part-"));
+            all
+        };
+        assert_eq!(shards(&remote), shards(&local), "{key}: the object's rows");
+    }
+    let folder = Case::new();
+    pipeline_to_local(&folder, &server.uri(&bucket, "raw"), "format = \"jsonl\"");
+    let a = run_env(&folder, server, None, &debug, &[]).success();
+    assert!(!stderr_of(&a).contains(early), "{}", stderr_of(&a));
+}
+
 /// Runs the case's pipeline (output local `out/`) through `proxy` and
 /// checks the shards equal those of an undisturbed run straight to the
 /// server; returns the disturbed run's stderr.
@@ -429,7 +470,8 @@ fn a_30_second_outage_mid_read_is_ridden_out() {
             "format = \"jsonl\"",
         );
         let started = std::time::Instant::now();
-        // Default settings: a 16 × 1 MiB first window, then 2 MiB parts.
+        // Default settings: the first 32 MiB asked for at once (16 × 1 MiB,
+        // then 2 MiB parts) beside the HEAD, then 2 MiB parts.
         assert_same_output_through(&case, server, &proxy.endpoint(), &[]);
         assert!(
             proxy.faults() >= 1,
