@@ -38,7 +38,7 @@ use crate::job::worker_id::WorkerId;
 use crate::job::Phase;
 use crate::pipeline::plan::InputFormat;
 use crate::pipeline::plan::Plan;
-use crate::read::source::{format_of_name, Piece, Source};
+use crate::read::source::{format_of_name, prefetch_pieces, Piece, Source};
 use crate::storage::lock::LockPolicy;
 use crate::storage::{without_output, InputObject, OutputDir};
 use crate::transform::artifact::TransformArtifact;
@@ -83,6 +83,8 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
     )?;
     let id = spec.worker.unwrap_or(WorkerId { index: 0, count: 1 });
     let pieces = share_of(&files, plan, id)?;
+    // The first objects' reads start now, while the output is claimed.
+    prefetch_pieces(&files, &plan.input, &pieces);
     let mut opened = false;
     let barrier = match spec.worker {
         None => Barrier::Solo,

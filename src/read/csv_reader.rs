@@ -24,6 +24,9 @@ pub enum Msg {
     Failed(PrepError),
 }
 
+/// A CSV reader thread's chunks, and where their buffers go back.
+pub type Chunks = (Receiver<Msg>, Sender<Vec<u8>>);
+
 /// Reads, decompresses and splits a CSV object on a background thread, so
 /// I/O and record scanning overlap with parsing. The channel holds at most
 /// two chunks, which bounds memory.
@@ -34,7 +37,7 @@ pub fn spawn_chunker(
     range: Option<std::ops::Range<u64>>,
     known_header: Option<(Vec<String>, u8)>,
     leave_field_counts: bool,
-) -> Result<(Receiver<Msg>, Sender<Vec<u8>>)> {
+) -> Result<Chunks> {
     let reader = match &range {
         Some(r) => open_read_range(obj, r.clone(), counter)?,
         None => open_read(obj, counter)?,

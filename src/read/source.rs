@@ -20,7 +20,7 @@ use crate::in_turn::{in_turn, threads_for};
 use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
 use crate::read::chunker::{check_field_counts, open_chunker, CsvChunk};
 use crate::read::csv_fast::FastCsv;
-use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Msg};
+use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Chunks, Msg};
 use crate::read::csv_reference::parse_reference;
 use crate::read::csv_types::{column_names, fix_schema};
 use crate::read::parquet_input::ParquetInput;
@@ -46,6 +46,26 @@ pub enum Part {
 pub struct Piece {
     pub file: usize,
     pub part: Part,
+}
+
+/// Starts fetching the objects of `next` (whole ones; CSV: their first
+/// bytes, Parquet: their footers) before they are read. A run calls it for
+/// its first pieces as soon as it knows them, so their round trips overlap
+/// claiming the output; [`Source`] calls it for the objects after the one
+/// it reads.
+pub fn prefetch_pieces(files: &[InputObject], plan: &InputPlan, next: &[Piece]) {
+    let ahead: Vec<(&InputObject, std::ops::Range<u64>)> = next
+        .iter()
+        .take(crate::storage::read_ahead::AHEAD_REQUESTS_PER_SLOT * crate::env::s3_concurrency())
+        .filter(|p| p.part == Part::Whole)
+        .map(|p| &files[p.file])
+        .filter_map(|o| match format_of(o, plan.format) {
+            Ok(InputFormat::Csv) => Some((o, 0..o.size)),
+            Ok(InputFormat::Parquet) => Some((o, ParquetInput::footer_guess(o.size))),
+            Err(_) => None,
+        })
+        .collect();
+    crate::storage::prefetch(&ahead);
 }
 
 /// Format of one object: the configured one, else from its extension.
@@ -92,6 +112,10 @@ pub struct Projection {
 
 /// Decides a pass's [`Projection`] once the schema is fixed.
 pub type ProjectionRule = Box<dyn Fn(&FixedSchema) -> Result<Projection> + Send>;
+
+/// The largest object whose reader starts while the one before it is
+/// parsed (see [`Source::opens_ahead`]).
+const OPEN_AHEAD_MAX_BYTES: u64 = 8 << 20;
 
 /// Reads every input object in order, one chunk at a time.
 pub struct Source {
@@ -187,35 +211,58 @@ impl Source {
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
         let pieces = self.pieces.clone();
+        let mut ahead: Option<(usize, Result<Chunks>)> = None;
         for (k, piece) in pieces.iter().enumerate() {
             self.prefetch_after(&pieces[k + 1..]);
+            let opened = ahead.take().filter(|(i, _)| *i == k).map(|(_, c)| c);
+            ahead = pieces
+                .get(k + 1)
+                .filter(|next| self.opens_ahead(next))
+                .map(|next| (k + 1, self.open_csv(&self.files[next.file], None, None)));
             let idx = piece.file;
             match format_of(&self.files[idx], self.plan.format)? {
-                InputFormat::Csv => self.read_csv(idx, &piece.part, f)?,
+                InputFormat::Csv => self.read_csv(idx, &piece.part, opened, f)?,
                 InputFormat::Parquet => self.read_parquet(idx, &piece.part, f)?,
             }
         }
         Ok(())
     }
 
+    /// Whether the next piece's reader starts while this one is parsed: a
+    /// whole CSV object of at most [`OPEN_AHEAD_MAX_BYTES`] (many small
+    /// objects then cost no wait at each boundary; larger ones have few
+    /// boundaries and would hold their chunks in memory meanwhile).
+    fn opens_ahead(&self, next: &Piece) -> bool {
+        let obj = &self.files[next.file];
+        next.part == Part::Whole
+            && obj.size <= OPEN_AHEAD_MAX_BYTES
+            && matches!(format_of(obj, self.plan.format), Ok(InputFormat::Csv))
+    }
+
+    /// Starts the reader thread of a CSV object (or of a byte range of it).
+    fn open_csv(
+        &self,
+        obj: &InputObject,
+        range: Option<std::ops::Range<u64>>,
+        header: Option<(Vec<String>, u8)>,
+    ) -> Result<Chunks> {
+        // The fast parser checks every record's shape, so the reader need
+        // not count fields; `check_field_counts` names a ragged line.
+        spawn_chunker(
+            obj,
+            &self.plan,
+            self.bytes_read.clone(),
+            range,
+            header,
+            fast_parser_enabled(),
+        )
+    }
+
     /// Starts fetching the next whole objects while this one is read (CSV:
     /// their first bytes; Parquet: their footers), so many small remote
     /// objects cost their bytes, not their round trips.
     fn prefetch_after(&self, next: &[Piece]) {
-        let ahead: Vec<(&InputObject, std::ops::Range<u64>)> = next
-            .iter()
-            .take(
-                crate::storage::read_ahead::AHEAD_REQUESTS_PER_SLOT * crate::env::s3_concurrency(),
-            )
-            .filter(|p| p.part == Part::Whole)
-            .map(|p| &self.files[p.file])
-            .filter_map(|o| match format_of(o, self.plan.format) {
-                Ok(InputFormat::Csv) => Some((o, 0..o.size)),
-                Ok(InputFormat::Parquet) => Some((o, ParquetInput::footer_guess(o.size))),
-                Err(_) => None,
-            })
-            .collect();
-        crate::storage::prefetch(&ahead);
+        prefetch_pieces(&self.files, &self.plan, next);
     }
 
     fn check_cancel(&self) -> Result<()> {
@@ -227,10 +274,13 @@ impl Source {
         Ok(())
     }
 
+    /// Parses a CSV piece chunk by chunk; `opened`: its reader, started
+    /// ahead ([`Source::opens_ahead`]).
     fn read_csv(
         &mut self,
         idx: usize,
         part: &Part,
+        opened: Option<Result<Chunks>>,
         f: &mut dyn FnMut(SourceChunk, &Source) -> Result<()>,
     ) -> Result<()> {
         let mut obj = self.files[idx].clone();
@@ -250,17 +300,11 @@ impl Source {
         if let (true, Some(r)) = (mid_object, &range) {
             obj.uri = format!("{} (from byte {})", obj.uri, r.start);
         }
-        // The fast parser checks every record's shape, so the reader need
-        // not count fields; `check_field_counts` names a ragged line.
         let counts_left = fast_parser_enabled();
-        let (rx, recycle) = spawn_chunker(
-            &obj,
-            &self.plan,
-            self.bytes_read.clone(),
-            range,
-            header,
-            counts_left,
-        )?;
+        let (rx, recycle) = match opened {
+            Some(chunks) => chunks?,
+            None => self.open_csv(&obj, range, header)?,
+        };
         let header = match rx.recv() {
             Ok(Msg::Header(h)) => h,
             Ok(Msg::Failed(e)) => return Err(e),

@@ -59,6 +59,17 @@ pub fn prefetch(objects: &[Ahead]) {
         if map.contains_key(&key) {
             continue;
         }
+        if let Some(started) = map.remove(&(uri.clone(), 0, SIZE_UNKNOWN)) {
+            // Its first window is already asked for: it keeps that.
+            if range.start == 0 {
+                let r = started.ending_at(range.end);
+                parts += r.requests();
+                bytes += r.bytes_in_flight();
+                map.insert(key, r);
+                continue;
+            }
+            map.insert((uri.clone(), 0, SIZE_UNKNOWN), started);
+        }
         let size = range.end - range.start;
         let want = size.div_ceil(window.part_size).clamp(1, 2) as usize;
         let depth = want.min(max_requests - parts);

@@ -34,6 +34,34 @@ fn files_with_different_schemas_name_both_and_the_column() {
     fails(&case, 3, &["b.csv", "a.csv", "`cost`", "`price`"]);
 }
 
+/// Many small files are read one after another, the next one's reader
+/// started while this one is parsed: the first bad file in order is the one
+/// reported, whatever a later one holds, and its rows before the bad line
+/// are not what stops the run.
+#[test]
+fn among_many_small_files_the_first_bad_one_in_order_is_reported() {
+    let case = Case::new();
+    for k in 0..12 {
+        let body = match k {
+            7 => format!("{GOOD}9,x,1.0\n"),                  // ragged: line 5
+            8 => "id,text,cost,qty\n4,e,1.0,2\n".to_string(), // other header
+            _ => GOOD.to_string(),
+        };
+        case.write(&format!("in/f{k:02}.csv"), body);
+    }
+    case.pipeline("in", "");
+    let err = fails(
+        &case,
+        3,
+        &["f07.csv, line 5", "expected 4 fields", "found 3"],
+    );
+    assert!(!err.contains("f08.csv"), "{err}");
+    // Without the bad file, the next one's different header is reported.
+    case.write("in/f07.csv", GOOD);
+    let err = fails(&case, 3, &["f08.csv", "`cost`", "`price`"]);
+    assert!(!err.contains("f07.csv"), "{err}");
+}
+
 #[test]
 fn parquet_type_mismatch_names_both_files() {
     // Make two parquet files with prep itself, with different types for `price`.
