@@ -2,12 +2,12 @@
 //! record-aligned chunks on a background thread.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use crate::error::{PrepError, Result};
 use crate::pipeline::plan::InputPlan;
-use crate::read::chunker::{CsvChunk, RecordChunker};
+use crate::read::chunker::{CsvChunk, RecordChunker, SparePool};
 use crate::storage::{open_read, open_read_range, InputObject};
 use crate::timings::{timed, Stage};
 
@@ -24,12 +24,13 @@ pub enum Msg {
     Failed(PrepError),
 }
 
-/// A CSV reader thread's chunks, and where their buffers go back.
-pub type Chunks = (Receiver<Msg>, Sender<Vec<u8>>);
+/// A CSV reader thread's chunks (their buffers go back to its pool).
+pub type Chunks = Receiver<Msg>;
 
 /// Reads, decompresses and splits a CSV object on a background thread, so
 /// I/O and record scanning overlap with parsing. The channel holds at most
-/// two chunks, which bounds memory.
+/// two chunks, which bounds memory. Parsed chunks' buffers go back to
+/// `spares`, which the chunker takes its buffers from.
 pub fn spawn_chunker(
     obj: &InputObject,
     plan: &InputPlan,
@@ -37,20 +38,21 @@ pub fn spawn_chunker(
     range: Option<std::ops::Range<u64>>,
     known_header: Option<(Vec<String>, u8)>,
     leave_field_counts: bool,
+    spares: SparePool,
 ) -> Result<Chunks> {
     let reader = match &range {
         Some(r) => open_read_range(obj, r.clone(), counter)?,
         None => open_read(obj, counter)?,
     };
     let (tx, rx) = sync_channel(2);
-    let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
     let uri = obj.uri.clone();
     let csv = plan.csv.clone();
     let chunk_rows = plan.chunk_rows.get();
     std::thread::Builder::new()
         .name("prep-csv-reader".into())
         .spawn(move || {
-            let mut chunker = RecordChunker::new(reader, uri, csv.delimiter, csv.quote);
+            let mut chunker =
+                RecordChunker::new(reader, uri, csv.delimiter, csv.quote).with_spares(spares);
             let header = match known_header {
                 // A piece from the middle of an object: the header was read
                 // from the object's start; this stream holds records only.
@@ -75,9 +77,6 @@ pub fn spawn_chunker(
                 return;
             }
             loop {
-                while let Ok(buf) = recycle_rx.try_recv() {
-                    chunker.recycle(buf);
-                }
                 match timed(Stage::Read, || chunker.next_chunk(chunk_rows)) {
                     Ok(Some(c)) => {
                         if tx.send(Msg::Chunk(c)).is_err() {
@@ -93,5 +92,5 @@ pub fn spawn_chunker(
             }
         })
         .map_err(|e| PrepError::io("starting the CSV reader thread", e))?;
-    Ok((rx, recycle_tx))
+    Ok(rx)
 }

@@ -18,7 +18,7 @@ use crate::chunk::{FixedSchema, SourceChunk};
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::in_turn::{in_turn, threads_for};
 use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
-use crate::read::chunker::{check_field_counts, open_chunker, CsvChunk};
+use crate::read::chunker::{check_field_counts, open_chunker, CsvChunk, SparePool};
 use crate::read::csv_fast::FastCsv;
 use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Chunks, Msg};
 use crate::read::csv_reference::parse_reference;
@@ -128,6 +128,8 @@ pub struct Source {
     /// Parquet reads decode only these columns (none: every column).
     projection: Option<Projection>,
     project: Option<ProjectionRule>,
+    /// Parsed chunks' buffers, for the CSV readers of every object.
+    spares: SparePool,
 }
 
 impl Source {
@@ -147,6 +149,7 @@ impl Source {
             cancel,
             projection: None,
             project: None,
+            spares: SparePool::default(),
         }
     }
 
@@ -255,6 +258,7 @@ impl Source {
             range,
             header,
             fast_parser_enabled(),
+            self.spares.clone(),
         )
     }
 
@@ -301,7 +305,7 @@ impl Source {
             obj.uri = format!("{} (from byte {})", obj.uri, r.start);
         }
         let counts_left = fast_parser_enabled();
-        let (rx, recycle) = match opened {
+        let rx = match opened {
             Some(chunks) => chunks?,
             None => self.open_csv(&obj, range, header)?,
         };
@@ -361,8 +365,7 @@ impl Source {
                 record_lines: lines,
                 ..
             } = chunk;
-            // The reader thread stops first on error, so a failed send is fine.
-            let _ = recycle.send(bytes);
+            self.spares.put(bytes);
             debug_assert_eq!(df.height() as u64, rows);
             f(
                 SourceChunk {
