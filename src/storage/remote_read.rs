@@ -54,7 +54,7 @@ pub struct ParallelReader {
     end: u64,
     window: ReadWindow,
     /// Parts in flight, in object order, with their lengths.
-    inflight: VecDeque<(u64, JoinHandle<std::io::Result<Pieces>>)>,
+    inflight: VecDeque<(u64, JoinHandle<std::io::Result<Fetched>>)>,
     /// Bytes of the parts in flight.
     inflight_bytes: u64,
     /// Full parts' worth of bytes to keep in flight: lowered while the
@@ -65,6 +65,9 @@ pub struct ParallelReader {
     current: Pieces,
     /// Parts requested so far: the first window's are smaller ([`FIRST_PART`]).
     issued: u32,
+    /// The ETag of the first part handed on: every later part must carry
+    /// the same, or the object was replaced while being read.
+    etag: Option<String>,
 }
 
 /// Size of the parts of an object read's first window (then the part size):
@@ -133,7 +136,15 @@ impl Read for ParallelReader {
                 // The consumer outpaces the link: one more part in flight.
                 self.depth = (self.depth + 1).min(self.max_depth());
             }
-            self.current = rt().block_on(next).map_err(std::io::Error::other)??;
+            let part = rt().block_on(next).map_err(std::io::Error::other)??;
+            match (&self.etag, part.etag) {
+                (Some(was), Some(now)) if *was != now => {
+                    return Err(changed(&self.path, was, &now));
+                }
+                (None, now) => self.etag = now,
+                _ => {}
+            }
+            self.current = part.pieces;
             self.fill();
         }
         // As much of this part as fits, across the pieces it arrived in.
@@ -173,6 +184,7 @@ impl ParallelReader {
             depth,
             current: Pieces::new(),
             issued: 0,
+            etag: None,
         };
         r.fill();
         r
@@ -210,16 +222,31 @@ impl Drop for ParallelReader {
 /// reader hands them on piece by piece).
 type Pieces = VecDeque<Bytes>;
 
+/// A fetched part: its bytes and the object's ETag in the answer.
+struct Fetched {
+    pieces: Pieces,
+    etag: Option<String>,
+}
+
+/// The error for an object replaced while it was read: its parts came
+/// from two versions, so none of the bytes can be trusted.
+fn changed(path: &Path, was: &str, now: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{path} was replaced while prep read it (ETag {was}, then {now}); rerun once the upload that replaced it has finished"
+    ))
+}
+
 /// Fetches one part; a broken stream resumes from the byte it reached.
 async fn fetch_part(
     store: Arc<dyn ObjectStore>,
     path: Path,
     range: Range<u64>,
-) -> std::io::Result<Pieces> {
+) -> std::io::Result<Fetched> {
     let started = Instant::now();
     let budget = crate::env::retry_timeout();
     let mut delay = Duration::from_millis(100);
     let mut buf = Pieces::new();
+    let mut etag: Option<String> = None;
     let mut at = range.start;
     loop {
         let opts = GetOptions {
@@ -228,6 +255,12 @@ async fn fetch_part(
         };
         let failure = match store.get_opts(&path, opts).await {
             Ok(result) => {
+                // A resumed stream must come from the same version.
+                match (&etag, &result.meta.e_tag) {
+                    (Some(was), Some(now)) if was != now => return Err(changed(&path, was, now)),
+                    (None, now) => etag = now.clone(),
+                    _ => {}
+                }
                 let mut stream = result.into_stream();
                 let mut broke = None;
                 while let Some(piece) = stream.next().await {
@@ -245,7 +278,7 @@ async fn fetch_part(
                     }
                 }
                 match broke {
-                    None if at >= range.end => return Ok(buf),
+                    None if at >= range.end => return Ok(Fetched { pieces: buf, etag }),
                     None => object_store::Error::Generic {
                         store: "read",
                         source: format!("the response ended at byte {at} of {}", range.end).into(),
@@ -288,7 +321,8 @@ pub fn get_range_parallel(
     if r.inflight.len() == 1 {
         let mut pieces = rt()
             .block_on(r.inflight.pop_front().expect("one part").1)
-            .map_err(std::io::Error::other)??;
+            .map_err(std::io::Error::other)??
+            .pieces;
         if pieces.len() == 1 {
             return Ok(pieces.pop_front().expect("one piece"));
         }
@@ -376,6 +410,23 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert!(out == data, "the object's bytes, in order");
+    }
+
+    #[test]
+    fn an_object_replaced_while_it_is_read_is_an_error_not_mixed_bytes() {
+        let (store, path, data) = slow_object(1 << 20, Duration::from_millis(20));
+        let mut r = ParallelReader::open(store.clone(), path.clone(), 0..data.len() as u64, WINDOW);
+        let mut buf = vec![0u8; 1000];
+        r.read_exact(&mut buf).unwrap(); // the first part, of the first version
+        let newer: Vec<u8> = data.iter().map(|b| b.wrapping_add(1)).collect();
+        rt().block_on(store.put(&path, PutPayload::from(newer)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let err = r.read_to_end(&mut rest).unwrap_err();
+        assert!(
+            err.to_string().contains("was replaced while prep read it"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -389,6 +389,43 @@ fn big_sample(mib: usize) -> Vec<u8> {
     out
 }
 
+/// An object replaced while prep reads it (here during an outage, so the
+/// broken parts resume from the new version) fails with exit 4 naming it,
+/// never with shards that mix two versions.
+#[test]
+fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/big.csv", big_sample(24));
+    let proxy = server.proxy(FaultMode::Outage {
+        after_bytes: 2 << 20,
+        lasts: Duration::from_secs(4),
+        blackhole: false,
+    });
+    let case = Case::new();
+    pipeline_to_local(
+        &case,
+        &server.uri(&bucket, "raw/big.csv"),
+        "format = \"jsonl\"",
+    );
+    let child = spawn_run(
+        &case.path("pipeline.toml"),
+        &["--quiet"],
+        &server.env_via(&proxy.endpoint()),
+    );
+    let started = std::time::Instant::now();
+    while proxy.faults() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no outage");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.put(&bucket, "raw/big.csv", big_sample(25)); // during the outage
+    let (code, err) = finish(child);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("was replaced while prep read it"), "{err}");
+    assert!(err.contains("raw/big.csv"), "{err}");
+    assert!(!case.has_success());
+}
+
 /// A run over one directly named object asks for its first window beside
 /// the object's HEAD, before its size is known (one round trip less before
 /// parsing starts), and reads the object's bytes whether it ends inside
