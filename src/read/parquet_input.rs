@@ -114,7 +114,7 @@ impl ParquetInput {
                 }
                 let guess = Self::footer_guess(size);
                 let tail_len = guess.end - guess.start;
-                let mut tail = remote::get_range(loc, &loc.path, guess)?;
+                let mut tail = remote::get_range(loc, &loc.path, guess, obj.etag.as_deref())?;
                 let n = tail.len();
                 if &tail[n - 4..] != b"PAR1" {
                     return Err(bad_file(&obj.uri, "no PAR1 magic at the end"));
@@ -126,7 +126,12 @@ impl ParquetInput {
                     return Err(bad_file(&obj.uri, "footer longer than the object"));
                 }
                 if footer_len > tail_len {
-                    tail = remote::get_range(loc, &loc.path, size - footer_len..size)?;
+                    tail = remote::get_range(
+                        loc,
+                        &loc.path,
+                        size - footer_len..size,
+                        obj.etag.as_deref(),
+                    )?;
                 }
                 let start = size - tail.len() as u64;
                 let mut buf = SparseBuf::new(size as usize);
@@ -239,11 +244,18 @@ impl ParquetInput {
                 continue;
             }
             let (store, path, range) = (loc.store.clone(), loc.path.clone(), rg.full_byte_range());
+            let etag = self.obj.etag.clone();
             let _ = std::thread::Builder::new()
                 .name("prep-parquet-ahead".into())
                 .spawn(move || {
                     cell.get_or_init(|| {
-                        crate::storage::remote_read::get_range_parallel(store, path, range).ok()
+                        crate::storage::remote_read::get_range_parallel(
+                            store,
+                            path,
+                            range,
+                            etag.as_deref(),
+                        )
+                        .ok()
                     });
                 });
             return;
@@ -256,19 +268,23 @@ impl ParquetInput {
         let (cell, _) = self.groups.cell(i);
         let range = self.metadata.row_groups[i].full_byte_range();
         let mut failed = None;
-        let got = cell.get_or_init(|| match remote::get_range(loc, &loc.path, range.clone()) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
-        });
+        let etag = self.obj.etag.as_deref();
+        let got =
+            cell.get_or_init(
+                || match remote::get_range(loc, &loc.path, range.clone(), etag) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                },
+            );
         match (got, failed) {
             (Some(b), _) => Ok(b.clone()),
             (None, Some(e)) => Err(e),
             // A failed look-ahead is retried here, with this read's own
             // error if it fails again.
-            (None, None) => remote::get_range(loc, &loc.path, range),
+            (None, None) => remote::get_range(loc, &loc.path, range, etag),
         }
     }
 

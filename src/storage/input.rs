@@ -310,14 +310,16 @@ fn remote_reader(
     loc: &RemoteLocation,
     range: std::ops::Range<u64>,
 ) -> ParallelReader {
-    take_prefetched(&obj.uri, &range).unwrap_or_else(|| {
-        ParallelReader::open(
-            loc.store.clone(),
-            loc.path.clone(),
-            range,
-            ReadWindow::from_env(),
-        )
-    })
+    take_prefetched(&obj.uri, &range)
+        .unwrap_or_else(|| {
+            ParallelReader::open(
+                loc.store.clone(),
+                loc.path.clone(),
+                range,
+                ReadWindow::from_env(),
+            )
+        })
+        .pinned_to(obj.etag.as_deref())
 }
 
 /// Starts fetching the first bytes of objects that will be read next

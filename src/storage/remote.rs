@@ -364,28 +364,33 @@ pub fn head(loc: &RemoteLocation, path: &Path) -> Result<Option<Listed>> {
 }
 
 /// Bytes `range` of an object, as parallel parts that resume where a
-/// broken stream stopped (see `remote_read.rs`).
-pub fn get_range(loc: &RemoteLocation, path: &Path, range: Range<u64>) -> Result<Bytes> {
+/// broken stream stopped (see `remote_read.rs`), all of the version whose
+/// ETag is `etag` when given (the listing's).
+pub fn get_range(
+    loc: &RemoteLocation,
+    path: &Path,
+    range: Range<u64>,
+    etag: Option<&str>,
+) -> Result<Bytes> {
+    use crate::storage::remote_read::{get_range_parallel, ObjectReplaced};
     let fetched = match crate::storage::read_ahead::take_prefetched(&loc.uri_of(path), &range) {
-        Some(mut ahead) => {
+        Some(ahead) => {
             let mut out = Vec::with_capacity((range.end - range.start) as usize);
+            let mut ahead = ahead.pinned_to(etag);
             std::io::Read::read_to_end(&mut ahead, &mut out).map(|_| Bytes::from(out))
         }
-        None => {
-            crate::storage::remote_read::get_range_parallel(loc.store.clone(), path.clone(), range)
-        }
+        None => get_range_parallel(loc.store.clone(), path.clone(), range, etag),
     };
-    fetched.map_err(
-        |e| PrepError::Storage {
-            action: "reading".into(),
-            uri: loc.uri_of(path),
-            hint: Some(format!(
-                "the read failed after retries (credentials from {}; PREP_RETRY_TIMEOUT sets how long to retry)",
-                credential_source(&loc.scheme)
-            )),
-            source: Box::new(e),
-        },
-    )
+    fetched.map_err(|e| PrepError::Storage {
+        action: "reading".into(),
+        uri: loc.uri_of(path),
+        // A replaced object's message says what to do.
+        hint: (!ObjectReplaced::is(&e)).then(|| format!(
+            "the read failed after retries (credentials from {}; PREP_RETRY_TIMEOUT sets how long to retry)",
+            credential_source(&loc.scheme)
+        )),
+        source: Box::new(e),
+    })
 }
 
 pub fn get_all(loc: &RemoteLocation, path: &Path) -> Result<Vec<u8>> {

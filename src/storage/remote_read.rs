@@ -65,8 +65,8 @@ pub struct ParallelReader {
     current: Pieces,
     /// Parts requested so far: the first window's are smaller ([`FIRST_PART`]).
     issued: u32,
-    /// The ETag of the first part handed on: every later part must carry
-    /// the same, or the object was replaced while being read.
+    /// The ETag every part must carry: the listing's ([`Self::pinned_to`]),
+    /// else the first part's. Another one means the object was replaced.
     etag: Option<String>,
 }
 
@@ -137,14 +137,7 @@ impl Read for ParallelReader {
                 self.depth = (self.depth + 1).min(self.max_depth());
             }
             let part = rt().block_on(next).map_err(std::io::Error::other)??;
-            match (&self.etag, part.etag) {
-                (Some(was), Some(now)) if *was != now => {
-                    return Err(changed(&self.path, was, &now));
-                }
-                (None, now) => self.etag = now,
-                _ => {}
-            }
-            self.current = part.pieces;
+            self.current = same_version(&self.path, &mut self.etag, part)?;
             self.fill();
         }
         // As much of this part as fits, across the pieces it arrived in.
@@ -190,6 +183,14 @@ impl ParallelReader {
         r
     }
 
+    /// Expects `etag` (the listing's) on every part, the first included.
+    pub fn pinned_to(mut self, etag: Option<&str>) -> Self {
+        if let Some(e) = etag {
+            self.etag = Some(e.to_string());
+        }
+        self
+    }
+
     /// Requests in flight.
     pub(super) fn requests(&self) -> usize {
         self.inflight.len()
@@ -228,12 +229,61 @@ struct Fetched {
     etag: Option<String>,
 }
 
-/// The error for an object replaced while it was read: its parts came
-/// from two versions, so none of the bytes can be trusted.
+/// An object replaced since it was listed or while it was read: its
+/// bytes came from another version than the listing's, or from two, so
+/// none of them can be trusted.
+#[derive(Debug)]
+pub struct ObjectReplaced {
+    path: Path,
+    was: String,
+    now: String,
+}
+
+impl std::fmt::Display for ObjectReplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was replaced while prep read it (ETag {}, then {}); rerun once the upload that replaced it has finished",
+            self.path, self.was, self.now
+        )
+    }
+}
+
+impl std::error::Error for ObjectReplaced {}
+
+impl ObjectReplaced {
+    /// Whether `e` is this error.
+    pub fn is(e: &std::io::Error) -> bool {
+        e.get_ref()
+            .is_some_and(|inner| inner.is::<ObjectReplaced>())
+    }
+}
+
+/// Whether two ETags name the same version. Stores quote them in some
+/// answers and not in others (Azure's listing gives `0x8D…`, its GETs
+/// `"0x8D…"`), and a weak one has a `W/` prefix.
+fn same_etag(a: &str, b: &str) -> bool {
+    let bare = |t: &str| t.trim_start_matches("W/").trim_matches('"').to_string();
+    bare(a) == bare(b)
+}
+
 fn changed(path: &Path, was: &str, now: &str) -> std::io::Error {
-    std::io::Error::other(format!(
-        "{path} was replaced while prep read it (ETag {was}, then {now}); rerun once the upload that replaced it has finished"
-    ))
+    std::io::Error::other(ObjectReplaced {
+        path: path.clone(),
+        was: was.to_string(),
+        now: now.to_string(),
+    })
+}
+
+/// `part`'s bytes, if it carries `etag` (the listing's, or the first
+/// part's); the first ETag seen is kept in `etag` when none was known.
+fn same_version(path: &Path, etag: &mut Option<String>, part: Fetched) -> std::io::Result<Pieces> {
+    match (&*etag, part.etag) {
+        (Some(was), Some(now)) if !same_etag(was, &now) => return Err(changed(path, was, &now)),
+        (None, now) => *etag = now,
+        _ => {}
+    }
+    Ok(part.pieces)
 }
 
 /// Fetches one part; a broken stream resumes from the byte it reached.
@@ -257,7 +307,9 @@ async fn fetch_part(
             Ok(result) => {
                 // A resumed stream must come from the same version.
                 match (&etag, &result.meta.e_tag) {
-                    (Some(was), Some(now)) if was != now => return Err(changed(&path, was, now)),
+                    (Some(was), Some(now)) if !same_etag(was, now) => {
+                        return Err(changed(&path, was, now))
+                    }
                     (None, now) => etag = now.clone(),
                     _ => {}
                 }
@@ -310,19 +362,20 @@ async fn fetch_part(
 }
 
 /// Bytes `range` of an object, fetched as parallel parts (Parquet row
-/// groups, footers).
+/// groups, footers), all of the version whose ETag is `etag` when given.
 pub fn get_range_parallel(
     store: Arc<dyn ObjectStore>,
     path: Path,
     range: Range<u64>,
+    etag: Option<&str>,
 ) -> std::io::Result<Bytes> {
     let len = (range.end - range.start) as usize;
-    let mut r = ParallelReader::open(store, path, range, ReadWindow::from_env());
+    let mut r = ParallelReader::open(store, path, range, ReadWindow::from_env()).pinned_to(etag);
     if r.inflight.len() == 1 {
-        let mut pieces = rt()
+        let part = rt()
             .block_on(r.inflight.pop_front().expect("one part").1)
-            .map_err(std::io::Error::other)??
-            .pieces;
+            .map_err(std::io::Error::other)??;
+        let mut pieces = same_version(&r.path, &mut r.etag, part)?;
         if pieces.len() == 1 {
             return Ok(pieces.pop_front().expect("one piece"));
         }
@@ -427,6 +480,33 @@ pub(crate) mod tests {
             err.to_string().contains("was replaced while prep read it"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn etags_match_with_or_without_quotes_and_weak_prefix() {
+        assert!(same_etag("0x8D1", "\"0x8D1\""));
+        assert!(same_etag("W/\"abc\"", "\"abc\""));
+        assert!(!same_etag("\"abc\"", "\"abd\""));
+    }
+
+    #[test]
+    fn a_read_pinned_to_the_listed_etag_refuses_another_version() {
+        let (store, path, data) = slow_object(100 << 10, Duration::from_millis(1));
+        let listed = rt().block_on(store.head(&path)).unwrap().e_tag;
+        let range = 0..data.len() as u64;
+        let same = get_range_parallel(
+            store.clone(),
+            path.clone(),
+            range.clone(),
+            listed.as_deref(),
+        );
+        assert!(same.unwrap() == data, "the listed version reads");
+        let err = get_range_parallel(store.clone(), path.clone(), range.clone(), Some("\"old\""))
+            .unwrap_err();
+        assert!(ObjectReplaced::is(&err), "{err}");
+        let mut r = ParallelReader::open(store, path, range, WINDOW).pinned_to(Some("\"old\""));
+        let err = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(ObjectReplaced::is(&err), "{err}");
     }
 
     #[test]
