@@ -389,25 +389,23 @@ fn big_sample(mib: usize) -> Vec<u8> {
     out
 }
 
-/// An object replaced while prep reads it (here during an outage, so the
-/// broken parts resume from the new version) fails with exit 4 naming it,
-/// never with shards that mix two versions.
-#[test]
-fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
-    let Some(server) = s3() else { return };
-    let bucket = server.new_bucket();
-    server.put(&bucket, "raw/big.csv", big_sample(24));
+/// Runs the case's pipeline through a proxy that loses the endpoint for
+/// 4 s once `after_bytes` have passed, overwrites `key` with `newer` during
+/// that outage, and checks that the run stops with exit 4 naming `key` as
+/// replaced, without `_SUCCESS`.
+fn assert_replaced_mid_read_fails(
+    server: &S3Server,
+    bucket: &str,
+    key: &str,
+    case: &Case,
+    after_bytes: u64,
+    newer: Vec<u8>,
+) {
     let proxy = server.proxy(FaultMode::Outage {
-        after_bytes: 2 << 20,
+        after_bytes,
         lasts: Duration::from_secs(4),
         blackhole: false,
     });
-    let case = Case::new();
-    pipeline_to_local(
-        &case,
-        &server.uri(&bucket, "raw/big.csv"),
-        "format = \"jsonl\"",
-    );
     let child = spawn_run(
         &case.path("pipeline.toml"),
         &["--quiet"],
@@ -418,12 +416,36 @@ fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
         assert!(started.elapsed() < Duration::from_secs(30), "no outage");
         std::thread::sleep(Duration::from_millis(20));
     }
-    server.put(&bucket, "raw/big.csv", big_sample(25)); // during the outage
+    server.put(bucket, key, newer);
     let (code, err) = finish(child);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("was replaced while prep read it"), "{err}");
-    assert!(err.contains("raw/big.csv"), "{err}");
+    assert!(err.contains(key), "{err}");
     assert!(!case.has_success());
+}
+
+/// An object replaced while prep reads it (here during an outage, so the
+/// broken parts resume from the new version) fails with exit 4 naming it,
+/// never with shards that mix two versions.
+#[test]
+fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
+    let Some(server) = s3() else { return };
+    let bucket = server.new_bucket();
+    server.put(&bucket, "raw/big.csv", big_sample(24));
+    let case = Case::new();
+    pipeline_to_local(
+        &case,
+        &server.uri(&bucket, "raw/big.csv"),
+        "format = \"jsonl\"",
+    );
+    assert_replaced_mid_read_fails(
+        server,
+        &bucket,
+        "raw/big.csv",
+        &case,
+        2 << 20,
+        big_sample(25),
+    );
 }
 
 /// The same for Parquet, whose footer and row groups are separate reads:
@@ -452,11 +474,6 @@ fn a_parquet_object_replaced_mid_read_fails_instead_of_mixing_versions() {
         out
     };
     server.put(&bucket, "pq/big.parquet", parquet(0.0));
-    let proxy = server.proxy(FaultMode::Outage {
-        after_bytes: 1 << 20,
-        lasts: Duration::from_secs(4),
-        blackhole: false,
-    });
     let case = Case::new();
     case.write(
         "pipeline.toml",
@@ -467,22 +484,14 @@ fn a_parquet_object_replaced_mid_read_fails_instead_of_mixing_versions() {
             case.path("out").display()
         ),
     );
-    let child = spawn_run(
-        &case.path("pipeline.toml"),
-        &["--quiet"],
-        &server.env_via(&proxy.endpoint()),
+    assert_replaced_mid_read_fails(
+        server,
+        &bucket,
+        "pq/big.parquet",
+        &case,
+        1 << 20,
+        parquet(1.0),
     );
-    let started = std::time::Instant::now();
-    while proxy.faults() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no outage");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server.put(&bucket, "pq/big.parquet", parquet(1.0)); // during the outage
-    let (code, err) = finish(child);
-    assert_eq!(code, 4, "{err}");
-    assert!(err.contains("was replaced while prep read it"), "{err}");
-    assert!(err.contains("pq/big.parquet"), "{err}");
-    assert!(!case.has_success());
 }
 
 /// A run over one directly named object asks for its first window beside
