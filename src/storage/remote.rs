@@ -127,8 +127,42 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
     if bucket.is_empty() {
         return Err(bad_uri(uri, "no bucket/container"));
     }
+    let (store, multipart) = stores_for(uri, &scheme, bucket, storage)?;
+    let key = key.trim_end_matches('/');
+    // For abfs://container@account.dfs.core.windows.net/path the "bucket" is
+    // the host part; the key is what follows.
+    let base = format!("{scheme}://{bucket}");
+    Ok(RemoteLocation {
+        store,
+        multipart,
+        base,
+        path: Path::parse(key).map_err(|e| bad_uri(uri, e))?,
+        scheme,
+    })
+}
+
+/// The store of `scheme://bucket` with `storage`'s settings, built once per
+/// process: every location in a bucket (the input's listing and reads, a
+/// read started before the listing, the output, its lock) shares one
+/// client, so credentials are resolved once (an `AWS_PROFILE` assume-role
+/// asks STS once, a `credential_process` runs once) and connections are
+/// reused.
+fn stores_for(uri: &str, scheme: &str, bucket: &str, storage: &StoragePlan) -> Result<Stores> {
+    type Built = std::sync::Mutex<std::collections::HashMap<String, Stores>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    let key = format!("{scheme}://{bucket} {storage:?}");
+    let built = BUILT.get_or_init(Default::default);
+    if let Some(s) = built.lock().expect("stores").get(&key) {
+        return Ok(s.clone());
+    }
+    let stores = build_stores(uri, scheme, bucket, storage)?;
+    built.lock().expect("stores").insert(key, stores.clone());
+    Ok(stores)
+}
+
+fn build_stores(uri: &str, scheme: &str, bucket: &str, storage: &StoragePlan) -> Result<Stores> {
     let retry = retry_config();
-    let (store, multipart) = match scheme.as_str() {
+    Ok(match scheme {
         "s3" | "s3a" => {
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -221,17 +255,6 @@ pub fn parse(uri: &str, storage: &StoragePlan) -> Result<RemoteLocation> {
             None,
         ),
         other => return Err(bad_uri(uri, format!("unknown scheme `{other}`"))),
-    };
-    let key = key.trim_end_matches('/');
-    // For abfs://container@account.dfs.core.windows.net/path the "bucket" is
-    // the host part; the key is what follows.
-    let base = format!("{scheme}://{bucket}");
-    Ok(RemoteLocation {
-        store,
-        multipart,
-        base,
-        path: Path::parse(key).map_err(|e| bad_uri(uri, e))?,
-        scheme,
     })
 }
 

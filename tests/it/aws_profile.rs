@@ -82,6 +82,42 @@ fn static_keys_and_credential_process_profiles_are_used() {
     assert!(case.path("process-ran").exists(), "credential_process ran");
 }
 
+/// Every location of a run in one bucket (a named input object, its read
+/// started beside the HEAD, the output, its lock) shares one client, so a
+/// `credential_process` runs once per run, not once per location.
+#[test]
+fn credentials_are_resolved_once_per_bucket() {
+    let Some(server) = s3() else { return };
+    let case = setup(server);
+    let bucket = server.new_bucket();
+    server.put(
+        &bucket,
+        "raw/r.csv",
+        std::fs::read(repo().join("sample_data/reviews.csv")).unwrap(),
+    );
+    case.write(
+        "p.toml",
+        format!(
+            "name = \"once\"\n[input]\nuri = \"{}\"\n[scale]\nexclude = [\"review_id\", \"label\"]\n[output]\nuri = \"{}\"\nformat = \"jsonl\"\n",
+            server.uri(&bucket, "raw/r.csv"),
+            server.uri(&bucket, "out/")
+        ),
+    );
+    let count = case.path("process-count");
+    case.write(
+        "aws/config",
+        format!(
+            "[profile counted]\ncredential_process = sh -c 'echo run >> {} && echo {{\\\"Version\\\":1,\\\"AccessKeyId\\\":\\\"AKIDPROC\\\",\\\"SecretAccessKey\\\":\\\"{SECRET}\\\"}}'\n",
+            count.display()
+        ),
+    );
+    let a = run_with_profile(&case, server, "counted", &[]);
+    assert!(a.get_output().status.success(), "{}", stderr_of(&a));
+    assert!(server.get(&bucket, "out/_SUCCESS").is_some());
+    let runs = std::fs::read_to_string(&count).unwrap();
+    assert_eq!(runs.lines().count(), 1, "credential_process ran {runs:?}");
+}
+
 #[test]
 fn role_arn_with_source_profile_assumes_the_role_through_sts() {
     let Some(server) = s3() else { return };
