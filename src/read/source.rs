@@ -221,7 +221,11 @@ impl Source {
             ahead = pieces
                 .get(k + 1)
                 .filter(|next| self.opens_ahead(next))
-                .map(|next| (k + 1, self.open_csv(&self.files[next.file], None, None)));
+                .map(|next| {
+                    let obj = &self.files[next.file];
+                    tracing::debug!("reading {} while the object before it is parsed", obj.uri);
+                    (k + 1, self.open_csv(obj, None, None))
+                });
             let idx = piece.file;
             match format_of(&self.files[idx], self.plan.format)? {
                 InputFormat::Csv => self.read_csv(idx, &piece.part, opened, f)?,

@@ -59,22 +59,13 @@ pub fn prefetch(objects: &[Ahead]) {
         if map.contains_key(&key) {
             continue;
         }
-        if let Some(started) = map.remove(&(uri.clone(), 0, SIZE_UNKNOWN)) {
-            // Its first window is already asked for: it keeps that.
-            if range.start == 0 {
-                let r = started.ending_at(range.end);
-                parts += r.requests();
-                bytes += r.bytes_in_flight();
-                map.insert(key, r);
-                continue;
-            }
-            map.insert((uri.clone(), 0, SIZE_UNKNOWN), started);
-        }
-        let size = range.end - range.start;
-        let want = size.div_ceil(window.part_size).clamp(1, 2) as usize;
-        let depth = want.min(max_requests - parts);
-        let r =
-            ParallelReader::with_depth(store.clone(), path.clone(), range.clone(), window, depth);
+        // A read started before the size was known keeps its first window.
+        let r = take_started(&mut map, uri, range).unwrap_or_else(|| {
+            let size = range.end - range.start;
+            let want = size.div_ceil(window.part_size).clamp(1, 2) as usize;
+            let depth = want.min(max_requests - parts);
+            ParallelReader::with_depth(store.clone(), path.clone(), range.clone(), window, depth)
+        });
         parts += r.requests();
         bytes += r.bytes_in_flight();
         map.insert(key, r);
@@ -120,6 +111,12 @@ pub fn take_prefetched(uri: &str, range: &Range<u64>) -> Option<ParallelReader> 
     if let Some(r) = map.remove(&(uri.to_string(), range.start, range.end)) {
         return Some(r);
     }
+    take_started(&mut map, uri, range)
+}
+
+/// The read [`read_ahead_from_start`] started for `uri`, ending at
+/// `range.end`, when `range` starts at byte 0.
+fn take_started(map: &mut Prefetched, uri: &str, range: &Range<u64>) -> Option<ParallelReader> {
     if range.start != 0 {
         return None;
     }

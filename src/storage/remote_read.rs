@@ -50,21 +50,20 @@ impl ReadWindow {
 pub struct ParallelReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
+    /// Where the read starts (its first window is small parts), the next
+    /// byte to ask for, and where it ends.
+    start: u64,
     next: u64,
     end: u64,
     window: ReadWindow,
     /// Parts in flight, in object order, with their lengths.
     inflight: VecDeque<(u64, JoinHandle<std::io::Result<Fetched>>)>,
-    /// Bytes of the parts in flight.
-    inflight_bytes: u64,
     /// Full parts' worth of bytes to keep in flight: lowered while the
     /// reader is only prefetched, raised while its consumer waits for the
     /// link ([`Read`]).
     depth: usize,
     /// The part being handed on, as the pieces the response arrived in.
     current: Pieces,
-    /// Parts requested so far: the first window's are smaller ([`FIRST_PART`]).
-    issued: u32,
     /// The ETag every part must carry: the listing's ([`Self::pinned_to`]),
     /// else the first part's. Another one means the object was replaced.
     etag: Option<String>,
@@ -87,7 +86,8 @@ pub(super) const FIRST_PART: u64 = 1 << 20;
 /// MB/s: ~470 MB/s), whatever the machine parses. When the parser is faster
 /// and waits on the front part, one more part is kept in flight, up to this
 /// bound, so memory stays bounded (2 × 16 × 2 MiB by default). Objects only
-/// read ahead are not raised: their requests are bounded by [`prefetch`].
+/// read ahead are not raised: their requests are bounded by
+/// [`crate::storage::read_ahead::prefetch`].
 const MAX_DEPTH_PER_SLOT: usize = 2;
 
 impl ParallelReader {
@@ -103,19 +103,18 @@ impl ParallelReader {
     /// Requests parts until `depth` full parts' worth of bytes are in flight.
     fn fill(&mut self) {
         let budget = self.depth as u64 * self.window.part_size;
+        let first_window = self.start + self.window.concurrency as u64 * FIRST_PART;
         while self.next < self.end {
-            let size = match (self.issued as usize) < self.window.concurrency {
+            let size = match self.next < first_window {
                 true => FIRST_PART.min(self.window.part_size),
                 false => self.window.part_size,
             };
             let part = self.next..(self.next + size).min(self.end);
             let len = part.end - part.start;
-            if !self.inflight.is_empty() && self.inflight_bytes + len > budget {
+            if !self.inflight.is_empty() && self.bytes_in_flight() + len > budget {
                 break;
             }
-            self.issued += 1;
             self.next = part.end;
-            self.inflight_bytes += len;
             let (store, path) = (self.store.clone(), self.path.clone());
             let fetch = rt().spawn(async move { fetch_part(store, path, part).await });
             self.inflight.push_back((len, fetch));
@@ -128,10 +127,9 @@ impl Read for ParallelReader {
         while self.current.front().is_none() {
             self.depth = self.depth.max(self.window.concurrency);
             self.fill();
-            let Some((len, next)) = self.inflight.pop_front() else {
+            let Some((_, next)) = self.inflight.pop_front() else {
                 return Ok(0);
             };
-            self.inflight_bytes -= len;
             if !next.is_finished() {
                 // The consumer outpaces the link: one more part in flight.
                 self.depth = (self.depth + 1).min(self.max_depth());
@@ -169,14 +167,13 @@ impl ParallelReader {
         let mut r = ParallelReader {
             store,
             path,
+            start: range.start,
             next: range.start,
             end: range.end,
             window,
             inflight: VecDeque::new(),
-            inflight_bytes: 0,
             depth,
             current: Pieces::new(),
-            issued: 0,
             etag: None,
         };
         r.fill();
@@ -198,7 +195,7 @@ impl ParallelReader {
 
     /// Bytes of the requests in flight.
     pub(super) fn bytes_in_flight(&self) -> u64 {
-        self.inflight_bytes
+        self.inflight.iter().map(|(len, _)| len).sum()
     }
 
     fn max_depth(&self) -> usize {
@@ -275,14 +272,23 @@ fn changed(path: &Path, was: &str, now: &str) -> std::io::Error {
     })
 }
 
-/// `part`'s bytes, if it carries `etag` (the listing's, or the first
-/// part's); the first ETag seen is kept in `etag` when none was known.
-fn same_version(path: &Path, etag: &mut Option<String>, part: Fetched) -> std::io::Result<Pieces> {
-    match (&*etag, part.etag) {
-        (Some(was), Some(now)) if !same_etag(was, &now) => return Err(changed(path, was, &now)),
-        (None, now) => *etag = now,
-        _ => {}
+/// Checks that an answer carrying `now` is of the version `etag` names (the
+/// listing's, or the first answer's); the first ETag seen is kept in
+/// `etag` when none was known.
+fn check_version(path: &Path, etag: &mut Option<String>, now: Option<&str>) -> std::io::Result<()> {
+    match (&*etag, now) {
+        (Some(was), Some(now)) if !same_etag(was, now) => Err(changed(path, was, now)),
+        (None, Some(now)) => {
+            *etag = Some(now.to_string());
+            Ok(())
+        }
+        _ => Ok(()),
     }
+}
+
+/// `part`'s bytes, if it is of the version `etag` names ([`check_version`]).
+fn same_version(path: &Path, etag: &mut Option<String>, part: Fetched) -> std::io::Result<Pieces> {
+    check_version(path, etag, part.etag.as_deref())?;
     Ok(part.pieces)
 }
 
@@ -306,13 +312,7 @@ async fn fetch_part(
         let failure = match store.get_opts(&path, opts).await {
             Ok(result) => {
                 // A resumed stream must come from the same version.
-                match (&etag, &result.meta.e_tag) {
-                    (Some(was), Some(now)) if !same_etag(was, now) => {
-                        return Err(changed(&path, was, now))
-                    }
-                    (None, now) => etag = now.clone(),
-                    _ => {}
-                }
+                check_version(&path, &mut etag, result.meta.e_tag.as_deref())?;
                 let mut stream = result.into_stream();
                 let mut broke = None;
                 while let Some(piece) = stream.next().await {
@@ -399,8 +399,6 @@ impl ParallelReader {
             };
             part.abort();
             self.next -= len;
-            self.inflight_bytes -= len;
-            self.issued -= 1;
         }
         self.end = end;
         self.fill();
@@ -459,7 +457,7 @@ pub(crate) mod tests {
         let lens: Vec<u64> = r.inflight.iter().map(|(len, _)| *len).collect();
         assert_eq!(lens[..4], [FIRST_PART; 4], "the first parts are small");
         assert_eq!(lens[4..], [2 * FIRST_PART; 2], "full parts fill the rest");
-        assert_eq!(r.inflight_bytes, 4 * window.part_size);
+        assert_eq!(r.bytes_in_flight(), 4 * window.part_size);
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert!(out == data, "the object's bytes, in order");

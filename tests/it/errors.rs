@@ -35,9 +35,8 @@ fn files_with_different_schemas_name_both_and_the_column() {
 }
 
 /// Many small files are read one after another, the next one's reader
-/// started while this one is parsed: the first bad file in order is the one
-/// reported, whatever a later one holds, and its rows before the bad line
-/// are not what stops the run.
+/// started while this one is parsed (the debug log says which): the first
+/// bad file in order is the one reported, whatever a later one holds.
 #[test]
 fn among_many_small_files_the_first_bad_one_in_order_is_reported() {
     let case = Case::new();
@@ -60,6 +59,21 @@ fn among_many_small_files_the_first_bad_one_in_order_is_reported() {
     case.write("in/f07.csv", GOOD);
     let err = fails(&case, 3, &["f08.csv", "`cost`", "`price`"]);
     assert!(!err.contains("f07.csv"), "{err}");
+    // The good files run, each small one's reader started while the one
+    // before it is parsed; one over 8 MiB is not opened ahead.
+    case.write("in/f08.csv", GOOD);
+    let big = GOOD.to_string() + &"5,e,1.0,2\n".repeat(1 << 20);
+    case.write("in/f11.csv", big);
+    let mut cmd = prep();
+    cmd.env("PREP_LOG", "debug")
+        .arg("run")
+        .arg(case.path("pipeline.toml"))
+        .arg("--overwrite");
+    let a = cmd.assert().success();
+    let log = stderr_of(&a);
+    let ahead = |name: &str| log.contains(&format!("{name} while the object before it is parsed"));
+    assert!(ahead("f01.csv") && ahead("f10.csv"), "{log}");
+    assert!(!ahead("f00.csv") && !ahead("f11.csv"), "{log}");
 }
 
 #[test]
