@@ -13,7 +13,10 @@
 //! 0.2 s for 8 MiB) competes with prep's own and would be what is measured.
 //! So answers to GET/HEAD requests are kept (keyed by method, target and
 //! Range) and served again from memory at the capped rate: after a warm-up
-//! run, a benchmark measures the modelled link, not the test server.
+//! run, a benchmark measures the modelled link, not the test server. That
+//! is only right for objects nobody changes: with `PROXY_CACHE=0` every
+//! request goes to the server (for runs that write, e.g. an S3 output,
+//! whose `_LOCK` a kept answer would show stale).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -37,6 +40,7 @@ fn main() {
     let rate: f64 = args[3].parse::<f64>().expect("MB/s") * 1e6;
     let latency = Duration::from_millis(args[4].parse().expect("latency ms"));
     let cache: Cache = Arc::default();
+    let keep = std::env::var("PROXY_CACHE").map_or(true, |v| v != "0");
     let log: Log = std::env::var_os("PROXY_LOG").map(|path| {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -50,7 +54,12 @@ fn main() {
     for client in listener.incoming().flatten() {
         let (upstream, cache, log) = (upstream.clone(), cache.clone(), log.clone());
         std::thread::spawn(move || {
-            let link = Link { rate, latency, log };
+            let link = Link {
+                rate,
+                latency,
+                log,
+                keep,
+            };
             let _ = connection(client, &upstream, &link, &cache);
         });
     }
@@ -114,6 +123,8 @@ struct Link {
     rate: f64,
     latency: Duration,
     log: Log,
+    /// Keep GET/HEAD answers (`PROXY_CACHE`, default on).
+    keep: bool,
 }
 
 fn connection(
@@ -128,14 +139,15 @@ fn connection(
     let mut out = client;
     while let Some(req) = read_request(&mut reader)? {
         let asked = Instant::now();
-        let cached = (!req.key.is_empty())
+        let cached = (link.keep && !req.key.is_empty())
             .then(|| cache.lock().expect("cache").get(&req.key).cloned())
             .flatten();
         let answer = match cached {
             Some(a) => a,
             None => {
                 let a = Arc::new(fetch(upstream, &req)?);
-                if !req.key.is_empty()
+                if link.keep
+                    && !req.key.is_empty()
                     && (a.starts_with(b"HTTP/1.1 2") || a.starts_with(b"HTTP/1.0 2"))
                 {
                     cache

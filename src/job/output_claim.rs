@@ -10,6 +10,7 @@
 //! also removes the job-level files (manifest, scaler, single-run shards).
 
 use crate::error::{PrepError, Result};
+use crate::job::rejects::DIR as REJECTS;
 use crate::job::worker_id::WorkerId;
 use crate::job::Phase;
 use crate::storage::OutputDir;
@@ -19,6 +20,8 @@ fn is_run_output(name: &str) -> bool {
     name == "_SUCCESS"
         || name == "manifest.json"
         || name == "scaler.json"
+        || name == "transform.json"
+        || name == REJECTS
         || name == "_work"
         || name.starts_with("part-")
         || (name.starts_with(".part-") && name.ends_with(".inprogress"))
@@ -51,31 +54,28 @@ pub fn claim_output(
     // `_SUCCESS`; a worker joining later must not touch what may by then be
     // this attempt's own.
     if opened && names.iter().any(|n| n == "_SUCCESS") {
-        out.delete("_SUCCESS")?;
+        out.delete_file("_SUCCESS")?;
     }
     let finalizer = overwrite && id.index == 0;
+    let mut doomed: Vec<&str> = Vec::new();
     if phase != Phase::Transform && finalizer {
-        for name in ["manifest.json", "scaler.json"] {
-            out.delete(name)?;
-        }
+        doomed.extend(["manifest.json", "scaler.json"]);
     }
-    if phase == Phase::Fit {
-        return Ok(());
+    if phase != Phase::Fit {
+        let own = shard_prefix(Some(id));
+        doomed.extend(names.iter().map(String::as_str).filter(|name| {
+            // A shard, or the temporary file of one that a killed process
+            // left (`.part-wIIII-NNNNN.ext.<run id>.inprogress`).
+            let shard = name
+                .strip_prefix('.')
+                .filter(|_| name.ends_with(".inprogress"))
+                .unwrap_or(name);
+            let single_run_shard = shard.starts_with("part-") && !shard.starts_with("part-w");
+            shard.starts_with(&own) || (finalizer && single_run_shard)
+        }));
     }
-    let own = shard_prefix(Some(id));
-    for name in &names {
-        // A shard, or the temporary file of one that a killed process left
-        // (`.part-wIIII-NNNNN.ext.<run id>.inprogress`).
-        let shard = name
-            .strip_prefix('.')
-            .filter(|_| name.ends_with(".inprogress"))
-            .unwrap_or(name);
-        let single_run_shard = shard.starts_with("part-") && !shard.starts_with("part-w");
-        if shard.starts_with(&own) || (finalizer && single_run_shard) {
-            out.delete(name)?;
-        }
-    }
-    Ok(())
+    doomed.retain(|d| names.iter().any(|n| n == d));
+    out.delete_all(&doomed)
 }
 
 fn claim_whole(out: &OutputDir, names: &[String], overwrite: bool) -> Result<()> {
@@ -97,9 +97,13 @@ fn claim_whole(out: &OutputDir, names: &[String], overwrite: bool) -> Result<()>
             ),
         });
     }
-    out.delete("_SUCCESS")?;
-    for n in existing {
-        out.delete(n)?;
-    }
-    Ok(())
+    // `_SUCCESS` first, on its own: no reader may see it beside a mix of
+    // old and missing files.
+    out.delete_file("_SUCCESS")?;
+    let rest: Vec<&str> = existing
+        .iter()
+        .map(|n| n.as_str())
+        .filter(|n| *n != "_SUCCESS")
+        .collect();
+    out.delete_all(&rest)
 }

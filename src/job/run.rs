@@ -357,28 +357,27 @@ fn claim_extra(out: &OutputDir, spec: &JobSpec, id: WorkerId) -> Result<()> {
         return Ok(());
     }
     match spec.worker {
-        None if spec.overwrite => {
-            out.delete("transform.json")?;
-            out.delete(REJECTS)
-        }
+        // A single run's `claim_output` removed them with the rest.
         None => Ok(()),
         Some(_) => {
             if spec.overwrite && id.index == 0 {
-                out.delete("transform.json")?;
+                out.delete_file("transform.json")?;
             }
             let dir = OutputDir::new(
                 &format!("{}/{REJECTS}", out.uri.trim_end_matches('/')),
                 &spec.plan.storage,
             )?;
             let own = shard_prefix(Some(id));
-            for name in dir.list_names()? {
-                if name.starts_with(&own)
-                    || (name.starts_with(".part-") && name.contains(&own[5..]))
-                {
-                    dir.delete(&name)?;
-                }
-            }
-            Ok(())
+            let names = dir.list_names()?;
+            let doomed: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|name| {
+                    name.starts_with(&own)
+                        || (name.starts_with(".part-") && name.contains(&own[5..]))
+                })
+                .collect();
+            dir.delete_all(&doomed)
         }
     }
 }

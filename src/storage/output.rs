@@ -146,54 +146,74 @@ impl OutputDir {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(storage("listing", dir, e)),
             },
-            OutTarget::Remote(loc) => {
-                let prefix_len = if loc.path.as_ref().is_empty() {
-                    0
-                } else {
-                    loc.path.as_ref().len() + 1
-                };
-                let mut names: Vec<String> = remote::list(loc)?
-                    .into_iter()
-                    .filter_map(|l| {
-                        let full = l.path.as_ref().to_string();
-                        let rel = full.get(prefix_len..)?.to_string();
-                        Some(rel.split('/').next().unwrap_or_default().to_string())
-                    })
-                    .collect();
-                names.dedup();
-                names
-            }
+            OutTarget::Remote(loc) => remote::list(loc)?
+                .iter()
+                .map(|l| Self::name_of(loc, l.path.as_ref()).to_string())
+                .filter(|name| !name.is_empty())
+                .collect(),
         };
         names.sort();
         names.dedup();
         Ok(names)
     }
 
-    /// Deletes a file, or a folder (such as `_work`) with everything in it.
-    pub fn delete(&self, name: &str) -> Result<()> {
+    /// Deletes one file (never a folder): one request on an object store.
+    pub fn delete_file(&self, name: &str) -> Result<()> {
+        match &self.target {
+            OutTarget::Local(_) => self.delete_all(&[name]),
+            OutTarget::Remote(loc) => remote::delete(loc, &loc.child(name)),
+        }
+    }
+
+    /// Deletes every listed name: files, and folders with everything in
+    /// them. On an object store that is one listing of the output and bulk
+    /// deletes (`remote::delete_many`), so a rerun over an output of many
+    /// shards costs a few round trips, not two per shard.
+    pub fn delete_all(&self, names: &[&str]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
         match &self.target {
             OutTarget::Local(dir) => {
-                let p = dir.join(name);
-                let r = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-                match r {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(storage("deleting", &p, e)),
+                for name in names {
+                    let p = dir.join(name);
+                    let r = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                    match r {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(storage("deleting", &p, e)),
+                    }
                 }
+                Ok(())
             }
             OutTarget::Remote(loc) => {
-                let mut sub = loc.clone();
-                sub.path = loc.child(name);
-                for l in remote::list(&sub)? {
-                    remote::delete(loc, &l.path)?;
-                }
-                remote::delete(loc, &sub.path)
+                let doomed: Vec<_> = remote::list(loc)?
+                    .into_iter()
+                    .filter(|l| {
+                        let name = Self::name_of(loc, l.path.as_ref());
+                        names.contains(&name)
+                    })
+                    .map(|l| l.path)
+                    .collect();
+                remote::delete_many(loc, doomed)
             }
         }
+    }
+
+    /// The name directly under the output that `full` (an object's path)
+    /// lies in: `part-00000.csv`, or `_work` for `…/_work/partial.json`.
+    fn name_of<'a>(loc: &RemoteLocation, full: &'a str) -> &'a str {
+        let prefix_len = if loc.path.as_ref().is_empty() {
+            0
+        } else {
+            loc.path.as_ref().len() + 1
+        };
+        let rel = full.get(prefix_len..).unwrap_or_default();
+        rel.split('/').next().unwrap_or_default()
     }
 
     fn ensure(&self) -> Result<()> {

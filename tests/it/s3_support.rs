@@ -492,6 +492,43 @@ impl S3Server {
         }
     }
 
+    /// The requests moto has answered on `bucket` so far, in order, as
+    /// `METHOD /bucket/key?query` (from its log, colour codes removed).
+    /// `None` when this process did not start the server (no log).
+    pub fn requests(&self, bucket: &str) -> Option<Vec<String>> {
+        let log = std::fs::read_to_string(self.log.as_ref()?).ok()?;
+        let on_bucket = format!(" /{bucket}");
+        let requests = log
+            .lines()
+            .filter_map(|line| {
+                let quoted = line.split('"').nth(1)?;
+                let mut plain = String::new();
+                let mut chars = quoted.chars();
+                while let Some(c) = chars.next() {
+                    if c == '\u{1b}' {
+                        // ESC [ … m
+                        for c in chars.by_ref() {
+                            if c == 'm' {
+                                break;
+                            }
+                        }
+                    } else {
+                        plain.push(c);
+                    }
+                }
+                let request = plain.trim_end_matches(" HTTP/1.1").to_string();
+                let after_method = request.find(' ').map(|i| &request[i..])?;
+                (after_method.starts_with(&on_bucket)
+                    && matches!(
+                        after_method[on_bucket.len()..].chars().next(),
+                        None | Some('/' | '?')
+                    ))
+                .then_some(request)
+            })
+            .collect();
+        Some(requests)
+    }
+
     /// Deletes every object under the folder `prefix`.
     pub fn delete_prefix(&self, bucket: &str, prefix: &str) {
         for key in self.list(bucket, prefix) {
