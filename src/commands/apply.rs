@@ -32,7 +32,7 @@ use crate::read::source::{Part, Piece, Source};
 use crate::storage::{read_uri, InputObject, OutputDir};
 use crate::transform::artifact::{TransformArtifact, FORMAT as TRANSFORM};
 use crate::transform::clean::{CleanCounts, Cleaner};
-use crate::transform::columns::{is_numeric, ResolvedColumns, StepColumns};
+use crate::transform::columns::{check_writable, is_numeric, ResolvedColumns, StepColumns};
 use crate::transform::scale::ScaleStep;
 use crate::transform::scaler::{Scaler, FORMAT as SCALER};
 use crate::transform::standard::StandardStep;
@@ -127,6 +127,10 @@ pub fn apply(
     // a string column and an integer column is not read as floats.
     input_plan.schema_overrides = loaded.inputs.clone();
     let schema = first_schema(&files, &input_plan)?;
+    if let Some(fixed) = &schema {
+        let columns = fixed.schema.iter_names().map(|s| s.as_str());
+        check_writable(&fixed.schema, columns, format, &fixed.origin)?;
+    }
     let pieces: Vec<Piece> = (0..files.len())
         .map(|file| Piece {
             file,

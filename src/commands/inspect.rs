@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::job::listing::list_data;
-use crate::pipeline::plan::{InputFormat, InputPlan};
+use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::source::format_of;
 use crate::read::source::Source;
@@ -148,8 +148,51 @@ pub fn inspect_data(uri: &str) -> Result<Inspection> {
     {
         return inspect_parquet(uri, &files);
     }
-    let plan = InputPlan::defaults(uri);
-    let mut source = Source::new(files.clone(), &plan, Arc::new(AtomicBool::new(false)));
+    // Types are inferred from the first chunk; a later value that does not
+    // fit widens its column (int64 → float64 → string) and the files are
+    // read again: inspect has no [input.schema] to pin types with.
+    let mut plan = InputPlan::defaults(uri);
+    for _ in 0..WIDENINGS {
+        match inspect_csv(uri, &files, &plan) {
+            Err(PrepError::BadData { kind, .. }) if wider(&kind).is_some() => {
+                let (column, to) = wider(&kind).expect("checked");
+                plan.schema_overrides.retain(|(c, _)| *c != column);
+                plan.schema_overrides.push((column, to));
+            }
+            done => return done,
+        }
+    }
+    inspect_csv(uri, &files, &plan)
+}
+
+/// Columns whose inferred type `inspect` widens before it gives up.
+const WIDENINGS: usize = 16;
+
+/// The column a type mismatch is about and the type that holds its value.
+fn wider(kind: &DataError) -> Option<(String, ColumnType)> {
+    let DataError::TypeMismatch {
+        column,
+        value,
+        expected,
+        ..
+    } = kind
+    else {
+        return None;
+    };
+    let to = match expected {
+        DataType::Int64 if value.trim().parse::<f64>().is_ok() => ColumnType::Float64,
+        DataType::String => return None,
+        _ => ColumnType::String,
+    };
+    Some((column.clone(), to))
+}
+
+fn inspect_csv(
+    uri: &str,
+    files: &[crate::storage::InputObject],
+    plan: &InputPlan,
+) -> Result<Inspection> {
+    let mut source = Source::new(files.to_vec(), plan, Arc::new(AtomicBool::new(false)));
     let mut accs: Vec<Acc> = Vec::new();
     let mut rows = 0u64;
     source.for_each_chunk(&mut |chunk, _| {
@@ -164,7 +207,7 @@ pub fn inspect_data(uri: &str) -> Result<Inspection> {
         Ok(())
     })?;
     let schema = source.schema.map(|s| s.schema).unwrap_or_default();
-    Ok(summarize(uri, &files, rows, &schema, &accs))
+    Ok(summarize(uri, files, rows, &schema, &accs))
 }
 
 fn summarize(

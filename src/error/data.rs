@@ -331,6 +331,28 @@ pub enum DataError {
     /// A generated output column whose name another output column has.
     #[error("the generated column `{generated}` has the same name as the output column {other}")]
     NameClash { generated: String, other: String },
+
+    /// A scaled column whose mean or variance overflows f64.
+    #[error("the mean or variance of column `{column}` overflows 64-bit floats (its values come near ±1.8e308)")]
+    StatisticOverflow { column: String },
+
+    /// A Parquet column of a type prep does not read (decimal, float16,
+    /// struct, map, fixed-size list, ...).
+    #[error("column `{column}` is of type {dtype}, which prep does not read")]
+    UnreadableType { column: String, dtype: String },
+
+    /// A Parquet file using a logical type newer than prep's reader knows
+    /// (VARIANT, GEOMETRY, ...).
+    #[error("it uses a Parquet logical type prep's reader does not know ({detail})")]
+    UnknownLogicalType { detail: String },
+
+    /// A column a text shard (JSON Lines, CSV) has no way to hold.
+    #[error("column `{column}` is {dtype}, which {format} shards cannot hold")]
+    UnwritableType {
+        column: String,
+        dtype: String,
+        format: &'static str,
+    },
 }
 
 /// A type as `[input.schema]` spells it.
@@ -436,6 +458,8 @@ impl DataError {
             DataError::InspectColumnsDiffer { .. } => "inspect one schema at a time (narrow the URI with a glob)".into(),
             DataError::NotNumeric { .. } => "the scaler was fitted on a numeric column; check that this is the right input".into(),
             DataError::NonFinite { .. } => "fix the value upstream, or set [clean] non_finite = \"drop\" to drop such rows (they are counted in the run report)".into(),
+            DataError::NothingLeft { rows_in: 0, .. } => "the input holds no rows, only a header (or nothing): check that the upload or the export that made it finished".into(),
+            DataError::NothingLeft { dropped_nulls: 0, .. } => "rows were dropped as non-finite: set [clean] non_finite = \"fail\" to see where, or leave those columns out of scaling".into(),
             DataError::NothingLeft { .. } => "restrict [clean] drop_nulls to the columns that must be present, e.g. drop_nulls = [\"text\"], or fix input.csv.null_values".into(),
             DataError::WorkerColumnsDiffer { .. } => "pin column types with [input.schema] so every worker infers the same schema".into(),
             DataError::ScalerNotJson { .. }
@@ -459,6 +483,14 @@ impl DataError {
             ),
             DataError::UnknownCategory { .. } => "refit on data that has this category, fix the value, or set encode.handle_unknown (\"ignore\" or \"infrequent_if_exist\" for onehot, \"use_encoded_value\" for ordinal) and refit".into(),
             DataError::NameClash { .. } => "rename one of them with output.rename, or leave one out with output.columns".into(),
+            DataError::StatisticOverflow { column } => format!(
+                "rescale `{column}` where the data is made (e.g. divide it by a power of ten), or leave it out of scaling (scale.exclude)"
+            ),
+            DataError::UnreadableType { .. } => "prep reads numbers, text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (a decimal to double, a struct to separate columns) or write the file without it".into(),
+            DataError::UnknownLogicalType { .. } => "write the file without those columns, or with their plain types (e.g. pyarrow's write_table of the columns cast to string or double)".into(),
+            DataError::UnwritableType { column, .. } => format!(
+                "write Parquet shards (output.format = \"parquet\"), or leave `{column}` out with output.columns"
+            ),
         }
     }
 }
@@ -578,6 +610,18 @@ mod tests {
             "no rows left after cleaning: 3 rows read, 3 dropped for nulls (rows with nulls by column: a: 2, b: 1), 0 dropped as non-finite"
         );
         assert!(kind(Vec::new()).to_string().contains("by column: none)"));
+        assert!(kind(Vec::new()).hint().contains("drop_nulls"));
+        let empty = DataError::NothingLeft {
+            rows_in: 0,
+            dropped_nulls: 0,
+            nulls_by_column: Vec::new(),
+            dropped_non_finite: 0,
+        };
+        assert!(
+            empty.hint().contains("no rows, only a header"),
+            "{}",
+            empty.hint()
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! The binary renders an error once, in `cli::render_error`, and maps it to
 //! an exit code with [`PrepError::exit_code`].
 
+mod caught;
 mod data;
 mod prep;
 
+pub use caught::{caught, install_hook};
 pub use data::{
     bad_utf8, missing_column, ColumnDifference, DataError, DataLocation, NamedIn, TypeOrigin,
 };

@@ -105,6 +105,18 @@ pub enum PrepError {
 }
 
 impl PrepError {
+    /// A data error about the whole input (a statistic over every file)
+    /// names the input it came from.
+    pub fn in_file(self, input: &str) -> PrepError {
+        match self {
+            PrepError::BadData { mut location, kind } if location.file.is_empty() => {
+                location.file = input.to_string();
+                PrepError::BadData { location, kind }
+            }
+            other => other,
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             PrepError::Config { .. }

@@ -193,7 +193,8 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         counts.rows_out(),
         limit,
         &mut refine,
-    )?;
+    )
+    .map_err(|e| e.in_file(&plan.input.uri))?;
     let layout = steps.layout(&cols.output, &plan.input.uri)?;
     let source = scaler_source(&plan.input.uri, &files);
     let transform_json = TransformArtifact::new(

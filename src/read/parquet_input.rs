@@ -17,7 +17,8 @@ use polars::prelude::*;
 
 use polars_buffer::Buffer;
 
-use crate::error::{DataError, DataLocation, PrepError, Result};
+use crate::error::{caught, DataError, DataLocation, PrepError, Result};
+use crate::read::parquet_types::check_readable;
 use crate::read::parquet_validity::{null_stand_in, LevelCache};
 use crate::read::recent_cells::RecentCells;
 use crate::storage::remote;
@@ -90,13 +91,20 @@ pub struct ParquetInput {
     levels: LevelCache,
 }
 
+/// A file polars cannot read; a logical type newer than its reader knows
+/// is told apart from damage.
 fn bad_file(uri: &str, e: impl std::fmt::Display) -> PrepError {
-    PrepError::bad_data(
-        DataLocation::file(uri),
-        DataError::BadParquet {
-            detail: e.to_string(),
-        },
-    )
+    let detail = e.to_string();
+    let detail = detail
+        .strip_prefix("parquet: ")
+        .unwrap_or(&detail)
+        .to_string();
+    let error = if detail.contains("LogicalType") {
+        DataError::UnknownLogicalType { detail }
+    } else {
+        DataError::BadParquet { detail }
+    };
+    PrepError::bad_data(DataLocation::file(uri), error)
 }
 
 impl ParquetInput {
@@ -141,12 +149,13 @@ impl ParquetInput {
                 (r, Some((start, tail)))
             }
         };
-        let num_rows = reader.num_rows().map_err(|e| bad_file(&obj.uri, e))?;
-        let metadata = reader
-            .get_metadata()
-            .map_err(|e| bad_file(&obj.uri, e))?
-            .clone();
-        let arrow_schema = reader.schema().map_err(|e| bad_file(&obj.uri, e))?;
+        let uri = &obj.uri;
+        let num_rows = reader.num_rows().map_err(|e| bad_file(uri, e))?;
+        let metadata = reader.get_metadata().map_err(|e| bad_file(uri, e))?.clone();
+        let arrow_schema = caught(|| reader.schema())
+            .map_err(|panic| bad_file(uri, panic))?
+            .map_err(|e| bad_file(uri, e))?;
+        check_readable(&arrow_schema, uri)?;
         Ok(ParquetInput {
             obj: obj.clone(),
             metadata,
@@ -429,12 +438,11 @@ impl ParquetInput {
             .with_slice(Some((slice_offset, len)))
             .with_columns(columns);
         reader.set_metadata(metadata);
-        reader.finish().map_err(|e| {
-            bad_file(
-                &self.obj.uri,
-                format!("rows {}-{}: {e}", offset + 1, offset + len),
-            )
-        })
+        let rows = format!("rows {}-{}", offset + 1, offset + len);
+        // polars asserts on some malformed pages instead of failing.
+        caught(|| reader.finish())
+            .map_err(|panic| bad_file(&self.obj.uri, format!("{rows}: {panic}")))?
+            .map_err(|e| bad_file(&self.obj.uri, format!("{rows}: {e}")))
     }
 }
 

@@ -10,8 +10,8 @@
 
 use polars::prelude::{DataType, Schema};
 
-use crate::error::{missing_column, NamedIn, PrepError, Result};
-use crate::pipeline::plan::{DropNulls, ImputeStrategy, Plan, Scalar, ScaleColumns};
+use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
+use crate::pipeline::plan::{DropNulls, ImputeStrategy, OutputFormat, Plan, Scalar, ScaleColumns};
 
 /// The columns each fitted step reads, per group, in input order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -116,6 +116,47 @@ fn numeric_columns(names: &[&str], schema: &Schema, skip: &[&[String]]) -> Vec<S
         })
         .map(|s| s.to_string())
         .collect()
+}
+
+/// What a JSON Lines or CSV shard cannot hold, as its type is named to
+/// the user (`None`: every other type is written as text or a number).
+fn text_cannot_hold(dtype: &DataType) -> Option<String> {
+    match dtype {
+        DataType::List(_) => Some(format!("a list ({dtype})")),
+        DataType::Binary | DataType::BinaryOffset => Some("binary (bytes, not text)".into()),
+        DataType::Duration(_) => Some(format!("a duration ({dtype})")),
+        _ => None,
+    }
+}
+
+/// Exit 3 naming the first of `columns` (in `file`'s `schema`) that a
+/// `format` shard cannot hold; `Ok` for Parquet, which holds every type.
+pub fn check_writable<'a>(
+    schema: &Schema,
+    mut columns: impl Iterator<Item = &'a str>,
+    format: OutputFormat,
+    file: &str,
+) -> Result<()> {
+    let name = match format {
+        OutputFormat::Parquet => return Ok(()),
+        OutputFormat::Jsonl => "JSON Lines",
+        OutputFormat::Csv => "CSV",
+    };
+    let unwritable = columns.find_map(|c| {
+        let what = text_cannot_hold(schema.get(c)?)?;
+        Some((c, what))
+    });
+    match unwritable {
+        None => Ok(()),
+        Some((column, dtype)) => Err(PrepError::bad_data(
+            DataLocation::file(file).column(column),
+            DataError::UnwritableType {
+                column: column.to_string(),
+                dtype,
+                format: name,
+            },
+        )),
+    }
 }
 
 pub fn resolve(plan: &Plan, schema: &Schema, file: &str) -> Result<ResolvedColumns> {
@@ -317,6 +358,10 @@ pub fn resolve_with(
         }
         None => names.iter().map(|s| s.to_string()).collect(),
     };
+    if types_known {
+        let format = plan.output.format;
+        check_writable(schema, out_cols.iter().map(String::as_str), format, file)?;
+    }
     for (from, _) in &plan.output.rename {
         if !out_cols.contains(from) {
             if schema.get(from.as_str()).is_none() {

@@ -111,7 +111,7 @@ impl ScaleAcc {
                     with_mean,
                     with_std,
                 },
-            ) => ScaleStep::Standard(a.finish(c, with_mean, with_std, fill)),
+            ) => ScaleStep::Standard(a.finish(c, with_mean, with_std, fill)?),
             (
                 ScaleState::MinMax(a),
                 ScaleMethod::MinMax {

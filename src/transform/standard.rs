@@ -7,7 +7,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{PrepError, Result};
+use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::transform::scaler::{SamplesSeen, Scaler, ScalerSource};
 use crate::transform::stats::Moments;
 use crate::transform::values::{as_f64, observed};
@@ -48,7 +48,7 @@ impl StandardAcc {
         with_mean: bool,
         with_std: bool,
         fill: &dyn Fn(&str) -> Option<(f64, u64)>,
-    ) -> StandardStep {
+    ) -> Result<StandardStep> {
         let moments: Vec<Moments> = columns
             .iter()
             .zip(&self.moments)
@@ -65,7 +65,17 @@ impl StandardAcc {
                 m
             })
             .collect();
-        StandardStep::from_scaler(&Scaler::fit(
+        // Values near f64's limit (|x| ~ 1e308) overflow the mean or the
+        // variance; written on, every scaled value would be null.
+        for (c, m) in columns.iter().zip(&moments) {
+            if m.count > 0 && !(m.mean().is_finite() && m.var().is_finite()) {
+                return Err(PrepError::bad_data(
+                    DataLocation::default().column(c),
+                    DataError::StatisticOverflow { column: c.clone() },
+                ));
+            }
+        }
+        Ok(StandardStep::from_scaler(&Scaler::fit(
             columns,
             &moments,
             with_mean,
@@ -74,7 +84,7 @@ impl StandardAcc {
                 uri: String::new(),
                 objects: Vec::new(),
             },
-        ))
+        )))
     }
 }
 
@@ -168,6 +178,25 @@ mod tests {
         let mut acc = StandardAcc::new(1);
         acc.update(&df, &["x".into()]).unwrap();
         acc.finish(&["x".into()], with_mean, with_std, &|_| fill)
+            .unwrap()
+    }
+
+    #[test]
+    fn moments_that_overflow_f64_are_bad_data_naming_the_column() {
+        let df = df!("big" => [1.5e308f64, -1.5e308]).unwrap();
+        let mut acc = StandardAcc::new(1);
+        acc.update(&df, &["big".into()]).unwrap();
+        let e = acc
+            .finish(&["big".into()], true, true, &|_| None)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::BadData);
+        assert!(e.to_string().contains("`big`"), "{e}");
+        // Large but representable: fine.
+        let df = df!("big" => [1e150f64, -1e150]).unwrap();
+        let mut acc = StandardAcc::new(1);
+        acc.update(&df, &["big".into()]).unwrap();
+        let s = acc.finish(&["big".into()], true, true, &|_| None).unwrap();
+        assert_eq!(s.mean, vec![0.0]);
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub enum TextFormat {
 /// A column viewed as one Arrow array (the frame is rechunked first).
 enum ColView<'a> {
     I64(&'a PrimitiveArray<i64>),
+    U64(&'a PrimitiveArray<u64>),
     F64(&'a PrimitiveArray<f64>),
     F32(&'a PrimitiveArray<f32>),
     Bool(&'a BooleanArray),
@@ -54,6 +55,7 @@ impl ColView<'_> {
     fn is_null(&self, i: usize) -> bool {
         match self {
             ColView::I64(a) => a.is_null(i),
+            ColView::U64(a) => a.is_null(i),
             ColView::F64(a) => a.is_null(i),
             ColView::F32(a) => a.is_null(i),
             ColView::Bool(a) => a.is_null(i),
@@ -63,26 +65,34 @@ impl ColView<'_> {
 }
 
 /// Converts columns to the few physical types the encoders know: other
-/// integer widths to Int64, dates/times and the rest to their string form.
+/// integer widths to Int64 (UInt64 stays, its values may not fit), dates
+/// and the rest to their string form. A timestamp with a time zone is
+/// written as its UTC time with a `Z`; a time of day keeps its fraction of
+/// a second.
 fn normalize(df: &DataFrame) -> Result<DataFrame> {
     let cols = df
         .columns()
         .iter()
         .map(|c| {
+            let failed =
+                |e| PrepError::polars(format!("converting column `{}` for output", c.name()), e);
             let target = match c.dtype() {
                 DataType::Int64
+                | DataType::UInt64
                 | DataType::Float64
                 | DataType::Float32
                 | DataType::Boolean
                 | DataType::String => None,
+                DataType::Datetime(unit, Some(_)) => {
+                    return utc_text(c, *unit).map_err(failed);
+                }
+                DataType::Time => return time_text(c).map_err(failed),
                 d if d.is_integer() => Some(DataType::Int64),
                 _ => Some(DataType::String),
             };
             match target {
                 None => Ok(c.clone()),
-                Some(t) => c.cast(&t).map_err(|e| {
-                    PrepError::polars(format!("converting column `{}` for output", c.name()), e)
-                }),
+                Some(t) => c.cast(&t).map_err(failed),
             }
         })
         .collect::<Result<Vec<_>>>()?;
@@ -92,6 +102,45 @@ fn normalize(df: &DataFrame) -> Result<DataFrame> {
     Ok(out)
 }
 
+/// A time-zone-aware timestamp column as text: the UTC time, then `Z`.
+fn utc_text(c: &Column, unit: TimeUnit) -> PolarsResult<Column> {
+    let naive = c
+        .to_physical_repr()
+        .cast(&DataType::Datetime(unit, None))?
+        .cast(&DataType::String)?;
+    let text: StringChunked = naive
+        .str()?
+        .iter()
+        .map(|v| v.map(|v| format!("{v}Z")))
+        .collect();
+    Ok(text.with_name(c.name().clone()).into_column())
+}
+
+/// A time-of-day column as `HH:MM:SS`, with the fraction of a second when
+/// there is one (3, 6 or 9 digits, as needed).
+fn time_text(c: &Column) -> PolarsResult<Column> {
+    let nanos = c.to_physical_repr();
+    let text: StringChunked = nanos.i64()?.iter().map(|v| v.map(time_of_day)).collect();
+    Ok(text.with_name(c.name().clone()).into_column())
+}
+
+fn time_of_day(ns: i64) -> String {
+    let (secs, frac) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = format!("{h:02}:{m:02}:{s:02}");
+    if frac != 0 {
+        let digits = if frac % 1_000_000 == 0 {
+            format!(".{:03}", frac / 1_000_000)
+        } else if frac % 1_000 == 0 {
+            format!(".{:06}", frac / 1_000)
+        } else {
+            format!(".{frac:09}")
+        };
+        out.push_str(&digits);
+    }
+    out
+}
+
 fn views(df: &DataFrame) -> Vec<ColView<'_>> {
     df.columns()
         .iter()
@@ -99,6 +148,7 @@ fn views(df: &DataFrame) -> Vec<ColView<'_>> {
             let s = c.as_materialized_series();
             match s.dtype() {
                 DataType::Int64 => ColView::I64(s.i64().expect("i64").downcast_as_array()),
+                DataType::UInt64 => ColView::U64(s.u64().expect("u64").downcast_as_array()),
                 DataType::Float64 => ColView::F64(s.f64().expect("f64").downcast_as_array()),
                 DataType::Float32 => ColView::F32(s.f32().expect("f32").downcast_as_array()),
                 DataType::Boolean => ColView::Bool(s.bool().expect("bool").downcast_as_array()),
@@ -214,6 +264,7 @@ fn write_value(
     }
     match col {
         ColView::I64(a) => out.extend_from_slice(ito.format(a.value(i)).as_bytes()),
+        ColView::U64(a) => out.extend_from_slice(ito.format(a.value(i)).as_bytes()),
         ColView::F64(a) => write_f64(out, a.value(i), fmt, ryu),
         ColView::F32(a) => {
             let v = a.value(i);
@@ -366,6 +417,35 @@ mod tests {
             "1,\"a \"\"q\"\", b\nc\",0.1,true,3\n2,,-1e-7,false,4\n"
         );
         assert_eq!(csv_header(&["a,b".into(), "c".into()]), b"\"a,b\",c\n");
+    }
+
+    #[test]
+    fn wide_unsigned_zoned_timestamps_and_times_are_written_exactly() {
+        let when = [1_704_067_200_123_456i64, -1];
+        let stamps = Int64Chunked::new("at".into(), &when)
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_column();
+        let day = Int64Chunked::new("t".into(), &[1_000, 45_296_500_000_000, 3_000_000])
+            .into_time()
+            .into_column();
+        let df = DataFrame::new(
+            2,
+            vec![
+                Column::new("big".into(), [u64::MAX, 7]),
+                stamps,
+                day.slice(0, 2),
+            ],
+        )
+        .unwrap();
+        let e = encode_rows(&df, TextFormat::Jsonl).unwrap();
+        let text = String::from_utf8(e.bytes).unwrap();
+        assert_eq!(
+            text,
+            "{\"big\":18446744073709551615,\"at\":\"2024-01-01 00:00:00.123456Z\",\"t\":\"00:00:00.000001\"}\n\
+             {\"big\":7,\"at\":\"1969-12-31 23:59:59.999999Z\",\"t\":\"12:34:56.500\"}\n"
+        );
+        assert_eq!(time_of_day(3_000_000_000), "00:00:03");
+        assert_eq!(time_of_day(1), "00:00:00.000000001");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cloud_support;
 mod commit;
 mod common;
 mod container;
+mod corpus_cases;
 mod csv_shapes;
 mod docs;
 mod error_text;

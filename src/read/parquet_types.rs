@@ -1,0 +1,139 @@
+//! Which Parquet column types prep reads, checked on a file's footer
+//! before any row is decoded.
+//!
+//! In: the Arrow schema polars derives from the footer. Out: `Ok`, or exit
+//! 3 naming the file, the first column of a type prep does not read and
+//! that type. Without this check polars panics on some (decimal, float16,
+//! struct, map) and fails mid-run on others.
+
+use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
+
+use crate::error::{DataError, DataLocation, PrepError, Result};
+
+/// `Ok` when prep reads every column of `schema` (the file `uri`'s).
+pub fn check_readable(schema: &ArrowSchema, uri: &str) -> Result<()> {
+    for (name, field) in schema.iter() {
+        if let Some(dtype) = unreadable(&field.dtype) {
+            return Err(PrepError::bad_data(
+                DataLocation::file(uri).column(name.as_str()),
+                DataError::UnreadableType {
+                    column: name.to_string(),
+                    dtype,
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The type's name as a user knows it, when prep does not read it.
+fn unreadable(dtype: &ArrowDataType) -> Option<String> {
+    use ArrowDataType as A;
+    match dtype {
+        A::Null
+        | A::Boolean
+        | A::Int8
+        | A::Int16
+        | A::Int32
+        | A::Int64
+        | A::UInt8
+        | A::UInt16
+        | A::UInt32
+        | A::UInt64
+        | A::Float32
+        | A::Float64
+        | A::Timestamp(..)
+        | A::Date32
+        | A::Date64
+        | A::Time32(_)
+        | A::Time64(_)
+        | A::Duration(_)
+        | A::Binary
+        | A::LargeBinary
+        | A::BinaryView
+        | A::FixedSizeBinary(_)
+        | A::Utf8
+        | A::LargeUtf8
+        | A::Utf8View => None,
+        A::List(inner) | A::LargeList(inner) => {
+            unreadable(&inner.dtype).map(|t| format!("list of {t}"))
+        }
+        A::Dictionary(_, values, _) => unreadable(values),
+        A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) | A::Decimal256(p, s) => {
+            Some(format!("decimal({p}, {s})"))
+        }
+        A::Float16 => Some("float16".into()),
+        A::Int128 => Some("int128".into()),
+        A::UInt128 => Some("uint128".into()),
+        A::Struct(_) => Some("struct".into()),
+        A::Map(..) => Some("map".into()),
+        A::FixedSizeList(_, n) => Some(format!("fixed-size list of {n}")),
+        A::Interval(_) => Some("interval".into()),
+        A::Extension(ext) => Some(format!("extension type {}", ext.name)),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars_arrow::datatypes::Field;
+
+    fn schema(fields: Vec<(&str, ArrowDataType)>) -> ArrowSchema {
+        fields
+            .into_iter()
+            .map(|(n, t)| (n.into(), Field::new(n.into(), t, true)))
+            .collect()
+    }
+
+    #[test]
+    fn flat_columns_lists_and_dictionaries_of_them_are_read() {
+        let item = Box::new(Field::new("item".into(), ArrowDataType::Int16, true));
+        let s = schema(vec![
+            ("a", ArrowDataType::UInt8),
+            ("b", ArrowDataType::Utf8View),
+            ("c", ArrowDataType::List(item)),
+            (
+                "d",
+                ArrowDataType::Dictionary(
+                    polars_arrow::datatypes::IntegerType::Int32,
+                    Box::new(ArrowDataType::Utf8),
+                    false,
+                ),
+            ),
+            (
+                "e",
+                ArrowDataType::Timestamp(
+                    polars_arrow::datatypes::TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ),
+            ),
+        ]);
+        assert!(check_readable(&s, "f.parquet").is_ok());
+    }
+
+    #[test]
+    fn the_first_unread_column_is_named_with_its_type() {
+        let dec = Box::new(Field::new(
+            "item".into(),
+            ArrowDataType::Decimal(10, 2),
+            true,
+        ));
+        let s = schema(vec![
+            ("id", ArrowDataType::Int64),
+            ("prices", ArrowDataType::List(dec)),
+            ("half", ArrowDataType::Float16),
+        ]);
+        let e = check_readable(&s, "f.parquet").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::BadData);
+        let text = e.to_string();
+        assert!(text.contains("f.parquet"), "{text}");
+        assert!(
+            text.contains("`prices` is of type list of decimal(10, 2)"),
+            "{text}"
+        );
+        let s = schema(vec![("s", ArrowDataType::Struct(vec![]))]);
+        let text = check_readable(&s, "g.parquet").unwrap_err().to_string();
+        assert!(text.contains("`s` is of type struct"), "{text}");
+    }
+}

@@ -1,0 +1,60 @@
+"""Writes the small Parquet files under tests/corpus/ that tests/it/corpus_cases.rs
+reads: column types prep reads, types it refuses with a clear error, and
+values that must come through exactly.
+
+Needs pyarrow (not in tests/requirements.txt: the files are committed, this
+script only documents and remakes them):
+
+    python -m venv /tmp/pa && /tmp/pa/bin/pip install pyarrow
+    /tmp/pa/bin/python tests/corpus/make_parquet_cases.py
+
+The files from apache/parquet-testing (Apache-2.0) are copied, not made:
+bad_data_ARROW-GH-47662.parquet (a damaged page) and
+shredded_variant_case-001.parquet (a VARIANT logical type).
+"""
+import datetime
+import decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).parent
+
+
+def write(name, columns):
+    table = pa.table(columns)
+    pq.write_table(table, HERE / name, compression="snappy")
+
+
+def main():
+    ids = pa.array([1, 2, 3], pa.int64())
+    # Read: small integer widths, scaled like any number.
+    write("small_ints.parquet", {
+        "id": ids,
+        "i16": pa.array([-300, 0, 300], pa.int16()),
+        "u8": pa.array([0, 7, 255], pa.uint8()),
+        "u16": pa.array([1, 2, 65535], pa.uint16()),
+        "x": pa.array([1.5, 2.5, 3.5]),
+    })
+    # Written exactly: a wide unsigned value, a zoned timestamp, a time of day.
+    write("exact_values.parquet", {
+        "id": ids,
+        "big": pa.array([0, 2**63, 2**64 - 1], pa.uint64()),
+        "at": pa.array([datetime.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)] * 3,
+                       pa.timestamp("us", tz="UTC")),
+        "t": pa.array([1, 2, 3_000_000], pa.time64("us")),
+        "x": pa.array([1.0, 2.0, 4.0]),
+    })
+    # Refused, each naming its column.
+    write("decimal.parquet", {"id": ids, "price": pa.array([decimal.Decimal("1.25")] * 3, pa.decimal128(10, 2))})
+    write("float16.parquet", {"id": ids, "h": pa.array(np.array([1, 2, 3], dtype=np.float16))})
+    write("struct.parquet", {"id": ids, "s": pa.array([{"a": 1}] * 3)})
+    # Read, but JSON Lines and CSV shards cannot hold them.
+    write("list.parquet", {"id": ids, "l": pa.array([[1, 2], [3], []], pa.list_(pa.int64())), "x": pa.array([1.0, 2.0, 4.0])})
+    write("duration.parquet", {"id": ids, "d": pa.array([1, 2, 3], pa.duration("ms")), "x": pa.array([1.0, 2.0, 4.0])})
+
+
+if __name__ == "__main__":
+    main()

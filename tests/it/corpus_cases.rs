@@ -1,0 +1,205 @@
+//! Files like those in public test corpora (apache/parquet-testing,
+//! csv-spectrum, duckdb's CSV tests), under `tests/corpus/`: types prep
+//! reads, types it refuses with exit 3 naming the column (never a panic),
+//! values that must come through exactly, and inputs with nothing in them.
+//! `tests/corpus/make_parquet_cases.py` made the Parquet files.
+
+use crate::common::*;
+
+fn corpus(name: &str) -> String {
+    repo().join("tests/corpus").join(name).display().to_string()
+}
+
+/// A case whose pipeline reads `file` from the corpus, with `extra` TOML.
+fn case_over(file: &str, extra: &str) -> Case {
+    let case = Case::new();
+    let text = format!(
+        "name = \"t\"\n[input]\nuri = \"{}\"\n{extra}\n",
+        corpus(file)
+    );
+    let text = match text.contains("[output]") {
+        true => text.replace(
+            "[output]",
+            &format!("[output]\nuri = \"{}\"", case.path("out").display()),
+        ),
+        false => format!(
+            "{text}\n[output]\nuri = \"{}\"\nformat = \"jsonl\"\n",
+            case.path("out").display()
+        ),
+    };
+    case.write("pipeline.toml", text);
+    case
+}
+
+/// Exit 3 with every needle in the message, no panic and no `_SUCCESS`.
+fn refused(case: &Case, needles: &[&str]) {
+    let err = stderr_of(&case.run(&["--overwrite"]).code(3));
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!case.has_success());
+}
+
+#[test]
+fn unread_parquet_types_are_bad_data_naming_the_column_in_every_command() {
+    for (file, column, dtype) in [
+        ("decimal.parquet", "price", "decimal(10, 2)"),
+        ("float16.parquet", "h", "float16"),
+        ("struct.parquet", "s", "struct"),
+    ] {
+        let said = format!("column `{column}` is of type {dtype}, which prep does not read");
+        for format in ["jsonl", "parquet"] {
+            let case = case_over(file, &format!("[output]\nformat = \"{format}\""));
+            refused(&case, &[&corpus(file), &said, "hint:"]);
+            if format == "jsonl" {
+                let a = prep()
+                    .arg("validate")
+                    .arg(case.path("pipeline.toml"))
+                    .assert()
+                    .code(3);
+                assert!(stderr_of(&a).contains(&said), "{}", stderr_of(&a));
+            }
+        }
+        let a = prep().arg("inspect").arg(corpus(file)).assert().code(3);
+        let err = stderr_of(&a);
+        assert!(err.contains(&said) && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_damaged_page_or_an_unknown_logical_type_is_bad_data_not_a_panic() {
+    let case = case_over(
+        "bad_data_ARROW-GH-47662.parquet",
+        "[output]\nformat = \"parquet\"",
+    );
+    refused(
+        &case,
+        &[
+            "bad_data_ARROW-GH-47662.parquet",
+            "cannot read it as Parquet: rows 1-1000",
+        ],
+    );
+    let case = case_over("shredded_variant_case-001.parquet", "");
+    refused(
+        &case,
+        &[
+            "shredded_variant_case-001.parquet",
+            "logical type prep's reader does not know",
+        ],
+    );
+}
+
+#[test]
+fn small_integer_columns_are_read_and_scaled() {
+    let case = case_over("small_ints.parquet", "[scale]\nexclude = [\"id\"]");
+    case.run(&[]).success();
+    let s = case.scaler();
+    assert_eq!(
+        s["feature_names"],
+        serde_json::json!(["i16", "u8", "u16", "x"])
+    );
+    let mean = floats(&s["mean"]);
+    assert_eq!(mean, vec![0.0, 262.0 / 3.0, 65538.0 / 3.0, 2.5]);
+    let rows = case.rows();
+    assert_eq!(rows[0]["id"], 1);
+    assert!(rows[2]["u8"].as_f64().unwrap() > 1.0, "{rows:?}");
+}
+
+#[test]
+fn wide_unsigned_zoned_timestamps_and_times_of_day_are_written_exactly() {
+    let case = case_over("exact_values.parquet", "[scale]\ncolumns = [\"x\"]");
+    case.run(&[]).success();
+    let text = std::fs::read_to_string(case.out_file("part-00000.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].starts_with("{\"id\":2,\"big\":9223372036854775808,"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("{\"id\":3,\"big\":18446744073709551615,"),
+        "{text}"
+    );
+    let rows = case.rows();
+    assert_eq!(rows[0]["at"], "2024-01-01 12:00:00.123456Z");
+    let times: Vec<&str> = rows.iter().map(|r| r["t"].as_str().unwrap()).collect();
+    assert_eq!(times, ["00:00:00.000001", "00:00:00.000002", "00:00:03"]);
+}
+
+#[test]
+fn columns_text_shards_cannot_hold_are_refused_before_reading_unless_left_out() {
+    for (file, column, what) in [
+        ("list.parquet", "l", "is a list (list[i64])"),
+        ("duration.parquet", "d", "is a duration (duration[ms])"),
+    ] {
+        for format in ["jsonl", "csv"] {
+            let case = case_over(file, &format!("[output]\nformat = \"{format}\""));
+            let shards = if format == "csv" { "CSV" } else { "JSON Lines" };
+            refused(
+                &case,
+                &[
+                    &format!("column `{column}` {what}, which {shards} shards cannot hold"),
+                    "output.format = \"parquet\"",
+                ],
+            );
+        }
+        case_over(file, "[output]\nformat = \"parquet\"")
+            .run(&[])
+            .success();
+        case_over(
+            file,
+            "[output]\nformat = \"jsonl\"\ncolumns = [\"id\", \"x\"]",
+        )
+        .run(&[])
+        .success();
+    }
+}
+
+#[test]
+fn values_whose_variance_overflows_f64_are_bad_data_naming_input_and_column() {
+    let case = case_with(
+        "id,a\n1,1.5e308\n2,-1.5e308\n",
+        "[scale]\nexclude = [\"id\"]",
+    );
+    let err = stderr_of(&case.run(&[]).code(3));
+    assert!(
+        err.contains("in.csv, column `a`") && err.contains("overflows 64-bit floats"),
+        "{err}"
+    );
+    assert!(!case.has_success());
+}
+
+#[test]
+fn a_header_without_rows_says_so() {
+    let case = case_with("id,a\n", "[clean]\ndrop_nulls = []");
+    let err = stderr_of(&case.run(&[]).code(3));
+    assert!(
+        err.contains("0 rows read") && err.contains("only a header"),
+        "{err}"
+    );
+}
+
+/// `inspect` has no `[input.schema]`: a value past the first chunk that
+/// does not fit the inferred type widens the column instead of failing.
+#[test]
+fn inspect_widens_a_column_whose_later_values_do_not_fit() {
+    let case = Case::new();
+    let mut csv = String::from("n,tag\n");
+    for _ in 0..50_000 {
+        csv.push_str("1,7\n");
+    }
+    csv.push_str("2.5,x\n");
+    let path = case.write("late.csv", csv);
+    let a = prep()
+        .arg("inspect")
+        .arg(&path)
+        .arg("--json")
+        .assert()
+        .success();
+    let out: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let cols = out["columns"].as_array().unwrap();
+    assert_eq!(cols[0]["dtype"], "f64");
+    assert_eq!(cols[0]["max"], 2.5);
+    assert_eq!(cols[1]["dtype"], "str");
+    assert_eq!(out["rows"], 50_001);
+}
