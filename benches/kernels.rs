@@ -238,11 +238,17 @@ fn bench_moments_merge(c: &mut Criterion) {
         // n partials, as if each came from a small chunk (or a worker).
         let mut rng = Rng(42 ^ n as u64);
         let partials: Vec<Moments> = (0..n)
-            .map(|_| Moments {
-                count: 1 + rng.below(50_000),
-                shift: 1e9 + rng.unit() * 1e-3,
-                shifted_mean: rng.unit() * 1e-3,
-                m2: rng.unit() * 10.0,
+            .map(|_| {
+                let (count, shift) = (1 + rng.below(50_000), 1e9 + rng.unit() * 1e-3);
+                let shifted_mean = rng.unit() * 1e-3;
+                Moments {
+                    count,
+                    shift,
+                    shifted_mean,
+                    m2: rng.unit() * 10.0,
+                    sum: (shift + shifted_mean) * count as f64,
+                    sum_error: 0.0,
+                }
             })
             .collect();
         tune(&mut group, n);

@@ -298,7 +298,9 @@ pub enum DataError {
     ArtifactFormat { found: String },
 
     /// More distinct values than a step counts.
-    #[error("column `{column}` has more than {limit} distinct values, the most {step} counts")]
+    #[error(
+        "column `{column}` has more than {limit} distinct values ({step} counts at most {limit})"
+    )]
     TooManyDistinct {
         column: String,
         limit: u64,
@@ -332,9 +334,13 @@ pub enum DataError {
     #[error("the generated column `{generated}` has the same name as the output column {other}")]
     NameClash { generated: String, other: String },
 
-    /// A scaled column whose mean or variance overflows f64.
-    #[error("the mean or variance of column `{column}` overflows 64-bit floats (its values come near ±1.8e308)")]
-    StatisticOverflow { column: String },
+    /// A fitted statistic (a mean, a variance, a data range, ...) that
+    /// overflows f64.
+    #[error("the {statistic} of column `{column}` overflows 64-bit floats (its values come near ±1.8e308)")]
+    StatisticOverflow {
+        column: String,
+        statistic: &'static str,
+    },
 
     /// A Parquet column of a type prep does not read (decimal, float16,
     /// struct, map, fixed-size list, ...).
@@ -483,8 +489,8 @@ impl DataError {
             ),
             DataError::UnknownCategory { .. } => "refit on data that has this category, fix the value, or set encode.handle_unknown (\"ignore\" or \"infrequent_if_exist\" for onehot, \"use_encoded_value\" for ordinal) and refit".into(),
             DataError::NameClash { .. } => "rename one of them with output.rename, or leave one out with output.columns".into(),
-            DataError::StatisticOverflow { column } => format!(
-                "rescale `{column}` where the data is made (e.g. divide it by a power of ten), or leave it out of scaling (scale.exclude)"
+            DataError::StatisticOverflow { column, .. } => format!(
+                "rescale `{column}` where the data is made (e.g. divide it by a power of ten), or leave it out of that step"
             ),
             DataError::UnreadableType { .. } => "prep reads numbers, text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (a decimal to double, a struct to separate columns) or write the file without it".into(),
             DataError::UnknownLogicalType { .. } => "write the file without those columns, or with their plain types (e.g. pyarrow's write_table of the columns cast to string or double)".into(),

@@ -60,6 +60,12 @@ pub struct JobSpec<'a> {
 /// Runs the job (or this worker's part of it). Returns the run report when
 /// this process wrote `_SUCCESS`.
 pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunReport>> {
+    // A data error about the whole input (a statistic, a count of
+    // categories over every file) names the input.
+    job(spec, cancel).map_err(|e| e.in_file(&spec.plan.input.uri))
+}
+
+fn job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunReport>> {
     let t0 = Instant::now();
     let plan = spec.plan;
     // A solo run reads a directly named CSV object from its first byte:
@@ -193,8 +199,7 @@ pub fn run_job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunRepo
         counts.rows_out(),
         limit,
         &mut refine,
-    )
-    .map_err(|e| e.in_file(&plan.input.uri))?;
+    )?;
     let layout = steps.layout(&cols.output, &plan.input.uri)?;
     let source = scaler_source(&plan.input.uri, &files);
     let transform_json = TransformArtifact::new(

@@ -40,7 +40,13 @@ fn single_byte(
         Some(s) => {
             let text = s.get_ref();
             let text = if text == "\\t" { "\t" } else { text.as_str() };
-            if text.len() == 1 && text.is_ascii() {
+            if matches!(text, "\n" | "\r") {
+                p.at(
+                    s.span(),
+                    format!("`{key}` cannot be a line end; line ends always end a record"),
+                );
+                default
+            } else if text.len() == 1 && text.is_ascii() {
                 text.as_bytes()[0]
             } else {
                 p.at(
@@ -296,6 +302,9 @@ impl Plan {
             }
         };
         if let Some(cols) = &out.columns {
+            if cols.is_empty() {
+                p.plain("`output.columns` is empty; leave it out to write every column, or list the columns to write");
+            }
             let mut seen = std::collections::HashSet::new();
             for c in cols {
                 if !seen.insert(c) {
@@ -428,6 +437,31 @@ mod tests {
             assert_eq!(plan.input.second_pass, want, "{v}");
         }
         assert!(build("second_pass = \"twice\"").is_err());
+    }
+
+    #[test]
+    fn values_that_would_write_nonsense_are_config_errors() {
+        let problems = |extra: &str| match build(extra).unwrap_err() {
+            PrepError::Config { problems, .. } => problems.join("\n"),
+            other => panic!("{other}"),
+        };
+        let p = problems("[input.csv]\ndelimiter = \"\\n\"");
+        assert!(p.contains("cannot be a line end"), "{p}");
+        // [output] is appended by `build`; a second table adds columns.
+        let text =
+            "name = \"t\"\n[input]\nuri = \"in.csv\"\n[output]\nuri = \"out/\"\ncolumns = []\n";
+        let PrepError::Config {
+            problems: listed, ..
+        } = Plan::build(&load_str("p.toml", text, &[]).unwrap()).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(
+            listed.join("\n").contains("`output.columns` is empty"),
+            "{listed:?}"
+        );
+        let p = problems("[scale]\nmethod = \"minmax\"\nfeature_range = [0.0, inf]");
+        assert!(p.contains("two finite numbers"), "{p}");
     }
 
     #[test]

@@ -300,7 +300,9 @@ fn scale_group(
                 None => [0.0, 1.0],
                 Some(v) => {
                     let r = pair(p, v, "feature_range", [0.0, 1.0]);
-                    if r[0] >= r[1] {
+                    if !(r[0].is_finite() && r[1].is_finite()) {
+                        p.at(v.span(), format!("`scale.feature_range` must be two finite numbers, got [{:?}, {:?}]", r[0], r[1]));
+                    } else if r[0] >= r[1] {
                         p.at(v.span(), format!("`scale.feature_range` must have its minimum below its maximum, got [{:?}, {:?}]", r[0], r[1]));
                     }
                     r

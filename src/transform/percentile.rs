@@ -19,7 +19,15 @@ pub fn median_of(n: u64, at: &BTreeMap<u64, f64>) -> f64 {
     if n % 2 == 1 {
         at[&(n / 2)]
     } else {
-        (at[&(n / 2 - 1)] + at[&(n / 2)]) / 2.0
+        let (a, b) = (at[&(n / 2 - 1)], at[&(n / 2)]);
+        // numpy's (a + b) / 2, also where a + b overflows (|x| ~ 1e308):
+        // a / 2 + b / 2 is the same number when the sum is finite.
+        let sum = a + b;
+        if sum.is_finite() {
+            sum / 2.0
+        } else {
+            a / 2.0 + b / 2.0
+        }
     }
 }
 
@@ -64,6 +72,8 @@ mod tests {
     fn median_and_percentile_follow_numpy() {
         let at: BTreeMap<u64, f64> = [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0)].into();
         assert_eq!(median_of(4, &at), 3.0);
+        let huge: BTreeMap<u64, f64> = [(0, 1e308), (1, 1.7e308)].into();
+        assert_eq!(median_of(2, &huge), 1.35e308);
         assert_eq!(percentile_of(4, 25.0, &at), 1.75);
         assert_eq!(percentile_of(4, 75.0, &at), 5.0);
         assert_eq!(percentile_of(4, 100.0, &at), 8.0);

@@ -55,12 +55,7 @@ impl StandardAcc {
             .map(|(c, m)| {
                 let mut m = *m;
                 if let Some((v, n)) = fill(c).filter(|f| f.1 > 0) {
-                    m.merge(&Moments {
-                        count: n,
-                        shift: v,
-                        shifted_mean: 0.0,
-                        m2: 0.0,
-                    });
+                    m.merge(&Moments::repeated(v, n));
                 }
                 m
             })
@@ -71,7 +66,10 @@ impl StandardAcc {
             if m.count > 0 && !(m.mean().is_finite() && m.var().is_finite()) {
                 return Err(PrepError::bad_data(
                     DataLocation::default().column(c),
-                    DataError::StatisticOverflow { column: c.clone() },
+                    DataError::StatisticOverflow {
+                        column: c.clone(),
+                        statistic: "mean or variance",
+                    },
                 ));
             }
         }

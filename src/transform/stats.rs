@@ -6,6 +6,11 @@
 //! chunk is summarised with a two-pass (mean, then squared deviations), and
 //! chunk summaries are combined with Chan et al.'s parallel update in a fixed
 //! order, so results do not depend on the chunk size beyond rounding.
+//!
+//! The mean itself comes from a compensated (Neumaier) sum of the values:
+//! `shift + shifted mean` loses the digits of a mean far smaller than the
+//! first value (1e6, -1e6, 1 gave 0.33333333337, not 1/3), where the
+//! compensated sum is exact to the last bit in such cases.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +24,11 @@ pub struct Moments {
     pub shifted_mean: f64,
     /// Sum of squared deviations from the mean.
     pub m2: f64,
+    /// Neumaier sum of the values and its running compensation.
+    #[serde(default)]
+    pub sum: f64,
+    #[serde(default)]
+    pub sum_error: f64,
 }
 
 impl Default for Moments {
@@ -28,8 +38,23 @@ impl Default for Moments {
             shift: 0.0,
             shifted_mean: 0.0,
             m2: 0.0,
+            sum: 0.0,
+            sum_error: 0.0,
         }
     }
+}
+
+/// Adds `x` to the compensated sum `(sum, error)` (Neumaier's variant of
+/// Kahan summation: also right when `x` is larger than the sum so far).
+#[inline]
+fn add_compensated(sum: &mut f64, error: &mut f64, x: f64) {
+    let t = *sum + x;
+    *error += if sum.abs() >= x.abs() {
+        (*sum - t) + x
+    } else {
+        (x - t) + *sum
+    };
+    *sum = t;
 }
 
 /// Pairwise sum: error grows with log(n), not n.
@@ -51,8 +76,27 @@ fn pairwise_sum(v: &[f64]) -> f64 {
 }
 
 impl Moments {
+    /// `n` copies of `value` (an imputer's fill joining a column's moments).
+    pub fn repeated(value: f64, n: u64) -> Moments {
+        Moments {
+            count: n,
+            shift: value,
+            shifted_mean: 0.0,
+            m2: 0.0,
+            sum: value * n as f64,
+            sum_error: value.mul_add(n as f64, -(value * n as f64)),
+        }
+    }
+
     pub fn mean(&self) -> f64 {
-        self.shift + self.shifted_mean
+        let total = self.sum + self.sum_error;
+        if self.count > 0 && total.is_finite() {
+            total / self.count as f64
+        } else {
+            // Values whose sum overflows (|x| near 1e308) can still have a
+            // mean: the shifted one.
+            self.shift + self.shifted_mean
+        }
     }
 
     /// Population variance (ddof = 0).
@@ -81,11 +125,17 @@ impl Moments {
             *d = e * e;
         }
         let m2 = pairwise_sum(&shifted);
+        let (mut sum, mut sum_error) = (0.0, 0.0);
+        for &x in values {
+            add_compensated(&mut sum, &mut sum_error, x);
+        }
         self.merge(&Moments {
             count: values.len() as u64,
             shift,
             shifted_mean: mean,
             m2,
+            sum,
+            sum_error,
         });
     }
 
@@ -108,6 +158,8 @@ impl Moments {
         self.shifted_mean += delta * (nb / n);
         self.m2 += other.m2 + delta * delta * (na * nb / n);
         self.count += other.count;
+        add_compensated(&mut self.sum, &mut self.sum_error, other.sum);
+        self.sum_error += other.sum_error;
     }
 }
 
@@ -177,6 +229,34 @@ mod tests {
         let var = d.iter().map(|x| (x - mean_d).powi(2)).sum::<f64>() / 6.0;
         assert!(rel(m.var(), var) < 1e-9, "{} vs {}", m.var(), var);
         assert!(rel(m.mean(), base + mean_d) < 1e-15);
+    }
+
+    #[test]
+    fn a_mean_far_below_the_first_value_keeps_every_digit() {
+        let m = one_pass(&[1e6, -1e6, 1.0]);
+        assert_eq!(m.mean(), 1.0 / 3.0);
+        // Integers (exact in f64) with large cancellations, in chunks of
+        // every size: the mean is the exact sum (i128) divided by n.
+        let values: Vec<f64> = (0..30_000i64)
+            .map(|i| {
+                ((i * 7919) % 1_000_003 - 500_000) as f64 * if i % 2 == 0 { 1e6 } else { -1e6 }
+            })
+            .collect();
+        let exact = values.iter().map(|&x| x as i128).sum::<i128>() as f64 / values.len() as f64;
+        for chunk in [1, 7, 777, 30_000] {
+            let mut m = Moments::default();
+            for c in values.chunks(chunk) {
+                m.update(c);
+            }
+            assert!(
+                rel(m.mean(), exact) < 1e-15,
+                "chunks of {chunk}: {} vs {exact}",
+                m.mean()
+            );
+        }
+        // A sum that overflows still has its (shifted) mean.
+        assert_eq!(one_pass(&[1e308, 1.7e308]).mean(), 1.35e308);
+        assert_eq!(Moments::repeated(2.5, 4).mean(), 2.5);
     }
 
     #[test]

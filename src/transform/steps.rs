@@ -16,7 +16,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
-use crate::pipeline::plan::{EncodeGroup, ImputeStrategy, Plan, ScaleMethod};
+use crate::pipeline::plan::{EncodeGroup, ImputeStrategy, Plan, Scalar, ScaleMethod};
 use crate::transform::columns::StepColumns;
 use crate::transform::counts::Category;
 use crate::transform::encode::{EncodeAcc, EncodeStep, Locate};
@@ -208,11 +208,20 @@ pub fn fit_steps(
         };
         scale.push(acc.finish(g, n_rows, &fill, problems, values)?);
     }
-    Ok(FittedSteps {
+    let fitted = FittedSteps {
         impute,
         encode,
         scale,
-    })
+    };
+    // A statistic that overflowed f64 would be written as null, and the
+    // artifact could not be applied.
+    match fitted.overflowed() {
+        Some((column, statistic)) => Err(PrepError::bad_data(
+            DataLocation::default().column(&column),
+            DataError::StatisticOverflow { column, statistic },
+        )),
+        None => Ok(fitted),
+    }
 }
 
 fn fill_of_steps(impute: &[ImputeStep], c: &str) -> Option<(f64, u64)> {
@@ -228,6 +237,53 @@ pub struct FittedSteps {
 }
 
 impl FittedSteps {
+    /// The first fitted number that is not finite: its column and what it is.
+    fn overflowed(&self) -> Option<(String, &'static str)> {
+        let bad = |columns: &[String], values: &[f64], what: &'static str| {
+            columns
+                .iter()
+                .zip(values)
+                .find(|(_, v)| !v.is_finite())
+                .map(|(c, _)| (c.clone(), what))
+        };
+        for s in &self.impute {
+            let fills: Vec<f64> = s
+                .statistics
+                .iter()
+                .map(|v| match v {
+                    Scalar::Float(f) => *f,
+                    _ => 0.0,
+                })
+                .collect();
+            if let Some(found) = bad(&s.columns, &fills, "imputed value") {
+                return Some(found);
+            }
+        }
+        for s in &self.scale {
+            let found = match s {
+                ScaleStep::Standard(m) => bad(&m.columns, &m.mean, "mean")
+                    .or_else(|| bad(&m.columns, m.scale.as_deref().unwrap_or(&[]), "scale")),
+                ScaleStep::Minmax(m) => bad(&m.columns, &m.data_range, "data range")
+                    .or_else(|| bad(&m.columns, &m.scale, "scale"))
+                    .or_else(|| bad(&m.columns, &m.min, "offset")),
+                ScaleStep::Maxabs(m) => bad(&m.columns, &m.scale, "scale"),
+                ScaleStep::Robust(m) => {
+                    bad(&m.columns, m.center.as_deref().unwrap_or(&[]), "median").or_else(|| {
+                        bad(
+                            &m.columns,
+                            m.scale.as_deref().unwrap_or(&[]),
+                            "quantile range",
+                        )
+                    })
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
     /// Impute, encode, scale (columns in place; the layout orders them).
     pub fn apply(&self, df: DataFrame, locate: &Locate) -> Result<DataFrame> {
         let mut df = df;

@@ -203,3 +203,66 @@ fn inspect_widens_a_column_whose_later_values_do_not_fit() {
     assert_eq!(cols[1]["dtype"], "str");
     assert_eq!(out["rows"], 50_001);
 }
+
+/// A mean far below the column's first value keeps every digit (it was
+/// 0.33333333337 for 1e6, -1e6, 1): scikit-learn gives exactly 1/3.
+#[test]
+fn a_mean_far_below_the_first_value_is_exact() {
+    let case = case_with(
+        "id,x\n1,1000000\n2,-1000000\n3,1\n",
+        "[scale]\nexclude = [\"id\"]",
+    );
+    case.run(&[]).success();
+    assert_eq!(floats(&case.scaler()["mean"]), vec![1.0 / 3.0]);
+}
+
+/// Every fitted statistic must be a number: one that overflows f64 would
+/// be written as `null` into an artifact `prep apply` cannot read.
+#[test]
+fn any_fitted_statistic_that_overflows_is_bad_data_naming_the_column() {
+    let data = "id,a\n1,1.5e308\n2,-1.5e308\n";
+    let case = case_with(data, "[scale]\nmethod = \"minmax\"\nexclude = [\"id\"]");
+    let err = stderr_of(&case.run(&[]).code(3));
+    assert!(
+        err.contains("in.csv, column `a`")
+            && err.contains("the data range of column `a` overflows"),
+        "{err}"
+    );
+    assert!(!case.has_success());
+    // The median of two huge values is their midpoint, not infinity.
+    let case = case_with(
+        "id,a\n1,1e308\n2,1.7e308\n3,\n",
+        "[[impute]]\ncolumns = [\"a\"]\nstrategy = \"median\"\n[scale]\ncolumns = []",
+    );
+    case.run(&[]).success();
+    assert_eq!(case.rows()[2]["a"], 1.35e308);
+}
+
+#[test]
+fn too_many_categories_names_the_input() {
+    let case = case_with(
+        "id,s\n1,a\n2,b\n3,c\n",
+        "[[encode]]\ncolumns = [\"s\"]\nmax_distinct = 2\n[scale]\nexclude = [\"id\"]",
+    );
+    let err = stderr_of(&case.run(&[]).code(3));
+    assert!(
+        err.contains("in.csv, column `s`") && err.contains("(encode counts at most 2)"),
+        "{err}"
+    );
+}
+
+/// A `.zst` (or `.gz`) name on bytes that are not compressed that way is
+/// bad data (exit 3), not a storage failure.
+#[test]
+fn a_compressed_name_on_other_bytes_is_bad_data() {
+    for name in ["in.csv.zst", "in.csv.gz"] {
+        let case = Case::new();
+        case.write(name, "id,x\n1,2.0\n2,3.0\n");
+        case.pipeline(name, "");
+        let err = stderr_of(&case.run(&[]).code(3));
+        assert!(
+            err.contains(name) && err.contains("cannot decompress"),
+            "{name}: {err}"
+        );
+    }
+}
