@@ -91,7 +91,9 @@ pub fn parse_byte_size(s: &str) -> std::result::Result<u64, String> {
     let size: bytesize::ByteSize = s
         .trim()
         .parse()
-        .map_err(|e| format!("`{s}` is not a byte size ({e}); use e.g. \"64MB\" or \"512MiB\""))?;
+        .map_err(|_| {
+            format!("`{s}` is not a byte size: a positive number and a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. \"64MB\" or \"512MiB\"")
+        })?;
     if size.as_u64() == 0 {
         return Err(format!(
             "`{s}` is zero; a shard needs room for at least one row"

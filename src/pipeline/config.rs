@@ -223,16 +223,28 @@ pub struct LoadedConfig {
     pub file: String,
     pub text: String,
     pub raw: RawConfig,
+    /// Each `--set` as given, and where its key and value lie in `text`.
+    pub sets: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl LoadedConfig {
-    /// "line L, column C" of a span in the (overridden) text.
+    /// "line L, column C" of a span in the (overridden) text, or the
+    /// `--set` it came from.
     pub fn position(&self, span: std::ops::Range<usize>) -> String {
-        let before = &self.text[..span.start.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("line {line}, column {column}")
+        position_in(&self.text, &self.sets, span.start)
     }
+}
+
+/// Where byte `at` of the overridden `text` came from: `--set KEY=VALUE`
+/// when inside one of `sets`, else its line and column in the file.
+fn position_in(text: &str, sets: &[(String, std::ops::Range<usize>)], at: usize) -> String {
+    if let Some((set, _)) = sets.iter().rev().find(|(_, r)| r.contains(&at)) {
+        return format!("--set {set}");
+    }
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}")
 }
 
 /// Reads the pipeline file, applies `--set key=value` overrides, and parses it.
@@ -244,15 +256,41 @@ pub fn load(path: &str, sets: &[String]) -> Result<LoadedConfig> {
 
 pub fn load_str(file: &str, text: &str, sets: &[String]) -> Result<LoadedConfig> {
     let text = apply_sets(file, text, sets)?;
+    let spans = set_spans(&text, sets);
     let raw: RawConfig = toml::from_str(&text).map_err(|e| PrepError::Config {
         file: file.to_string(),
-        problems: vec![describe_toml_error(&text, &e)],
+        problems: vec![describe_toml_error(&text, &spans, &e)],
     })?;
     Ok(LoadedConfig {
         file: file.to_string(),
         text,
         raw,
+        sets: spans,
     })
+}
+
+/// Where each `--set` (already applied) lies in `text`: from its key to the
+/// end of its value, so a problem there names the `--set`, not a line of
+/// the file that does not hold it.
+fn set_spans(text: &str, sets: &[String]) -> Vec<(String, std::ops::Range<usize>)> {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return Vec::new();
+    };
+    sets.iter()
+        .filter_map(|set| {
+            let key = set.split_once('=')?.0.trim();
+            let path: Vec<&str> = key.split('.').collect();
+            let (last, tables) = path.split_last()?;
+            let mut table = doc.as_table();
+            for part in tables {
+                table = table.get(part)?.as_table()?;
+            }
+            let (k, item) = table.get_key_value(last)?;
+            let value = item.span()?;
+            let start = k.span().map_or(value.start, |s| s.start);
+            Some((set.clone(), start..value.end.max(start + 1)))
+        })
+        .collect()
 }
 
 /// Applies dotted-path overrides with `toml_edit`, which keeps the rest of the
@@ -297,6 +335,25 @@ fn apply_sets(file: &str, text: &str, sets: &[String]) -> Result<String> {
     Ok(doc.to_string())
 }
 
+/// serde's names for the types it expected, as a pipeline file spells
+/// them (`expected i64` → `expected an integer`).
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("expected i64", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    if let Some(at) = out.find("expected struct Raw") {
+        out.replace_range(at.., "expected a table ([...])");
+    }
+    out
+}
+
 /// A `--set` value is TOML when it parses as TOML (`1000`, `true`, `["a"]`),
 /// otherwise a plain string (`s3://b/p/`), so users rarely need quotes.
 fn parse_set_value(value: &str) -> toml_edit::Value {
@@ -312,13 +369,15 @@ fn parse_set_value(value: &str) -> toml_edit::Value {
 
 /// Turns a toml/serde error into one line with the position, the table and,
 /// for an unknown key, the closest known key.
-fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().to_string();
+fn describe_toml_error(
+    text: &str,
+    sets: &[(String, std::ops::Range<usize>)],
+    e: &toml::de::Error,
+) -> String {
+    let message = plain_types(e.message());
     let (position, table) = match e.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             let table = before
                 .lines()
                 .rev()
@@ -326,7 +385,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
                 .find(|l| l.starts_with('[') && l.ends_with(']'))
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "the top level".to_string());
-            (format!("line {line}, column {column}"), table)
+            (position_in(text, sets, span.start), table)
         }
         None => ("unknown position".to_string(), "the file".to_string()),
     };
@@ -347,6 +406,41 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_set_value_names_the_set_and_plain_types() {
+        let text = "name = \"t\"\n[input]\nuri = \"in.csv\"\n[output]\nuri = \"out/\"\n";
+        let sets = ["input.chunk_rows=abc".to_string()];
+        let err = problems(load_str("p.toml", text, &sets).unwrap_err()).join("\n");
+        assert!(
+            err.contains(
+                "--set input.chunk_rows=abc: invalid type: string \"abc\", expected an integer"
+            ),
+            "{err}"
+        );
+        let err =
+            problems(load_str("p.toml", text, &["input=3".to_string()]).unwrap_err()).join("\n");
+        assert!(
+            err.contains("--set input=3") && err.ends_with("expected a table ([...])"),
+            "{err}"
+        );
+        let err = problems(load_str("p.toml", text, &["chunk_rows=2".to_string()]).unwrap_err())
+            .join("\n");
+        assert!(
+            err.starts_with("--set chunk_rows=2: unknown key `chunk_rows`"),
+            "{err}"
+        );
+        // A value the plan rejects names the --set too.
+        let cfg = load_str("p.toml", text, &["output.shard_max_bytes=-5KB".to_string()]).unwrap();
+        let span = cfg.sets[0].1.clone();
+        assert_eq!(
+            cfg.position(span.end - 1..span.end),
+            "--set output.shard_max_bytes=-5KB"
+        );
+        // Problems in the file itself keep their line and column.
+        let err = problems(load_str("p.toml", "name = 3\n", &sets).unwrap_err()).join("\n");
+        assert!(err.starts_with("line 1, column 8"), "{err}");
+    }
 
     const MINIMAL: &str = "name = \"t\"\n[input]\nuri = \"in.csv\"\n[output]\nuri = \"out/\"\n";
 

@@ -54,6 +54,13 @@ pub struct OutputDir {
 impl OutputDir {
     pub fn new(uri: &str, storage: &StoragePlan) -> Result<Self> {
         let target = match local_path(uri) {
+            Some(dir) if dir.is_file() => return Err(crate::error::PrepError::Usage {
+                message: format!("the output {uri} is a file, not a folder"),
+                hint: Some(
+                    "prep writes a folder of shards: set output.uri (or --output) to a folder path"
+                        .into(),
+                ),
+            }),
             Some(dir) => OutTarget::Local(dir),
             None => OutTarget::Remote(remote::parse(uri, storage)?),
         };

@@ -266,3 +266,21 @@ fn a_compressed_name_on_other_bytes_is_bad_data() {
         );
     }
 }
+
+#[test]
+fn an_output_that_is_a_file_and_a_bad_set_are_usage_errors_saying_where() {
+    let case = case_with("id,x\n1,2.0\n2,3.0\n", "");
+    case.write("out", "not a folder");
+    let err = stderr_of(&case.run(&[]).code(2));
+    assert!(
+        err.contains("is a file, not a folder") && err.contains("hint:"),
+        "{err}"
+    );
+    let err = stderr_of(&case.run(&["--set", "input.chunk_rows=abc"]).code(2));
+    assert!(
+        err.contains(
+            "--set input.chunk_rows=abc: invalid type: string \"abc\", expected an integer"
+        ),
+        "{err}"
+    );
+}
