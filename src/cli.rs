@@ -284,9 +284,11 @@ fn dispatch(cmd: &Command) -> Result<()> {
             overwrite,
             log,
         } => {
+            // A data error about the whole input names it.
             let report = crate::commands::apply::apply(
                 artifact, input, output, format, *overwrite, log.quiet,
-            )?;
+            )
+            .map_err(|e| e.in_file(input))?;
             if !log.quiet {
                 tracing::info!("{}", report.summary());
             }

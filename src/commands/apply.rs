@@ -110,17 +110,6 @@ pub fn apply(
     overwrite: bool,
     quiet: bool,
 ) -> Result<RunReport> {
-    apply_to(artifact_uri, input, output, format, overwrite, quiet).map_err(|e| e.in_file(input))
-}
-
-fn apply_to(
-    artifact_uri: &str,
-    input: &str,
-    output: &str,
-    format: &str,
-    overwrite: bool,
-    quiet: bool,
-) -> Result<RunReport> {
     let t0 = Instant::now();
     let storage = StoragePlan::default();
     let loaded = load(artifact_uri, &storage)?;

@@ -7,10 +7,10 @@
 //! chunk summaries are combined with Chan et al.'s parallel update in a fixed
 //! order, so results do not depend on the chunk size beyond rounding.
 //!
-//! The mean itself comes from a compensated (Neumaier) sum of the values:
-//! `shift + shifted mean` loses the digits of a mean far smaller than the
-//! first value (1e6, -1e6, 1 gave 0.33333333337, not 1/3), where the
-//! compensated sum is exact to the last bit in such cases.
+//! The mean itself comes from the sum of the values: pairwise within a
+//! chunk (as numpy sums), the chunks' sums added with compensation
+//! (Neumaier). `shift + shifted mean` lost the digits of a mean far smaller
+//! than the first value (1e6, -1e6, 1 gave 0.33333333337, not 1/3).
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,8 @@ pub struct Moments {
     pub shifted_mean: f64,
     /// Sum of squared deviations from the mean.
     pub m2: f64,
-    /// Neumaier sum of the values and its running compensation.
+    /// Sum of the values (pairwise per chunk, chunks added by Neumaier's
+    /// compensated summation) and that summation's running compensation.
     #[serde(default)]
     pub sum: f64,
     #[serde(default)]
@@ -125,17 +126,14 @@ impl Moments {
             *d = e * e;
         }
         let m2 = pairwise_sum(&shifted);
-        let (mut sum, mut sum_error) = (0.0, 0.0);
-        for &x in values {
-            add_compensated(&mut sum, &mut sum_error, x);
-        }
+        let sum = pairwise_sum(values);
         self.merge(&Moments {
             count: values.len() as u64,
             shift,
             shifted_mean: mean,
             m2,
             sum,
-            sum_error,
+            sum_error: 0.0,
         });
     }
 
