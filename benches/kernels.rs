@@ -246,8 +246,8 @@ fn bench_moments_merge(c: &mut Criterion) {
                     shift,
                     shifted_mean,
                     m2: rng.unit() * 10.0,
-                    sum: (shift + shifted_mean) * count as f64,
-                    sum_error: 0.0,
+                    shifted_sum: shifted_mean * count as f64,
+                    shifted_sum_error: 0.0,
                 }
             })
             .collect();

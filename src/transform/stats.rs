@@ -7,10 +7,13 @@
 //! chunk summaries are combined with Chan et al.'s parallel update in a fixed
 //! order, so results do not depend on the chunk size beyond rounding.
 //!
-//! The mean itself comes from the sum of the values: pairwise within a
-//! chunk (as numpy sums), the chunks' sums added with compensation
-//! (Neumaier). `shift + shifted mean` lost the digits of a mean far smaller
-//! than the first value (1e6, -1e6, 1 gave 0.33333333337, not 1/3).
+//! The mean itself is `(shift · n + Σ(x − shift)) / n`, evaluated with
+//! error-free products and sums (double-double): the shifted sums are
+//! pairwise within a chunk and added across chunks with Neumaier's
+//! compensation. `shift + shifted mean` lost the digits of a mean far
+//! smaller than the first value (1e6, -1e6, 1 gave 0.33333333337, not 1/3);
+//! a plain sum of the values lost a constant column's exactness (200
+//! copies of 6.4e18 had a mean one ulp off, so `x − mean` was 1024).
 
 use serde::{Deserialize, Serialize};
 
@@ -24,12 +27,12 @@ pub struct Moments {
     pub shifted_mean: f64,
     /// Sum of squared deviations from the mean.
     pub m2: f64,
-    /// Sum of the values (pairwise per chunk, chunks added by Neumaier's
-    /// compensated summation) and that summation's running compensation.
+    /// Σ(x − shift), pairwise per chunk, the chunks' sums added with
+    /// Neumaier's compensation, and that compensation.
     #[serde(default)]
-    pub sum: f64,
+    pub shifted_sum: f64,
     #[serde(default)]
-    pub sum_error: f64,
+    pub shifted_sum_error: f64,
 }
 
 impl Default for Moments {
@@ -39,8 +42,8 @@ impl Default for Moments {
             shift: 0.0,
             shifted_mean: 0.0,
             m2: 0.0,
-            sum: 0.0,
-            sum_error: 0.0,
+            shifted_sum: 0.0,
+            shifted_sum_error: 0.0,
         }
     }
 }
@@ -56,6 +59,23 @@ fn add_compensated(sum: &mut f64, error: &mut f64, x: f64) {
         (x - t) + *sum
     };
     *sum = t;
+}
+
+/// `a + b` as an unevaluated sum `(s, e)`: `s` rounded, `e` exactly what
+/// rounding lost (Knuth's TwoSum).
+#[inline]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+/// `a · b` as `(p, e)`, `e` exactly what rounding lost (one fused
+/// multiply-add).
+#[inline]
+fn two_product(a: f64, b: f64) -> (f64, f64) {
+    let p = a * b;
+    (p, a.mul_add(b, -p))
 }
 
 /// Pairwise sum: error grows with log(n), not n.
@@ -82,20 +102,29 @@ impl Moments {
         Moments {
             count: n,
             shift: value,
-            shifted_mean: 0.0,
-            m2: 0.0,
-            sum: value * n as f64,
-            sum_error: value.mul_add(n as f64, -(value * n as f64)),
+            ..Moments::default()
         }
     }
 
+    /// `(shift · n + Σ(x − shift)) / n`, rounded once: the shift's product
+    /// and the sums are carried exactly (double-double), and the quotient
+    /// corrected by its remainder. A constant column's mean is its value,
+    /// and a mean far below the shift keeps its digits.
     pub fn mean(&self) -> f64 {
-        let total = self.sum + self.sum_error;
-        if self.count > 0 && total.is_finite() {
-            total / self.count as f64
+        if self.count == 0 {
+            return self.shift + self.shifted_mean;
+        }
+        let n = self.count as f64;
+        let (p, p_error) = two_product(self.shift, n);
+        let (t, t_error) = two_sum(p, self.shifted_sum);
+        let (hi, lo) = two_sum(t, t_error + p_error + self.shifted_sum_error);
+        let q = hi / n;
+        let mean = q + ((-q).mul_add(n, hi) + lo) / n;
+        if mean.is_finite() {
+            mean
         } else {
-            // Values whose sum overflows (|x| near 1e308) can still have a
-            // mean: the shifted one.
+            // shift · n overflows (|x| near 1e308): the shifted mean still
+            // holds.
             self.shift + self.shifted_mean
         }
     }
@@ -120,20 +149,20 @@ impl Moments {
         let shift = self.shift;
         let mut shifted: Vec<f64> = values.iter().map(|x| x - shift).collect();
         let n = shifted.len() as f64;
-        let mean = pairwise_sum(&shifted) / n;
+        let shifted_sum = pairwise_sum(&shifted);
+        let mean = shifted_sum / n;
         for d in shifted.iter_mut() {
             let e = *d - mean;
             *d = e * e;
         }
         let m2 = pairwise_sum(&shifted);
-        let sum = pairwise_sum(values);
         self.merge(&Moments {
             count: values.len() as u64,
             shift,
             shifted_mean: mean,
             m2,
-            sum,
-            sum_error: 0.0,
+            shifted_sum,
+            shifted_sum_error: 0.0,
         });
     }
 
@@ -156,8 +185,14 @@ impl Moments {
         self.shifted_mean += delta * (nb / n);
         self.m2 += other.m2 + delta * delta * (na * nb / n);
         self.count += other.count;
-        add_compensated(&mut self.sum, &mut self.sum_error, other.sum);
-        self.sum_error += other.sum_error;
+        // Σ(x − other.shift) re-based onto our shift: + (other.shift −
+        // shift) · other.count, every piece carried exactly.
+        let (d, d_error) = two_sum(other.shift, -self.shift);
+        let (r, r_error) = two_product(d, nb);
+        for x in [other.shifted_sum, r] {
+            add_compensated(&mut self.shifted_sum, &mut self.shifted_sum_error, x);
+        }
+        self.shifted_sum_error += other.shifted_sum_error + r_error + d_error * nb;
     }
 }
 
@@ -255,6 +290,24 @@ mod tests {
         // A sum that overflows still has its (shifted) mean.
         assert_eq!(one_pass(&[1e308, 1.7e308]).mean(), 1.35e308);
         assert_eq!(Moments::repeated(2.5, 4).mean(), 2.5);
+        // A constant column's mean is its value, however it is chunked or
+        // merged (a plain sum of 200 copies of 6.4e18 was one ulp off).
+        let v = 6_374_628_540_732_951_552.0f64;
+        for chunk in [1, 7, 200] {
+            let mut m = Moments::default();
+            for c in [v; 200].chunks(chunk) {
+                let mut part = Moments::default();
+                part.update(c);
+                m.merge(&part);
+            }
+            assert_eq!(m.mean(), v, "chunks of {chunk}");
+        }
+        // Partials with other shifts (workers) re-base exactly.
+        let (mut a, mut b) = (one_pass(&[1e6, -1e6]), one_pass(&[1.0]));
+        a.merge(&b);
+        assert_eq!(a.mean(), 1.0 / 3.0);
+        b.merge(&one_pass(&[1e6, -1e6]));
+        assert_eq!(b.mean(), 1.0 / 3.0);
     }
 
     #[test]

@@ -205,15 +205,26 @@ fn inspect_widens_a_column_whose_later_values_do_not_fit() {
 }
 
 /// A mean far below the column's first value keeps every digit (it was
-/// 0.33333333337 for 1e6, -1e6, 1): scikit-learn gives exactly 1/3.
+/// 0.33333333337 for 1e6, -1e6, 1): scikit-learn gives exactly 1/3. And a
+/// constant column's mean is its value, so it is written as 0.0 (a plain
+/// sum of three 6.4e18 was one ulp off: 1024.0).
 #[test]
 fn a_mean_far_below_the_first_value_is_exact() {
+    let big = "6374628540732951552";
     let case = case_with(
-        "id,x\n1,1000000\n2,-1000000\n3,1\n",
+        format!("id,x,c\n1,1000000,{big}\n2,-1000000,{big}\n3,1,{big}\n"),
         "[scale]\nexclude = [\"id\"]",
     );
     case.run(&[]).success();
-    assert_eq!(floats(&case.scaler()["mean"]), vec![1.0 / 3.0]);
+    assert_eq!(
+        floats(&case.scaler()["mean"]),
+        vec![1.0 / 3.0, 6374628540732951552.0]
+    );
+    assert!(
+        case.rows().iter().all(|r| r["c"] == 0.0),
+        "{:?}",
+        case.rows()
+    );
 }
 
 /// Every fitted statistic must be a number: one that overflows f64 would
