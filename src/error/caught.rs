@@ -4,16 +4,31 @@
 //! error. [`caught`] runs such a call and gives back the panic's message as
 //! an `Err`, so the caller can report the file and rows as bad data (exit
 //! 3) instead of the process dying with a backtrace. While a call runs
-//! under it, the panic hook ([`install_hook`], set once at startup) prints
-//! nothing for that thread; every other panic is printed as usual.
+//! under it, the panic hook ([`install_hook`], set on first use) prints
+//! nothing for that thread, nor for polars' own pool threads (`polars-N`),
+//! whose panics rayon hands back to the caller; every other panic is
+//! printed as usual.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
 thread_local! {
     /// This thread is inside [`caught`]: its panics are reported as errors.
     static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Calls inside [`caught`] now, on any thread.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a panic on this thread is one [`caught`] reports.
+fn quiet() -> bool {
+    CATCHING.with(Cell::get)
+        || (ACTIVE.load(Ordering::SeqCst) > 0
+            && std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("polars")))
 }
 
 /// Makes the panic hook quiet for threads inside [`caught`]; idempotent.
@@ -22,7 +37,7 @@ pub fn install_hook() {
     ONCE.call_once(|| {
         let printing = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !CATCHING.with(Cell::get) {
+            if !quiet() {
                 printing(info);
             }
         }));
@@ -33,7 +48,9 @@ pub fn install_hook() {
 pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
     let outer = CATCHING.with(|c| c.replace(true));
+    ACTIVE.fetch_add(1, Ordering::SeqCst);
     let result = catch_unwind(AssertUnwindSafe(f));
+    ACTIVE.fetch_sub(1, Ordering::SeqCst);
     CATCHING.with(|c| c.set(outer));
     result.map_err(|payload| {
         payload

@@ -359,67 +359,9 @@ pub fn open_read(obj: &InputObject, counter: Arc<AtomicU64>) -> Result<Box<dyn R
             counter,
         }),
     };
-    let compression = Compression::of(&obj.key);
-    if compression == Compression::None {
-        return Ok(raw);
-    }
-    let raw = RawReads(raw);
-    Ok(match compression {
-        Compression::Gzip => Box::new(Decompressed(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::with_capacity(1 << 20, raw),
-        ))),
-        _ => Box::new(Decompressed(
-            zstd::stream::read::Decoder::new(raw)
-                .map_err(|e| storage_uri("opening", &obj.uri, e))?,
-        )),
-    })
-}
-
-/// A failed read of the compressed bytes themselves (the disk, the
-/// network), as it travels through a decompressor.
-#[derive(Debug)]
-struct RawReadError(std::io::Error);
-
-impl std::fmt::Display for RawReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for RawReadError {}
-
-/// The compressed stream, its errors marked as [`RawReadError`].
-struct RawReads(Box<dyn Read + Send>);
-
-impl Read for RawReads {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0
-            .read(buf)
-            .map_err(|e| std::io::Error::new(e.kind(), RawReadError(e)))
-    }
-}
-
-/// A decompressor whose complaints about its input are `InvalidData` (bad
-/// data, exit 3: zstd reports a file that is not zstd as `Other`), while
-/// a failed read underneath stays what it was (a storage error, exit 4).
-struct Decompressed<R>(R);
-
-impl<R: Read> Read for Decompressed<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf).map_err(|e| {
-            if e.get_ref().is_some_and(|inner| inner.is::<RawReadError>()) {
-                let inner = e.into_inner().expect("checked above");
-                return inner
-                    .downcast::<RawReadError>()
-                    .map(|raw| raw.0)
-                    .unwrap_or_else(std::io::Error::other);
-            }
-            match e.kind() {
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput => e,
-                _ => std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-            }
-        })
-    }
+    Compression::of(&obj.key)
+        .decompressing(raw)
+        .map_err(|e| storage_uri("opening", &obj.uri, e))
 }
 
 /// Drops input objects that live under the output location (an output

@@ -33,7 +33,19 @@ if ! podman image exists localhost/prep-base:bookworm; then
 fi
 
 CTX="$(mktemp -d)"
-trap 'rm -rf "$CTX"; [ -n "${CID:-}" ] && { podman umount "$CID" >/dev/null 2>&1 || true; podman rm -f "$CID" >/dev/null 2>&1 || true; }' EXIT
+# Images this run makes (the test image and its build stages, ~1 GB each
+# run) are removed on exit; left behind, a day of test runs filled 34 GB.
+podman images -q --no-trunc | sort -u >"$CTX/images.before"
+cleanup() {
+  if [ -n "${CID:-}" ]; then
+    podman umount "$CID" >/dev/null 2>&1 || true
+    podman rm -f "$CID" >/dev/null 2>&1 || true
+  fi
+  podman images -q --no-trunc | sort -u | comm -13 "$CTX/images.before" - \
+    | xargs -r podman rmi -f >/dev/null 2>&1 || true
+  rm -rf "$CTX"
+}
+trap cleanup EXIT
 cp "$REPO/Dockerfile" "$CTX/"
 mkdir -p "$CTX/target/release" && cp "$BIN" "$CTX/target/release/prep"
 podman build --isolation chroot --target prebuilt \
