@@ -342,6 +342,10 @@ pub enum DataError {
         statistic: &'static str,
     },
 
+    /// An int96 timestamp outside what nanoseconds hold.
+    #[error("a timestamp in column `{column}` lies outside 1677-09-21 to 2262-04-11, which int96 timestamps are read as nanoseconds within")]
+    TimestampOutOfRange { column: String },
+
     /// A Parquet column of a type prep does not read (decimal, float16,
     /// struct, map, fixed-size list, ...).
     #[error("column `{column}` is of type {dtype}, which prep does not read")]
@@ -491,6 +495,9 @@ impl DataError {
             DataError::NameClash { .. } => "rename one of them with output.rename, or leave one out with output.columns".into(),
             DataError::StatisticOverflow { column, .. } => format!(
                 "rescale `{column}` where the data is made (e.g. divide it by a power of ten), or leave it out of that step"
+            ),
+            DataError::TimestampOutOfRange { column } => format!(
+                "write `{column}` as a microsecond timestamp (Spark: spark.sql.parquet.outputTimestampType = TIMESTAMP_MICROS), or null the far-off dates (9999-12-31 and the like) where the file is made"
             ),
             DataError::UnreadableType { .. } => "prep reads numbers, text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (a decimal to double, a struct to separate columns) or write the file without it".into(),
             DataError::UnknownLogicalType { .. } => "write the file without those columns, or with their plain types (e.g. pyarrow's write_table of the columns cast to string or double)".into(),

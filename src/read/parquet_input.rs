@@ -18,7 +18,7 @@ use polars::prelude::*;
 use polars_buffer::Buffer;
 
 use crate::error::{caught, DataError, DataLocation, PrepError, Result};
-use crate::read::parquet_types::check_readable;
+use crate::read::parquet_types::{check_int96_range, check_readable, int96_columns};
 use crate::read::parquet_validity::{null_stand_in, LevelCache};
 use crate::read::recent_cells::RecentCells;
 use crate::storage::remote;
@@ -89,6 +89,8 @@ pub struct ParquetInput {
     groups: RecentCells<usize, Option<Bytes>>,
     /// Null-only columns' levels, by column and row group.
     levels: LevelCache,
+    /// Columns stored as int96 timestamps (checked for their range).
+    int96: Vec<String>,
 }
 
 /// A file polars cannot read; a logical type newer than its reader knows
@@ -156,6 +158,7 @@ impl ParquetInput {
             .map_err(|panic| bad_file(uri, panic))?
             .map_err(|e| bad_file(uri, e))?;
         check_readable(&arrow_schema, uri)?;
+        let int96 = int96_columns(&metadata);
         Ok(ParquetInput {
             obj: obj.clone(),
             metadata,
@@ -164,6 +167,7 @@ impl ParquetInput {
             footer,
             groups: RecentCells::new(GROUPS_KEPT),
             levels: LevelCache::new(LEVELS_KEPT_PER_COLUMN * arrow_schema.len()),
+            int96,
         })
     }
 
@@ -440,9 +444,11 @@ impl ParquetInput {
         reader.set_metadata(metadata);
         let rows = format!("rows {}-{}", offset + 1, offset + len);
         // polars asserts on some malformed pages instead of failing.
-        caught(|| reader.finish())
+        let df = caught(|| reader.finish())
             .map_err(|panic| bad_file(&self.obj.uri, format!("{rows}: {panic}")))?
-            .map_err(|e| bad_file(&self.obj.uri, format!("{rows}: {e}")))
+            .map_err(|e| bad_file(&self.obj.uri, format!("{rows}: {e}")))?;
+        check_int96_range(&df, &self.int96, &self.obj.uri, offset + 1)?;
+        Ok(df)
     }
 }
 

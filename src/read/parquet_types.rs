@@ -1,14 +1,66 @@
 //! Which Parquet column types prep reads, checked on a file's footer
-//! before any row is decoded.
+//! before any row is decoded, and the one limit checked on decoded rows.
 //!
 //! In: the Arrow schema polars derives from the footer. Out: `Ok`, or exit
 //! 3 naming the file, the first column of a type prep does not read and
 //! that type. Without this check polars panics on some (decimal, float16,
 //! struct, map) and fails mid-run on others.
+//!
+//! int96 timestamps (Spark, Impala) are read as nanoseconds, which hold
+//! 1677-09-21 to 2262-04-11; polars writes `i64::MAX` for one outside that
+//! (Spark's 9999-12-31 sentinel), so [`check_int96_range`] stops the run
+//! there instead of writing 2262-04-11 23:47:16.854775807.
 
+use polars::prelude::{DataFrame, DataType};
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
+use polars_parquet::parquet::metadata::FileMetadata;
+use polars_parquet::parquet::schema::types::PhysicalType;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
+
+/// The top-level columns stored as int96.
+pub fn int96_columns(metadata: &FileMetadata) -> Vec<String> {
+    metadata
+        .schema()
+        .columns()
+        .iter()
+        .filter(|c| {
+            c.path_in_schema.len() == 1
+                && c.descriptor.primitive_type.physical_type == PhysicalType::Int96
+        })
+        .map(|c| c.path_in_schema[0].to_string())
+        .collect()
+}
+
+/// Exit 3 at the first value of an int96 column in `df` (rows from
+/// `first_row`, 1-based, of the file `uri`) that nanoseconds cannot hold.
+pub fn check_int96_range(
+    df: &DataFrame,
+    int96: &[String],
+    uri: &str,
+    first_row: usize,
+) -> Result<()> {
+    for name in int96 {
+        let Ok(col) = df.column(name) else { continue };
+        if !matches!(col.dtype(), DataType::Datetime(..)) {
+            continue;
+        }
+        let physical = col.to_physical_repr();
+        let Ok(values) = physical.i64() else { continue };
+        let first_bad = values.iter().position(|v| v == Some(i64::MAX));
+        if let Some(at) = first_bad {
+            let mut location = DataLocation::file(uri).column(name);
+            location.row = Some((first_row + at) as u64);
+            return Err(PrepError::bad_data(
+                location,
+                DataError::TimestampOutOfRange {
+                    column: name.clone(),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// `Ok` when prep reads every column of `schema` (the file `uri`'s).
 pub fn check_readable(schema: &ArrowSchema, uri: &str) -> Result<()> {

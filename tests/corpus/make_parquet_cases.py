@@ -11,7 +11,9 @@ script only documents and remakes them):
 The files from apache/parquet-testing (Apache-2.0) are copied, not made:
 bad_data_ARROW-GH-47662.parquet (a damaged page),
 bad_data_ARROW-RS-GH-6229-DICTHEADER.parquet (a damaged dictionary page
-header) and shredded_variant_case-001.parquet (a VARIANT logical type).
+header), int96_from_spark.parquet (int96 timestamps, one of them
+9999-12-31) and shredded_variant_case-001.parquet (a VARIANT logical
+type).
 """
 import datetime
 import decimal

@@ -306,3 +306,20 @@ fn an_output_that_is_a_file_and_a_bad_set_are_usage_errors_saying_where() {
         "{err}"
     );
 }
+
+/// parquet-testing's int96_from_spark.parquet holds 9999-12-31 (Spark's
+/// "no end" date): read as nanoseconds it cannot be held, and polars
+/// writes 2262-04-11 23:47:16.854775807 in its place. That is exit 3
+/// naming the row and column, not a wrong date with `_SUCCESS`.
+#[test]
+fn an_int96_timestamp_nanoseconds_cannot_hold_is_bad_data_naming_the_row() {
+    let case = case_over("int96_from_spark.parquet", "[clean]\ndrop_nulls = []");
+    refused(
+        &case,
+        &[
+            "int96_from_spark.parquet, data row 3, column `a`",
+            "outside 1677-09-21 to 2262-04-11",
+            "TIMESTAMP_MICROS",
+        ],
+    );
+}
