@@ -335,6 +335,37 @@ fn apply_sets(file: &str, text: &str, sets: &[String]) -> Result<String> {
     Ok(doc.to_string())
 }
 
+/// The keys of each table, as serde lists them when it meets an unknown
+/// one (so the list never drifts from the structs above).
+fn known_keys() -> &'static [(&'static str, Vec<String>)] {
+    fn keys_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        match toml::from_str::<T>("__probe__ = 1") {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .message()
+                .split('`')
+                .skip(3)
+                .step_by(2)
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+    static KEYS: std::sync::OnceLock<Vec<(&'static str, Vec<String>)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        vec![
+            ("input", keys_of::<RawInput>()),
+            ("input.csv", keys_of::<RawCsv>()),
+            ("clean", keys_of::<RawClean>()),
+            ("scale", keys_of::<RawScale>()),
+            ("impute", keys_of::<RawImpute>()),
+            ("encode", keys_of::<RawEncode>()),
+            ("output", keys_of::<RawOutput>()),
+            ("artifacts", keys_of::<RawArtifacts>()),
+            ("storage", keys_of::<RawStorage>()),
+        ]
+    })
+}
+
 /// serde's names for the types it expected, as a pipeline file spells
 /// them (`expected i64` → `expected an integer`).
 fn plain_types(message: &str) -> String {
@@ -393,8 +424,15 @@ fn describe_toml_error(
         let key = rest.split('`').next().unwrap_or_default();
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         let mut out = format!("{position}: unknown key `{key}` in {table}");
+        let elsewhere: Vec<String> = known_keys()
+            .iter()
+            .filter(|(_, keys)| keys.iter().any(|k| k == key))
+            .map(|(t, _)| format!("{t}.{key}"))
+            .collect();
         if let Some(s) = did_you_mean(key, expected.iter().copied()) {
             out.push_str(&format!(", did you mean `{s}`?"));
+        } else if let [only] = elsewhere.as_slice() {
+            out.push_str(&format!(", did you mean `{only}`?"));
         } else if !expected.is_empty() {
             out.push_str(&format!(" (known keys: {})", expected.join(", ")));
         }
@@ -427,7 +465,16 @@ mod tests {
         let err = problems(load_str("p.toml", text, &["chunk_rows=2".to_string()]).unwrap_err())
             .join("\n");
         assert!(
-            err.starts_with("--set chunk_rows=2: unknown key `chunk_rows`"),
+            err.starts_with(
+                "--set chunk_rows=2: unknown key `chunk_rows` in the top level, did you mean `input.chunk_rows`?"
+            ),
+            "{err}"
+        );
+        // A key of another table, in the file itself.
+        let moved = "name = \"t\"\n[input]\nuri = \"in.csv\"\ndrop_nulls = \"any\"\n[output]\nuri = \"out/\"\n";
+        let err = problems(load_str("p.toml", moved, &[]).unwrap_err()).join("\n");
+        assert!(
+            err.contains("unknown key `drop_nulls` in [input], did you mean `clean.drop_nulls`?"),
             "{err}"
         );
         // A value the plan rejects names the --set too.
