@@ -242,7 +242,7 @@ pub enum DataError {
     InspectColumnsDiffer { first: String },
 
     /// `prep apply`: a feature of the scaler is not numeric in the data.
-    #[error("feature column `{column}` is {dtype}, not numeric")]
+    #[error("feature column `{column}` is {}, not numeric", type_name(.dtype))]
     NotNumeric { column: String, dtype: DataType },
 
     /// An infinite value in a scaled column with `non_finite = "fail"`.
@@ -331,8 +331,12 @@ pub enum DataError {
     UnknownCategory { column: String, value: String },
 
     /// A generated output column whose name another output column has.
-    #[error("the generated column `{generated}` has the same name as the output column {other}")]
-    NameClash { generated: String, other: String },
+    #[error("two output columns would be named `{name}`: {first} and {second}")]
+    NameClash {
+        name: String,
+        first: String,
+        second: String,
+    },
 
     /// A fitted statistic (a mean, a variance, a data range, ...) that
     /// overflows f64.

@@ -143,7 +143,7 @@ impl PrepError {
                 Some("fix the pipeline file (docs/reference.md lists every key); `prep validate` lists every problem".into())
             }
             PrepError::OutputExists { .. } => Some(
-                "pass --overwrite to replace it, or point output.uri elsewhere (e.g. --set output.uri=...)".into(),
+                "pass --overwrite to replace it, or write elsewhere (`prep run`: --set output.uri=...; `prep apply`: another --output)".into(),
             ),
             PrepError::NoInput { .. } => Some(
                 "check input.uri: a directory/prefix reads every file under it, a glob like data/*.csv matches files".into(),

@@ -323,6 +323,7 @@ impl FittedSteps {
     /// column is bad input naming both.
     pub fn layout(&self, output: &[(String, String)], file: &str) -> Result<Vec<(String, String)>> {
         let mut out: Vec<(String, String)> = Vec::new();
+        // Each output name and where it comes from, as the user knows it.
         let mut origin: BTreeMap<String, String> = BTreeMap::new();
         for (c, to) in output {
             for p in self.produced(c) {
@@ -330,25 +331,22 @@ impl FittedSteps {
                     Some(rest) if p != *c => format!("{to}{rest}"),
                     _ => to.clone(),
                 };
+                let from = if p == *c {
+                    format!("the column `{c}`")
+                } else {
+                    format!("the one generated from `{c}`")
+                };
                 if let Some(first) = origin.get(&name) {
-                    let (generated, other) = if p != *c {
-                        (name.clone(), first.clone())
-                    } else {
-                        (first.clone(), name.clone())
-                    };
                     return Err(PrepError::bad_data(
                         DataLocation::file(file).column(c),
-                        DataError::NameClash { generated, other },
+                        DataError::NameClash {
+                            name,
+                            first: first.clone(),
+                            second: from,
+                        },
                     ));
                 }
-                origin.insert(
-                    name.clone(),
-                    if p == *c {
-                        name.clone()
-                    } else {
-                        format!("{name} (generated from `{c}`)")
-                    },
-                );
+                origin.insert(name.clone(), from);
                 out.push((p, name));
             }
         }

@@ -323,3 +323,16 @@ fn an_int96_timestamp_nanoseconds_cannot_hold_is_bad_data_naming_the_row() {
         ],
     );
 }
+
+#[test]
+fn a_generated_name_that_another_column_has_names_both_plainly() {
+    let case = case_with(
+        "id,s,s_a\n1,a,5\n2,b,6\n",
+        "[[encode]]\ncolumns = [\"s\"]\n[scale]\ncolumns = []",
+    );
+    let err = stderr_of(&case.run(&[]).code(3));
+    assert!(
+        err.contains("two output columns would be named `s_a`: the one generated from `s` and the column `s_a`"),
+        "{err}"
+    );
+}

@@ -164,7 +164,7 @@ fn output_exists_without_overwrite() {
         (
             2,
             "error: output <tmp>/out (holds _SUCCESS, manifest.json, part-00000.jsonl) already exists\n  \
-             hint: pass --overwrite to replace it, or point output.uri elsewhere (e.g. --set output.uri=...)\n"
+             hint: pass --overwrite to replace it, or write elsewhere (`prep run`: --set output.uri=...; `prep apply`: another --output)\n"
                 .to_string()
         )
     );
