@@ -112,6 +112,28 @@ fn folder_and_glob_round_trip(store: &dyn CloudStore) {
             "{names:?}"
         );
     }
+    // `--overwrite` removes the old output in bulk (Azure's blob batch,
+    // GCS's concurrent deletes): many small shards, then one, none stale.
+    let case = Case::new();
+    let out = store.uri(&bucket, "out/");
+    for extra in ["shard_max_rows = 100", "shard_max_rows = 100000"] {
+        let p = pipeline(
+            &case,
+            "p.toml",
+            &store.uri(&bucket, "raw"),
+            &out,
+            &format!("format = \"jsonl\"\n{extra}"),
+        );
+        let a = run(store, &p, &["--overwrite"]);
+        assert!(
+            a.get_output().status.success(),
+            "{extra}: {}",
+            stderr_of(&a)
+        );
+    }
+    let names = store.list(&bucket, "out/");
+    let shards: Vec<&String> = names.iter().filter(|n| n.contains("part-")).collect();
+    assert_eq!(shards, ["out/part-00000.jsonl"], "{names:?}");
 }
 
 /// Parquet read from the store with ranged GETs equals the local read.
