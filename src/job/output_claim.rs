@@ -13,6 +13,7 @@ use crate::error::{PrepError, Result};
 use crate::job::rejects::DIR as REJECTS;
 use crate::job::worker_id::WorkerId;
 use crate::job::Phase;
+use crate::storage::output::OutputListing;
 use crate::storage::OutputDir;
 
 /// Files a run owns under its output directory.
@@ -46,9 +47,10 @@ pub fn claim_output(
     overwrite: bool,
     opened: bool,
 ) -> Result<()> {
-    let names = out.list_names()?;
+    let listed = out.listing()?;
+    let names = &listed.names;
     let Some(id) = worker else {
-        return claim_whole(out, &names, overwrite);
+        return claim_whole(out, &listed, overwrite);
     };
     // Only the worker that opened this attempt removes the last one's
     // `_SUCCESS`; a worker joining later must not touch what may by then be
@@ -75,11 +77,11 @@ pub fn claim_output(
         }));
     }
     doomed.retain(|d| names.iter().any(|n| n == d));
-    out.delete_all(&doomed)
+    out.delete_all(&listed, &doomed)
 }
 
-fn claim_whole(out: &OutputDir, names: &[String], overwrite: bool) -> Result<()> {
-    let existing: Vec<&String> = names.iter().filter(|n| is_run_output(n)).collect();
+fn claim_whole(out: &OutputDir, listed: &OutputListing, overwrite: bool) -> Result<()> {
+    let existing: Vec<&String> = listed.names.iter().filter(|n| is_run_output(n)).collect();
     if existing.is_empty() {
         return Ok(());
     }
@@ -105,5 +107,5 @@ fn claim_whole(out: &OutputDir, names: &[String], overwrite: bool) -> Result<()>
         .map(|n| n.as_str())
         .filter(|n| *n != "_SUCCESS")
         .collect();
-    out.delete_all(&rest)
+    out.delete_all(listed, &rest)
 }

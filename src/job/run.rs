@@ -374,8 +374,9 @@ fn claim_extra(out: &OutputDir, spec: &JobSpec, id: WorkerId) -> Result<()> {
                 &spec.plan.storage,
             )?;
             let own = shard_prefix(Some(id));
-            let names = dir.list_names()?;
-            let doomed: Vec<&str> = names
+            let listed = dir.listing()?;
+            let doomed: Vec<&str> = listed
+                .names
                 .iter()
                 .map(String::as_str)
                 .filter(|name| {
@@ -383,7 +384,7 @@ fn claim_extra(out: &OutputDir, spec: &JobSpec, id: WorkerId) -> Result<()> {
                         || (name.starts_with(".part-") && name.contains(&own[5..]))
                 })
                 .collect();
-            dir.delete_all(&doomed)
+            dir.delete_all(&listed, &doomed)
         }
     }
 }

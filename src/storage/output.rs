@@ -38,6 +38,13 @@ pub fn run_id() -> &'static str {
     })
 }
 
+/// The output's names (and, on an object store, its objects) when listed.
+#[derive(Debug, Default)]
+pub struct OutputListing {
+    pub names: Vec<String>,
+    objects: Vec<object_store::path::Path>,
+}
+
 #[derive(Debug, Clone)]
 enum OutTarget {
     Local(PathBuf),
@@ -140,6 +147,13 @@ impl OutputDir {
 
     /// Names directly under the output (files, and folders such as `_work`).
     pub fn list_names(&self) -> Result<Vec<String>> {
+        Ok(self.listing()?.names)
+    }
+
+    /// What lies under the output: its names, and on an object store every
+    /// object, so [`Self::delete_all`] needs no second listing.
+    pub fn listing(&self) -> Result<OutputListing> {
+        let mut objects = Vec::new();
         let mut names = match &self.target {
             OutTarget::Local(dir) => match std::fs::read_dir(dir) {
                 Ok(entries) => {
@@ -153,30 +167,34 @@ impl OutputDir {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(storage("listing", dir, e)),
             },
-            OutTarget::Remote(loc) => remote::list(loc)?
-                .iter()
-                .map(|l| Self::name_of(loc, l.path.as_ref()).to_string())
-                .filter(|name| !name.is_empty())
-                .collect(),
+            OutTarget::Remote(loc) => {
+                objects = remote::list(loc)?.into_iter().map(|l| l.path).collect();
+                objects
+                    .iter()
+                    .map(|path| Self::name_of(loc, path.as_ref()).to_string())
+                    .filter(|name| !name.is_empty())
+                    .collect()
+            }
         };
         names.sort();
         names.dedup();
-        Ok(names)
+        Ok(OutputListing { names, objects })
     }
 
     /// Deletes one file (never a folder): one request on an object store.
     pub fn delete_file(&self, name: &str) -> Result<()> {
         match &self.target {
-            OutTarget::Local(_) => self.delete_all(&[name]),
+            OutTarget::Local(_) => self.delete_all(&OutputListing::default(), &[name]),
             OutTarget::Remote(loc) => remote::delete(loc, &loc.child(name)),
         }
     }
 
-    /// Deletes every listed name: files, and folders with everything in
-    /// them. On an object store that is one listing of the output and bulk
-    /// deletes (`remote::delete_many`), so a rerun over an output of many
-    /// shards costs a few round trips, not two per shard.
-    pub fn delete_all(&self, names: &[&str]) -> Result<()> {
+    /// Deletes the named files, and folders with everything in them. On an
+    /// object store the objects come from `listed` (this output's
+    /// [`Self::listing`]) and go in bulk deletes (`remote::delete_many`), so
+    /// a rerun over an output of many shards costs a few round trips, not
+    /// two per shard.
+    pub fn delete_all(&self, listed: &OutputListing, names: &[&str]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }
@@ -198,13 +216,11 @@ impl OutputDir {
                 Ok(())
             }
             OutTarget::Remote(loc) => {
-                let doomed: Vec<_> = remote::list(loc)?
-                    .into_iter()
-                    .filter(|l| {
-                        let name = Self::name_of(loc, l.path.as_ref());
-                        names.contains(&name)
-                    })
-                    .map(|l| l.path)
+                let doomed: Vec<_> = listed
+                    .objects
+                    .iter()
+                    .filter(|path| names.contains(&Self::name_of(loc, path.as_ref())))
+                    .cloned()
                     .collect();
                 remote::delete_many(loc, doomed)
             }

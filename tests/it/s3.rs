@@ -218,7 +218,7 @@ fn overwrite_on_s3_refuses_then_replaces_without_stale_shards() {
                 .iter()
                 .filter(|r| r.contains("list-type=2&prefix=out/"))
                 .count();
-            assert_eq!(listings, 2, "{rerun:#?}");
+            assert_eq!(listings, 1, "{rerun:#?}");
         }
         None => assert!(
             !in_ci(),
