@@ -19,7 +19,7 @@ use crate::chunk::FixedSchema;
 use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
 use crate::job::finish::{finish, CommitGuard};
 use crate::job::fit::{Fitted, PassInput};
-use crate::job::listing::list_data;
+use crate::job::listing::{list_data, tab_when_named_so};
 use crate::job::output_claim::claim_output;
 use crate::job::report::RunReport;
 use crate::job::run::lock_policy;
@@ -119,6 +119,7 @@ pub fn apply(
     claim_output(&out, None, Phase::All, overwrite, false)?;
     let format = OutputFormat::parse(format).expect("clap checked the format");
     let mut input_plan = InputPlan::defaults(input);
+    tab_when_named_so(&mut input_plan.csv, &files);
     let cancel = crate::signals::install();
     if let Some(fixed) = first_schema(&files, &input_plan)? {
         check_columns(&loaded, &fixed)?;

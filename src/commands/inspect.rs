@@ -9,7 +9,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
-use crate::job::listing::list_data;
+use crate::job::listing::{list_data, tab_when_named_so};
 use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::source::format_of;
@@ -152,6 +152,7 @@ pub fn inspect_data(uri: &str) -> Result<Inspection> {
     // fit widens its column (int64 → float64 → string) and the files are
     // read again: inspect has no [input.schema] to pin types with.
     let mut plan = InputPlan::defaults(uri);
+    tab_when_named_so(&mut plan.csv, &files);
     for _ in 0..WIDENINGS {
         match inspect_csv(uri, &files, &plan) {
             Err(PrepError::BadData { kind, .. }) if wider(&kind).is_some() => {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use polars::prelude::*;
 
 use crate::error::Result;
-use crate::job::listing::list_data;
+use crate::job::listing::{list_data, tab_when_named_so};
 use crate::pipeline::config::load;
 use crate::pipeline::plan::{
     DropNulls, EncodeMethod, ImputeStrategy, InputFormat, MinFrequency, Plan, ScaleColumns,
@@ -74,8 +74,9 @@ fn peek_parquet(files: &[InputObject]) -> Result<Peek> {
 
 pub fn validate(pipeline: &str, sets: &[String]) -> Result<String> {
     let loaded = load(pipeline, sets)?;
-    let plan = Plan::build(&loaded)?;
+    let mut plan = Plan::build(&loaded)?;
     let files = list_data(&plan.input.uri, &plan.storage)?;
+    tab_when_named_so(&mut plan.input.csv, &files);
     let format = format_of(&files[0], plan.input.format)?;
     for f in &files[1..] {
         if format_of(f, plan.input.format)? != format {

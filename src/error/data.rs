@@ -503,7 +503,7 @@ impl DataError {
             DataError::TimestampOutOfRange { column } => format!(
                 "write `{column}` as a microsecond timestamp (Spark: spark.sql.parquet.outputTimestampType = TIMESTAMP_MICROS), or null the far-off dates (9999-12-31 and the like) where the file is made"
             ),
-            DataError::UnreadableType { .. } => "prep reads numbers, text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (a decimal to double, a struct to separate columns) or write the file without it".into(),
+            DataError::UnreadableType { .. } => "prep reads numbers (decimals of up to 38 digits, as float64), text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (to double, a struct to separate columns) or write the file without it".into(),
             DataError::UnknownLogicalType { .. } => "write the file without those columns, or with their plain types (e.g. pyarrow's write_table of the columns cast to string or double)".into(),
             DataError::UnwritableType { column, .. } => format!(
                 "write Parquet shards (output.format = \"parquet\"), or leave `{column}` out with output.columns"

@@ -27,7 +27,7 @@ use crate::job::attempt::join_or_open;
 use crate::job::barrier::{fingerprint, settings, Barrier, Done, Partial};
 use crate::job::finish::{finish, run_report, scaler_source, sink_options, Artifact, CommitGuard};
 use crate::job::fit::{cleaner_for, fit_pass, Fitted, PassInput};
-use crate::job::listing::list_data;
+use crate::job::listing::{list_data, tab_when_named_so};
 use crate::job::output_claim::{claim_output, shard_prefix};
 use crate::job::refine::{PassRefine, SHARED_COLLECT, SOLO_COLLECT};
 use crate::job::rejects::{RejectWriter, RejectsReport, DIR as REJECTS};
@@ -87,6 +87,12 @@ fn job(spec: &JobSpec, cancel: Arc<AtomicBool>) -> Result<Option<RunReport>> {
         &out,
         &plan.input.uri,
     )?;
+    // Objects named `.tsv`: the same plan with a tab delimiter.
+    let mut tabbed = plan.clone();
+    let plan = match tab_when_named_so(&mut tabbed.input.csv, &files) {
+        true => &tabbed,
+        false => plan,
+    };
     let id = spec.worker.unwrap_or(WorkerId { index: 0, count: 1 });
     let pieces = share_of(&files, plan, id)?;
     // The first objects' reads start now, while the output is claimed.

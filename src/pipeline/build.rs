@@ -181,6 +181,7 @@ impl Plan {
         }
         let csv = CsvPlan {
             delimiter,
+            delimiter_set: csv_raw.delimiter.is_some(),
             has_header: csv_raw.header.unwrap_or(true),
             quote: Some(quote),
             null_values: csv_raw

@@ -86,6 +86,9 @@ pub enum SecondPass {
 #[derive(Debug, Clone, Serialize)]
 pub struct CsvPlan {
     pub delimiter: u8,
+    /// `input.csv.delimiter` was set; when not, objects all named `.tsv`
+    /// or `.tab` are read with a tab (`job/listing.rs`).
+    pub delimiter_set: bool,
     pub has_header: bool,
     pub quote: Option<u8>,
     pub null_values: Vec<String>,
@@ -257,6 +260,7 @@ impl InputPlan {
             second_pass: SecondPass::Auto,
             csv: CsvPlan {
                 delimiter: b',',
+                delimiter_set: false,
                 has_header: true,
                 quote: Some(b'"'),
                 null_values: DEFAULT_NULL_VALUES.iter().map(|s| s.to_string()).collect(),

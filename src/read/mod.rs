@@ -4,7 +4,7 @@
 //! [`csv_fields`], parsed ([`csv_fast`], with [`csv_reference`] for what it
 //! leaves) and typed ([`csv_types`]); Parquet is decoded a row group at a
 //! time ([`parquet_input`]) once [`parquet_types`] has checked its columns'
-//! types, a column read only for its nulls by its levels alone
+//! types (decimals read as float64: [`parquet_decimal`]), a column read only for its nulls by its levels alone
 //! ([`parquet_validity`]). [`source`] drives both; [`split`] cuts one
 //! object between workers; [`schema_check`] holds later files to the schema.
 
@@ -15,6 +15,7 @@ pub mod csv_reader;
 pub mod csv_reference;
 pub mod csv_types;
 pub mod page_prefix;
+pub mod parquet_decimal;
 pub mod parquet_input;
 pub mod parquet_types;
 pub mod parquet_validity;

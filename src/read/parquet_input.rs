@@ -18,6 +18,7 @@ use polars::prelude::*;
 use polars_buffer::Buffer;
 
 use crate::error::{caught, DataError, DataLocation, PrepError, Result};
+use crate::read::parquet_decimal::{decimal_columns, decimals_as_float, float_schema};
 use crate::read::parquet_types::{check_int96_range, check_readable, int96_columns};
 use crate::read::parquet_validity::{null_stand_in, LevelCache};
 use crate::read::recent_cells::RecentCells;
@@ -91,6 +92,8 @@ pub struct ParquetInput {
     levels: LevelCache,
     /// Columns stored as int96 timestamps (checked for their range).
     int96: Vec<String>,
+    /// Decimal columns and their scales, converted to float64 once decoded.
+    decimals: Vec<(String, usize)>,
 }
 
 /// A file polars cannot read; a logical type newer than its reader knows
@@ -159,15 +162,17 @@ impl ParquetInput {
             .map_err(|e| bad_file(uri, e))?;
         check_readable(&arrow_schema, uri)?;
         let int96 = int96_columns(&metadata);
+        let decimals = decimal_columns(&arrow_schema);
         Ok(ParquetInput {
             obj: obj.clone(),
             metadata,
             num_rows,
-            schema: Schema::from_arrow_schema(arrow_schema.as_ref()),
+            schema: float_schema(Schema::from_arrow_schema(arrow_schema.as_ref()), &decimals),
             footer,
             groups: RecentCells::new(GROUPS_KEPT),
             levels: LevelCache::new(LEVELS_KEPT_PER_COLUMN * arrow_schema.len()),
             int96,
+            decimals,
         })
     }
 
@@ -448,7 +453,7 @@ impl ParquetInput {
             .map_err(|panic| bad_file(&self.obj.uri, format!("{rows}: {panic}")))?
             .map_err(|e| bad_file(&self.obj.uri, format!("{rows}: {e}")))?;
         check_int96_range(&df, &self.int96, &self.obj.uri, offset + 1)?;
-        Ok(df)
+        decimals_as_float(df, &self.decimals)
     }
 }
 

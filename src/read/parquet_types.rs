@@ -3,8 +3,8 @@
 //!
 //! In: the Arrow schema polars derives from the footer. Out: `Ok`, or exit
 //! 3 naming the file, the first column of a type prep does not read and
-//! that type. Without this check polars panics on some (decimal, float16,
-//! struct, map) and fails mid-run on others.
+//! that type. Without this check polars panics on some (float16, struct,
+//! map, decimals wider than 38 digits) and fails mid-run on others.
 //!
 //! int96 timestamps (Spark, Impala) are read as nanoseconds, which hold
 //! 1677-09-21 to 2262-04-11; polars writes `i64::MAX` for one outside that
@@ -107,12 +107,18 @@ fn unreadable(dtype: &ArrowDataType) -> Option<String> {
         | A::Utf8
         | A::LargeUtf8
         | A::Utf8View => None,
-        A::List(inner) | A::LargeList(inner) => {
-            unreadable(&inner.dtype).map(|t| format!("list of {t}"))
-        }
+        A::List(inner) | A::LargeList(inner) => match inner.dtype {
+            // Top-level decimals become float64; inside a list they would not.
+            A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) => {
+                Some(format!("list of decimal({p}, {s})"))
+            }
+            ref t => unreadable(t).map(|t| format!("list of {t}")),
+        },
         A::Dictionary(_, values, _) => unreadable(values),
+        // Read as float64 (`parquet_decimal.rs`); polars holds 38 digits.
+        A::Decimal(p, _) | A::Decimal32(p, _) | A::Decimal64(p, _) if *p <= 38 => None,
         A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) | A::Decimal256(p, s) => {
-            Some(format!("decimal({p}, {s})"))
+            Some(format!("decimal({p}, {s}), more than 38 digits"))
         }
         A::Float16 => Some("float16".into()),
         A::Int128 => Some("int128".into()),
@@ -139,10 +145,11 @@ mod tests {
     }
 
     #[test]
-    fn flat_columns_lists_and_dictionaries_of_them_are_read() {
+    fn flat_columns_decimals_lists_and_dictionaries_of_them_are_read() {
         let item = Box::new(Field::new("item".into(), ArrowDataType::Int16, true));
         let s = schema(vec![
             ("a", ArrowDataType::UInt8),
+            ("price", ArrowDataType::Decimal(10, 2)),
             ("b", ArrowDataType::Utf8View),
             ("c", ArrowDataType::List(item)),
             (
@@ -182,6 +189,12 @@ mod tests {
         assert!(text.contains("f.parquet"), "{text}");
         assert!(
             text.contains("`prices` is of type list of decimal(10, 2)"),
+            "{text}"
+        );
+        let s = schema(vec![("wide", ArrowDataType::Decimal(40, 2))]);
+        let text = check_readable(&s, "w.parquet").unwrap_err().to_string();
+        assert!(
+            text.contains("`wide` is of type decimal(40, 2), more than 38 digits"),
             "{text}"
         );
         let s = schema(vec![("s", ArrowDataType::Struct(vec![]))]);

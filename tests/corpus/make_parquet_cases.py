@@ -1,5 +1,5 @@
 """Writes the small Parquet files under tests/corpus/ that tests/it/corpus_cases.rs
-reads: column types prep reads, types it refuses with a clear error, and
+reads: column types prep reads (decimals too, as float64), types it refuses with a clear error, and
 values that must come through exactly.
 
 Needs pyarrow (not in tests/requirements.txt: the files are committed, this
@@ -50,8 +50,22 @@ def main():
         "t": pa.array([1, 2, 3_000_000], pa.time64("us")),
         "x": pa.array([1.0, 2.0, 4.0]),
     })
+    # Decimals are read as float64: stored as fixed-size bytes (pyarrow's
+    # default), as int32/int64 (Spark, Athena), with a null, and at 38 digits.
+    D = decimal.Decimal
+    prices = [D("1.25"), D("-3.50"), None, D("1000000.01")]
+    wide = [D("0.1234567890"), D("1"), D("-2.5"), D("12345678901234567.8901234567")]
+    columns = {
+        "id": pa.array([1, 2, 3, 4], pa.int64()),
+        "price": pa.array(prices, pa.decimal128(10, 2)),
+        "wide": pa.array(wide, pa.decimal128(38, 10)),
+        "small": pa.array([D("1.5"), D("-0.01"), None, D("999.99")], pa.decimal128(5, 2)),
+    }
+    write("decimal.parquet", columns)
+    pq.write_table(pa.table(columns), HERE / "decimal_as_int.parquet", compression="snappy",
+                   store_decimal_as_integer=True)
     # Refused, each naming its column.
-    write("decimal.parquet", {"id": ids, "price": pa.array([decimal.Decimal("1.25")] * 3, pa.decimal128(10, 2))})
+    write("decimal256.parquet", {"id": ids, "big": pa.array([D("1.25")] * 3, pa.decimal256(40, 2))})
     write("float16.parquet", {"id": ids, "h": pa.array(np.array([1, 2, 3], dtype=np.float16))})
     write("struct.parquet", {"id": ids, "s": pa.array([{"a": 1}] * 3)})
     # Read, but JSON Lines and CSV shards cannot hold them.

@@ -44,7 +44,11 @@ fn refused(case: &Case, needles: &[&str]) {
 #[test]
 fn unread_parquet_types_are_bad_data_naming_the_column_in_every_command() {
     for (file, column, dtype) in [
-        ("decimal.parquet", "price", "decimal(10, 2)"),
+        (
+            "decimal256.parquet",
+            "big",
+            "decimal(40, 2), more than 38 digits",
+        ),
         ("float16.parquet", "h", "float16"),
         ("struct.parquet", "s", "struct"),
     ] {
@@ -115,6 +119,57 @@ fn small_integer_columns_are_read_and_scaled() {
     let rows = case.rows();
     assert_eq!(rows[0]["id"], 1);
     assert!(rows[2]["u8"].as_f64().unwrap() > 1.0, "{rows:?}");
+}
+
+#[test]
+fn decimal_columns_are_read_as_float64_whatever_their_storage() {
+    // Fixed-size bytes (pyarrow's default) and int32/int64 (Spark, Athena);
+    // row 3 holds nulls and is dropped.
+    for file in ["decimal.parquet", "decimal_as_int.parquet"] {
+        let case = case_over(file, "[scale]\nexclude = [\"id\"]");
+        case.run(&[]).success();
+        let s = case.scaler();
+        assert_eq!(
+            s["feature_names"],
+            serde_json::json!(["price", "wide", "small"]),
+            "{file}"
+        );
+        // The exact means of the decimals, to the contract's 1e-12.
+        let expected = [333332.58666666667, 4115226300411523.0, 333.82666666666665];
+        for (got, want) in floats(&s["mean"]).iter().zip(expected) {
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs(),
+                "{file}: {got} vs {want}"
+            );
+        }
+        let ids: Vec<i64> = case
+            .rows()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 2, 4], "{file}");
+
+        // Passed through: the nearest float64, written as the shortest form.
+        let case = case_over(file, "[scale]\ncolumns = [\"small\"]");
+        case.run(&[]).success();
+        let rows = case.rows();
+        let prices: Vec<f64> = rows.iter().map(|r| r["price"].as_f64().unwrap()).collect();
+        assert_eq!(prices, [1.25, -3.5, 1000000.01], "{file}");
+        assert_eq!(
+            rows[2]["wide"].as_f64(),
+            Some(12345678901234568.0),
+            "{file}"
+        );
+        let text = std::fs::read_to_string(case.out_file("part-00000.jsonl")).unwrap();
+        assert!(text.contains("\"price\":-3.5,"), "{text}");
+    }
+    let a = prep()
+        .arg("inspect")
+        .arg(corpus("decimal_as_int.parquet"))
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(out.contains("price") && out.contains("1000000.01"), "{out}");
 }
 
 #[test]

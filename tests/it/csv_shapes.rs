@@ -381,3 +381,46 @@ fn odd_files_are_read_or_refused_never_a_crash() {
         }
     }
 }
+
+/// Objects named `.tsv` are tab-separated unless `input.csv.delimiter` is
+/// set: a directly named file, a folder of them (gzip too) and `inspect`.
+#[test]
+fn tsv_names_mean_tabs_unless_a_delimiter_is_set() {
+    let data = "id\ttext\tx\n1\ta, b\t1.5\n2\tc\t2.5\n3\td\t4.0\n";
+    let case = Case::new();
+    case.write("one/in.tsv", data);
+    case.pipeline("one/in.tsv", "[scale]\nexclude = [\"id\"]");
+    case.run(&[]).success();
+    let rows = case.rows();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["text"], "a, b");
+    assert_eq!(case.scaler()["feature_names"], serde_json::json!(["x"]));
+
+    // A folder of .tsv and .tsv.gz objects.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, b"id\ttext\tx\n4\te\t8.0\n").unwrap();
+    case.write("many/a.tsv", data);
+    case.write("many/b.TSV.gz", gz.finish().unwrap());
+    case.pipeline("many/", "[scale]\nexclude = [\"id\"]");
+    case.run(&["--overwrite"]).success();
+    assert_eq!(case.rows().len(), 4);
+
+    // A set delimiter wins: the whole line is then one column.
+    case.pipeline(
+        "one/in.tsv",
+        "[input.csv]\ndelimiter = \",\"\n[scale]\ncolumns = []",
+    );
+    let err = stderr_of(&case.run(&["--overwrite"]).code(3));
+    assert!(
+        err.contains("line 2") && err.contains("expected 1 field"),
+        "{err}"
+    );
+
+    let a = prep()
+        .arg("inspect")
+        .arg(case.path("one/in.tsv"))
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(out.contains("text") && out.contains("4"), "{out}");
+}
