@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::job::listing::{list_data, tab_when_named_so};
-use crate::pipeline::plan::{ColumnType, InputFormat, InputPlan};
+use crate::pipeline::plan::{type_name, ColumnType, InputFormat, InputPlan};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::source::format_of;
 use crate::read::source::Source;
@@ -227,7 +227,7 @@ fn summarize(
             let has = |a: &&Acc| numeric && a.moments.count > 0;
             ColumnSummary {
                 name: name.to_string(),
-                dtype: dtype.to_string(),
+                dtype: type_name(dtype),
                 nulls: acc.map_or(0, |a| a.nulls),
                 min: acc.filter(has).map(|a| a.min),
                 max: acc.filter(has).map(|a| a.max),

@@ -8,6 +8,7 @@ use std::fmt;
 use polars::prelude::DataType;
 
 use super::prep::did_you_mean;
+use crate::pipeline::plan::type_name;
 
 /// Where in the input a data problem sits. Every part is optional because a
 /// schema mismatch has no line and a CSV parse error may have no column.
@@ -360,24 +361,15 @@ pub enum DataError {
     #[error("it uses a Parquet logical type prep's reader does not know ({detail})")]
     UnknownLogicalType { detail: String },
 
-    /// A column a text shard (JSON Lines, CSV) has no way to hold.
-    #[error("column `{column}` is {dtype}, which {format} shards cannot hold")]
+    /// A column a text shard (JSON Lines, CSV) has no way to hold; with
+    /// `rejects`, a `_rejects/` shard (which holds every input column).
+    #[error("column `{column}` is {dtype}, which {format} shards{} cannot hold", if *rejects { " of `_rejects/`" } else { "" })]
     UnwritableType {
         column: String,
         dtype: String,
         format: &'static str,
+        rejects: bool,
     },
-}
-
-/// A type as `[input.schema]` spells it.
-fn type_name(dtype: &DataType) -> String {
-    match dtype {
-        DataType::Int64 => "int64".into(),
-        DataType::Float64 => "float64".into(),
-        DataType::Boolean => "bool".into(),
-        DataType::String => "string".into(),
-        d => d.to_string(),
-    }
 }
 
 /// A column name as a TOML key: bare when it can be, quoted otherwise.
@@ -505,6 +497,9 @@ impl DataError {
             ),
             DataError::UnreadableType { .. } => "prep reads numbers (decimals of up to 38 digits, as float64), text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (to double, a struct to separate columns) or write the file without it".into(),
             DataError::UnknownLogicalType { .. } => "write the file without those columns, or with their plain types (e.g. pyarrow's write_table of the columns cast to string or double)".into(),
+            DataError::UnwritableType { column, rejects: true, .. } => format!(
+                "set output.rejects = false, or make the input without `{column}`"
+            ),
             DataError::UnwritableType { column, .. } => format!(
                 "write Parquet shards (output.format = \"parquet\"), or leave `{column}` out with output.columns"
             ),

@@ -177,7 +177,11 @@ impl Plan {
             }
         }
         if delimiter == quote {
-            p.plain("`input.csv.delimiter` and `input.csv.quote` must differ");
+            let msg = "`input.csv.delimiter` and `input.csv.quote` must differ";
+            match csv_raw.delimiter.as_ref().or(csv_raw.quote.as_ref()) {
+                Some(set) => p.at(set.span(), msg),
+                None => p.plain(msg),
+            }
         }
         let csv = CsvPlan {
             delimiter,
@@ -305,28 +309,41 @@ impl Plan {
             }
         };
         if let Some(cols) = &out.columns {
-            if cols.is_empty() {
-                p.plain("`output.columns` is empty; leave it out to write every column, or list the columns to write");
+            if cols.get_ref().is_empty() {
+                p.at(cols.span(), "`output.columns` is empty; leave it out to write every column, or list the columns to write");
             }
             let mut seen = std::collections::HashSet::new();
-            for c in cols {
-                if !seen.insert(c) {
-                    p.plain(format!("`output.columns` lists `{c}` twice"));
+            for c in cols.get_ref() {
+                if !seen.insert(c.get_ref()) {
+                    p.at(
+                        c.span(),
+                        format!("`output.columns` lists `{}` twice", c.get_ref()),
+                    );
                 }
             }
         }
+        let columns: Option<Vec<String>> = out
+            .columns
+            .as_ref()
+            .map(|cols| cols.get_ref().iter().map(|c| c.get_ref().clone()).collect());
         let rename: Vec<(String, String)> = out
             .rename
             .iter()
-            .map(|(a, b)| (a.clone(), b.clone()))
+            .map(|(a, b)| (a.clone(), b.get_ref().clone()))
             .collect();
         let mut targets = std::collections::HashSet::new();
-        for (from, to) in &rename {
-            if to.is_empty() {
-                p.plain(format!("`output.rename` gives `{from}` an empty name"));
+        for (from, to) in &out.rename {
+            if to.get_ref().is_empty() {
+                p.at(
+                    to.span(),
+                    format!("`output.rename` gives `{from}` an empty name"),
+                );
             }
-            if !targets.insert(to) {
-                p.plain(format!("`output.rename` maps two columns to `{to}`"));
+            if !targets.insert(to.get_ref()) {
+                p.at(
+                    to.span(),
+                    format!("`output.rename` maps two columns to `{}`", to.get_ref()),
+                );
             }
         }
 
@@ -386,7 +403,7 @@ impl Plan {
                 shard_max_rows,
                 shard_max_bytes,
                 min_shards,
-                columns: out.columns.clone(),
+                columns,
                 rename,
                 compression,
                 csv_header: out.csv_header.unwrap_or(true),
@@ -465,6 +482,33 @@ mod tests {
         );
         let p = problems("[scale]\nmethod = \"minmax\"\nfeature_range = [0.0, inf]");
         assert!(p.contains("two finite numbers"), "{p}");
+    }
+
+    #[test]
+    fn clashing_values_are_reported_where_they_are_written() {
+        let text = "name = \"t\"\n[input]\nuri = \"in.csv\"\n[input.csv]\ndelimiter = '\"'\n\
+                    [output]\nuri = \"out/\"\ncolumns = [\"a\", \"b\", \"a\"]\n\
+                    rename = { a = \"z\", b = \"z\" }\n";
+        let PrepError::Config { problems, .. } =
+            Plan::build(&load_str("p.toml", text, &[]).unwrap()).unwrap_err()
+        else {
+            panic!()
+        };
+        let all = problems.join("\n");
+        assert!(
+            all.contains(
+                "line 5, column 13: `input.csv.delimiter` and `input.csv.quote` must differ"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("line 8, column 22: `output.columns` lists `a` twice"),
+            "{all}"
+        );
+        assert!(
+            all.contains("line 9, column 25: `output.rename` maps two columns to `z`"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -191,9 +191,9 @@ pub struct RawOutput {
     pub shard_max_rows: Option<S<i64>>,
     pub shard_max_bytes: Option<S<String>>,
     pub min_shards: Option<S<i64>>,
-    pub columns: Option<Vec<String>>,
+    pub columns: Option<S<Vec<S<String>>>>,
     #[serde(default)]
-    pub rename: BTreeMap<String, String>,
+    pub rename: BTreeMap<String, S<String>>,
     pub compression: Option<S<String>>,
     pub csv_header: Option<bool>,
     /// Write the rows cleaning dropped to `_rejects/` (CONTRACT §10).

@@ -72,6 +72,30 @@ impl ColumnType {
     }
 }
 
+/// A column type as prep names it to users: `[input.schema]`'s names
+/// (`int64`, `float64`, `string`, `bool`), the other widths a Parquet file
+/// can hold (`int16`, `uint8`, `float32`, …), lists by their items
+/// (`list[int16]`), else polars' own (`date`, `datetime[μs]`).
+pub fn type_name(dtype: &polars::prelude::DataType) -> String {
+    use polars::prelude::DataType as D;
+    match dtype {
+        D::Int8 => "int8".into(),
+        D::Int16 => "int16".into(),
+        D::Int32 => "int32".into(),
+        D::Int64 => "int64".into(),
+        D::UInt8 => "uint8".into(),
+        D::UInt16 => "uint16".into(),
+        D::UInt32 => "uint32".into(),
+        D::UInt64 => "uint64".into(),
+        D::Float32 => "float32".into(),
+        D::Float64 => "float64".into(),
+        D::String => "string".into(),
+        D::Boolean => "bool".into(),
+        D::List(inner) => format!("list[{}]", type_name(inner)),
+        d => d.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum SecondPass {
     /// Spill for CSV input, re-read for Parquet input (the faster of the two

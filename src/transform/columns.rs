@@ -11,7 +11,9 @@
 use polars::prelude::{DataType, Schema};
 
 use crate::error::{missing_column, DataError, DataLocation, NamedIn, PrepError, Result};
-use crate::pipeline::plan::{DropNulls, ImputeStrategy, OutputFormat, Plan, Scalar, ScaleColumns};
+use crate::pipeline::plan::{
+    type_name, DropNulls, ImputeStrategy, OutputFormat, Plan, Scalar, ScaleColumns,
+};
 
 /// The columns each fitted step reads, per group, in input order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -71,16 +73,6 @@ fn config(plan: &Plan, at: &str, msg: String) -> PrepError {
     }
 }
 
-fn type_name(d: &DataType) -> String {
-    match d {
-        DataType::Int64 => "int64".into(),
-        DataType::Float64 => "float64".into(),
-        DataType::String => "string".into(),
-        DataType::Boolean => "bool".into(),
-        d => d.to_string(),
-    }
-}
-
 /// Whether `fill_value` fits a column of `dtype` (encoded: keeps its type).
 fn fill_fits(v: &Scalar, dtype: &DataType, encoded: bool) -> bool {
     match v {
@@ -119,10 +111,14 @@ fn numeric_columns(names: &[&str], schema: &Schema, skip: &[&[String]]) -> Vec<S
 }
 
 /// What a JSON Lines or CSV shard cannot hold, as its type is named to
-/// the user (`None`: every other type is written as text or a number).
-fn text_cannot_hold(dtype: &DataType) -> Option<String> {
+/// the user (`None`: every other type is written as text or a number; a
+/// list as a JSON array in JSON Lines).
+fn text_cannot_hold(dtype: &DataType, format: OutputFormat) -> Option<String> {
     match dtype {
-        DataType::List(_) => Some(format!("a list ({dtype})")),
+        DataType::List(inner) if format == OutputFormat::Jsonl => {
+            text_cannot_hold(inner, format).map(|t| format!("a list of {t}"))
+        }
+        DataType::List(_) => Some(format!("a list ({})", type_name(dtype))),
         DataType::Binary | DataType::BinaryOffset => Some("binary (bytes, not text)".into()),
         DataType::Duration(_) => Some(format!("a duration ({dtype})")),
         _ => None,
@@ -133,9 +129,26 @@ fn text_cannot_hold(dtype: &DataType) -> Option<String> {
 /// `format` shard cannot hold; `Ok` for Parquet, which holds every type.
 pub fn check_writable<'a>(
     schema: &Schema,
+    columns: impl Iterator<Item = &'a str>,
+    format: OutputFormat,
+    file: &str,
+) -> Result<()> {
+    check_text(schema, columns, format, file, false)
+}
+
+/// As [`check_writable`], for the JSON Lines of `_rejects/`, which hold
+/// every input column.
+pub fn check_rejects_writable(schema: &Schema, file: &str) -> Result<()> {
+    let columns = schema.iter_names().map(|n| n.as_str());
+    check_text(schema, columns, OutputFormat::Jsonl, file, true)
+}
+
+fn check_text<'a>(
+    schema: &Schema,
     mut columns: impl Iterator<Item = &'a str>,
     format: OutputFormat,
     file: &str,
+    rejects: bool,
 ) -> Result<()> {
     let name = match format {
         OutputFormat::Parquet => return Ok(()),
@@ -143,7 +156,7 @@ pub fn check_writable<'a>(
         OutputFormat::Csv => "CSV",
     };
     let unwritable = columns.find_map(|c| {
-        let what = text_cannot_hold(schema.get(c)?)?;
+        let what = text_cannot_hold(schema.get(c)?, format)?;
         Some((c, what))
     });
     match unwritable {
@@ -154,6 +167,7 @@ pub fn check_writable<'a>(
                 column: column.to_string(),
                 dtype,
                 format: name,
+                rejects,
             },
         )),
     }
@@ -361,6 +375,9 @@ pub fn resolve_with(
     if types_known {
         let format = plan.output.format;
         check_writable(schema, out_cols.iter().map(String::as_str), format, file)?;
+        if plan.output.rejects {
+            check_rejects_writable(schema, file)?;
+        }
     }
     for (from, _) in &plan.output.rename {
         if !out_cols.contains(from) {

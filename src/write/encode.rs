@@ -7,7 +7,7 @@
 //! copied once from the Arrow buffers.
 
 use polars::prelude::*;
-use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::array::{Array, BooleanArray, ListArray, PrimitiveArray, Utf8ViewArray};
 use rayon::prelude::*;
 
 use crate::error::{PrepError, Result};
@@ -49,6 +49,8 @@ enum ColView<'a> {
     F32(&'a PrimitiveArray<f32>),
     Bool(&'a BooleanArray),
     Str(&'a Utf8ViewArray),
+    /// A list (JSON Lines only): a JSON array of its values' view.
+    List(&'a ListArray<i64>, Box<ColView<'a>>),
 }
 
 impl ColView<'_> {
@@ -60,6 +62,7 @@ impl ColView<'_> {
             ColView::F32(a) => a.is_null(i),
             ColView::Bool(a) => a.is_null(i),
             ColView::Str(a) => a.is_null(i),
+            ColView::List(a, _) => a.is_null(i),
         }
     }
 }
@@ -83,6 +86,7 @@ fn normalize(df: &DataFrame) -> Result<DataFrame> {
                 | DataType::Float32
                 | DataType::Boolean
                 | DataType::String => None,
+                DataType::List(_) => Some(normal_list(c.dtype())),
                 DataType::Datetime(unit, Some(_)) => {
                     return utc_text(c, *unit).map_err(failed);
                 }
@@ -100,6 +104,23 @@ fn normalize(df: &DataFrame) -> Result<DataFrame> {
         .map_err(|e| PrepError::polars("assembling output columns", e))?;
     out.rechunk_mut_par();
     Ok(out)
+}
+
+/// A list type with its items converted as [`normalize`] converts columns
+/// (other integer widths to Int64, the rest that is not a number, bool or
+/// string to String), so the encoder meets only the types it knows.
+fn normal_list(dtype: &DataType) -> DataType {
+    match dtype {
+        DataType::List(inner) => DataType::List(Box::new(normal_list(inner))),
+        DataType::Int64
+        | DataType::UInt64
+        | DataType::Float64
+        | DataType::Float32
+        | DataType::Boolean
+        | DataType::String => dtype.clone(),
+        d if d.is_integer() => DataType::Int64,
+        _ => DataType::String,
+    }
 }
 
 /// A time-zone-aware timestamp column as text: the UTC time, then `Z`.
@@ -152,10 +173,37 @@ fn views(df: &DataFrame) -> Vec<ColView<'_>> {
                 DataType::Float64 => ColView::F64(s.f64().expect("f64").downcast_as_array()),
                 DataType::Float32 => ColView::F32(s.f32().expect("f32").downcast_as_array()),
                 DataType::Boolean => ColView::Bool(s.bool().expect("bool").downcast_as_array()),
+                DataType::List(_) => {
+                    let list = s.list().expect("list").downcast_as_array();
+                    ColView::List(list, Box::new(array_view(list.values().as_ref())))
+                }
                 _ => ColView::Str(s.str().expect("normalized to string").downcast_as_array()),
             }
         })
         .collect()
+}
+
+/// The view of a list's items (an Arrow array of a normalized type).
+fn array_view(a: &dyn Array) -> ColView<'_> {
+    let any = a.as_any();
+    if let Some(a) = any.downcast_ref::<PrimitiveArray<i64>>() {
+        ColView::I64(a)
+    } else if let Some(a) = any.downcast_ref::<PrimitiveArray<u64>>() {
+        ColView::U64(a)
+    } else if let Some(a) = any.downcast_ref::<PrimitiveArray<f64>>() {
+        ColView::F64(a)
+    } else if let Some(a) = any.downcast_ref::<PrimitiveArray<f32>>() {
+        ColView::F32(a)
+    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+        ColView::Bool(a)
+    } else if let Some(a) = any.downcast_ref::<ListArray<i64>>() {
+        ColView::List(a, Box::new(array_view(a.values().as_ref())))
+    } else {
+        ColView::Str(
+            any.downcast_ref::<Utf8ViewArray>()
+                .expect("list items normalized to string"),
+        )
+    }
 }
 
 /// True when any byte of the word needs escaping in JSON: a control
@@ -282,6 +330,23 @@ fn write_value(
                 csv_field_into(out, a.value(i), b',');
             }
         }
+        ColView::List(a, items) => {
+            let (start, end) = a.offsets().start_end(i);
+            out.push(b'[');
+            for j in start..end {
+                if j > start {
+                    out.push(b',');
+                }
+                // A null item is `null` in any JSON format.
+                let fmt = if fmt == TextFormat::Csv {
+                    TextFormat::Jsonl
+                } else {
+                    fmt
+                };
+                write_value(out, items, j, fmt, ryu, ito);
+            }
+            out.push(b']');
+        }
     }
 }
 
@@ -406,6 +471,42 @@ mod tests {
         for l in lines {
             serde_json::from_str::<serde_json::Value>(l).unwrap();
         }
+    }
+
+    #[test]
+    fn lists_are_json_arrays_of_their_items() {
+        let ints = Series::new("i".into(), [1i32, 2, 3]);
+        let strs = Series::new("s".into(), ["a\"b", "c"]);
+        let floats = Series::new("f".into(), [Some(0.5f64), None, Some(f64::INFINITY)]);
+        let empty = Series::new_empty("e".into(), &DataType::Int32);
+        let col = |name: &str, items: Vec<Option<Series>>| {
+            let ca: ListChunked = items.into_iter().collect();
+            ca.with_name(name.into()).into_column()
+        };
+        let nested: ListChunked = [Some(ints.clone()), None].into_iter().collect();
+        let df = DataFrame::new(
+            2,
+            vec![
+                col("i", vec![Some(ints), Some(empty)]),
+                col("s", vec![None, Some(strs)]),
+                col("f", vec![Some(floats.clone()), Some(floats)]),
+                col("n", vec![Some(nested.into_series()), None]),
+            ],
+        )
+        .unwrap();
+        let text = String::from_utf8(encode_rows(&df, TextFormat::Jsonl).unwrap().bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"i":[1,2,3],"s":null,"f":[0.5,null,null],"n":[[1,2,3],null]}"#
+        );
+        assert_eq!(
+            lines[1],
+            r#"{"i":[],"s":["a\"b","c"],"f":[0.5,null,null],"n":null}"#
+        );
+        let rejects = encode_rows(&df, TextFormat::JsonlRejects).unwrap().bytes;
+        let rejects = String::from_utf8(rejects).unwrap();
+        assert!(rejects.contains(r#""f":[0.5,null,"inf"]"#), "{rejects}");
     }
 
     #[test]

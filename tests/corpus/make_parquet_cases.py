@@ -68,8 +68,10 @@ def main():
     write("decimal256.parquet", {"id": ids, "big": pa.array([D("1.25")] * 3, pa.decimal256(40, 2))})
     write("float16.parquet", {"id": ids, "h": pa.array(np.array([1, 2, 3], dtype=np.float16))})
     write("struct.parquet", {"id": ids, "s": pa.array([{"a": 1}] * 3)})
-    # Read, but JSON Lines and CSV shards cannot hold them.
+    # Read; CSV shards cannot hold them, JSON Lines holds a list as an array.
     write("list.parquet", {"id": ids, "l": pa.array([[1, 2], [3], []], pa.list_(pa.int64())), "x": pa.array([1.0, 2.0, 4.0])})
+    write("list_with_null.parquet", {"id": ids, "l": pa.array([[1, 2], [3], []], pa.list_(pa.int16())),
+                                     "x": pa.array([1.0, None, 4.0])})
     write("duration.parquet", {"id": ids, "d": pa.array([1, 2, 3], pa.duration("ms")), "x": pa.array([1.0, 2.0, 4.0])})
 
 

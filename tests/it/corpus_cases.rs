@@ -194,11 +194,16 @@ fn wide_unsigned_zoned_timestamps_and_times_of_day_are_written_exactly() {
 
 #[test]
 fn columns_text_shards_cannot_hold_are_refused_before_reading_unless_left_out() {
-    for (file, column, what) in [
-        ("list.parquet", "l", "is a list (list[i64])"),
-        ("duration.parquet", "d", "is a duration (duration[ms])"),
+    for (file, column, what, formats) in [
+        ("list.parquet", "l", "is a list (list[int64])", &["csv"][..]),
+        (
+            "duration.parquet",
+            "d",
+            "is a duration (duration[ms])",
+            &["jsonl", "csv"],
+        ),
     ] {
-        for format in ["jsonl", "csv"] {
+        for &format in formats {
             let case = case_over(file, &format!("[output]\nformat = \"{format}\""));
             let shards = if format == "csv" { "CSV" } else { "JSON Lines" };
             refused(
@@ -219,6 +224,52 @@ fn columns_text_shards_cannot_hold_are_refused_before_reading_unless_left_out() 
         .run(&[])
         .success();
     }
+}
+
+#[test]
+fn lists_are_json_arrays_in_json_lines_and_in_rejects() {
+    // list.parquet: l = [1, 2], [3], []; x = 1, 2, 4.
+    let case = case_over(
+        "list.parquet",
+        "[scale]\ncolumns = [\"x\"]\n[output]\nformat = \"jsonl\"",
+    );
+    case.run(&[]).success();
+    let text = std::fs::read_to_string(case.out_file("part-00000.jsonl")).unwrap();
+    let lists: Vec<serde_json::Value> = case.rows().iter().map(|r| r["l"].clone()).collect();
+    assert_eq!(
+        lists,
+        [
+            serde_json::json!([1, 2]),
+            serde_json::json!([3]),
+            serde_json::json!([])
+        ]
+    );
+    assert!(text.starts_with("{\"id\":1,\"l\":[1,2],"), "{text}");
+
+    // A dropped row keeps its list in _rejects/, even with Parquet shards.
+    let case = case_over(
+        "list_with_null.parquet",
+        "[scale]\ncolumns = [\"x\"]\n[output]\nformat = \"parquet\"\nrejects = true",
+    );
+    case.run(&[]).success();
+    let rejects = std::fs::read_to_string(case.out_file("_rejects/part-00000.jsonl")).unwrap();
+    assert!(
+        rejects.starts_with("{\"id\":2,\"l\":[3],\"x\":null,"),
+        "{rejects}"
+    );
+
+    // A column no JSON Lines can hold stops a run with rejects up front.
+    let case = case_over(
+        "duration.parquet",
+        "[scale]\ncolumns = [\"x\"]\n[output]\nformat = \"parquet\"\nrejects = true",
+    );
+    refused(
+        &case,
+        &[
+            "column `d` is a duration (duration[ms]), which JSON Lines shards of `_rejects/` cannot hold",
+            "set output.rejects = false",
+        ],
+    );
 }
 
 #[test]
@@ -264,9 +315,9 @@ fn inspect_widens_a_column_whose_later_values_do_not_fit() {
         .success();
     let out: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
     let cols = out["columns"].as_array().unwrap();
-    assert_eq!(cols[0]["dtype"], "f64");
+    assert_eq!(cols[0]["dtype"], "float64");
     assert_eq!(cols[0]["max"], 2.5);
-    assert_eq!(cols[1]["dtype"], "str");
+    assert_eq!(cols[1]["dtype"], "string");
     assert_eq!(out["rows"], 50_001);
 }
 
