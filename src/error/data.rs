@@ -356,6 +356,12 @@ pub enum DataError {
     #[error("column `{column}` is of type {dtype}, which prep does not read")]
     UnreadableType { column: String, dtype: String },
 
+    /// A Parquet column holding a repeated field outside a LIST or MAP
+    /// group (the old layouts of some writers), which polars' reader reads
+    /// wrong without an error.
+    #[error("column `{column}` holds `{field}`, a repeated field outside a LIST or MAP group (an older Parquet layout), which prep does not read")]
+    LegacyRepeated { column: String, field: String },
+
     /// A Parquet file using a logical type newer than prep's reader knows
     /// (VARIANT, GEOMETRY, ...).
     #[error("it uses a Parquet logical type prep's reader does not know ({detail})")]
@@ -495,7 +501,8 @@ impl DataError {
             DataError::TimestampOutOfRange { column } => format!(
                 "write `{column}` as a microsecond timestamp (Spark: spark.sql.parquet.outputTimestampType = TIMESTAMP_MICROS), or null the far-off dates (9999-12-31 and the like) where the file is made"
             ),
-            DataError::UnreadableType { .. } => "prep reads numbers (decimals of up to 38 digits, as float64), text, booleans, dates, timestamps, times, durations, lists and binary; convert the column where the file is made (to double, a struct to separate columns) or write the file without it".into(),
+            DataError::UnreadableType { .. } => "prep reads numbers (decimals of up to 38 digits, as float64), text, booleans, dates, timestamps, times, durations, binary, and lists, structs and maps of these; convert the column where the file is made (e.g. to double) or write the file without it".into(),
+            DataError::LegacyRepeated { .. } => "rewrite the file with a current writer (pyarrow, Spark 3, DuckDB), which stores lists as LIST groups, or write it without that column".into(),
             DataError::UnknownLogicalType { .. } => "write the file without those columns, or with their plain types (e.g. pyarrow's write_table of the columns cast to string or double)".into(),
             DataError::UnwritableType { column, rejects: true, .. } => format!(
                 "set output.rejects = false, or make the input without `{column}`"

@@ -75,7 +75,8 @@ impl ColumnType {
 /// A column type as prep names it to users: `[input.schema]`'s names
 /// (`int64`, `float64`, `string`, `bool`), the other widths a Parquet file
 /// can hold (`int16`, `uint8`, `float32`, …), lists by their items
-/// (`list[int16]`), else polars' own (`date`, `datetime[μs]`).
+/// (`list[int16]`), structs by their fields (`struct{a: int64}`), else
+/// polars' own (`date`, `datetime[μs]`).
 pub fn type_name(dtype: &polars::prelude::DataType) -> String {
     use polars::prelude::DataType as D;
     match dtype {
@@ -92,6 +93,13 @@ pub fn type_name(dtype: &polars::prelude::DataType) -> String {
         D::String => "string".into(),
         D::Boolean => "bool".into(),
         D::List(inner) => format!("list[{}]", type_name(inner)),
+        D::Struct(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), type_name(f.dtype())))
+                .collect();
+            format!("struct{{{}}}", fields.join(", "))
+        }
         d => d.to_string(),
     }
 }

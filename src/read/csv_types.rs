@@ -27,23 +27,38 @@ pub fn column_names(header: Vec<String>, has_header: bool) -> Vec<String> {
     if !has_header {
         return (1..=header.len()).map(|i| format!("column_{i}")).collect();
     }
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(header.len());
-    for (i, name) in header.into_iter().enumerate() {
-        let base = if name.is_empty() {
-            format!("Unnamed: {i}")
-        } else {
-            name
-        };
-        let mut candidate = base.clone();
-        let mut k = 1;
-        while !seen.insert(candidate.clone()) {
-            candidate = format!("{base}.{k}");
-            k += 1;
+    // pandas' C parser: a repeat of `a` takes the first `a.N` (N counting
+    // on from that name's earlier repeats) that is not already a name in
+    // the header as renamed so far, so `a,a,a.1` reads `a, a.2, a.1`.
+    let mut names: Vec<String> = header
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if n.is_empty() {
+                format!("Unnamed: {i}")
+            } else {
+                n
+            }
+        })
+        .collect();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for i in 0..names.len() {
+        let original = names[i].clone();
+        let mut col = original.clone();
+        let mut count = counts.get(&col).copied().unwrap_or(0);
+        while count > 0 {
+            counts.insert(original.clone(), count + 1);
+            col = format!("{original}.{count}");
+            if names.contains(&col) {
+                count += 1;
+            } else {
+                count = counts.get(&col).copied().unwrap_or(0);
+            }
         }
-        out.push(candidate);
+        counts.insert(col.clone(), count + 1);
+        names[i] = col;
     }
-    out
+    names
 }
 
 /// Per column, the type of its non-null values in this chunk (`None`: all
@@ -195,6 +210,19 @@ mod tests {
         assert_eq!(
             column_names(h(&["", "a", "a", "b", "a"]), true),
             h(&["Unnamed: 0", "a", "a.1", "b", "a.2"])
+        );
+        // pandas 3.1: later names are not taken (`a.1` is in the header).
+        assert_eq!(
+            column_names(h(&["a", "a", "a.1", "a"]), true),
+            h(&["a", "a.2", "a.1", "a.3"])
+        );
+        assert_eq!(
+            column_names(h(&["a.1", "a", "a"]), true),
+            h(&["a.1", "a", "a.2"])
+        );
+        assert_eq!(
+            column_names(h(&["x", "x", "x.1", "x.1", "x.2"]), true),
+            h(&["x", "x.3", "x.1", "x.1.1", "x.2"])
         );
         assert_eq!(
             column_names(h(&["x", "y"]), false),

@@ -19,7 +19,9 @@ use polars_buffer::Buffer;
 
 use crate::error::{caught, DataError, DataLocation, PrepError, Result};
 use crate::read::parquet_decimal::{decimal_columns, decimals_as_float, float_schema};
-use crate::read::parquet_types::{check_int96_range, check_readable, int96_columns};
+use crate::read::parquet_types::{
+    check_int96_range, check_readable, check_repeated_fields, int96_columns,
+};
 use crate::read::parquet_validity::{null_stand_in, LevelCache};
 use crate::read::recent_cells::RecentCells;
 use crate::storage::remote;
@@ -160,6 +162,7 @@ impl ParquetInput {
         let arrow_schema = caught(|| reader.schema())
             .map_err(|panic| bad_file(uri, panic))?
             .map_err(|e| bad_file(uri, e))?;
+        check_repeated_fields(&metadata, uri)?;
         check_readable(&arrow_schema, uri)?;
         let int96 = int96_columns(&metadata);
         let decimals = decimal_columns(&arrow_schema);
@@ -238,8 +241,11 @@ impl ParquetInput {
                                 == Some(name.as_str())
                         })
                         .collect();
-                    if chunks.len() != 1 {
-                        return None; // nested or missing: not answerable from stats
+                    // Nested (a list's or struct's leaves count their
+                    // items' nulls, not the rows') or missing: not
+                    // answerable from statistics.
+                    if chunks.len() != 1 || chunks[0].descriptor().path_in_schema.len() != 1 {
+                        return None;
                     }
                     let stats = chunks[0].statistics(footer)?.ok()?;
                     total += u64::try_from(stats.null_count()?).ok()?;

@@ -3,8 +3,10 @@
 //!
 //! In: the Arrow schema polars derives from the footer. Out: `Ok`, or exit
 //! 3 naming the file, the first column of a type prep does not read and
-//! that type. Without this check polars panics on some (float16, struct,
-//! map, decimals wider than 38 digits) and fails mid-run on others.
+//! that type. Without this check polars panics on some (float16,
+//! decimals wider than 38 digits) and fails mid-run on others. Structs,
+//! maps (lists of key/value structs) and lists are read when what they
+//! hold is.
 //!
 //! int96 timestamps (Spark, Impala) are read as nanoseconds, which hold
 //! 1677-09-21 to 2262-04-11; polars writes `i64::MAX` for one outside that
@@ -14,7 +16,8 @@
 use polars::prelude::{DataFrame, DataType};
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
 use polars_parquet::parquet::metadata::FileMetadata;
-use polars_parquet::parquet::schema::types::PhysicalType;
+use polars_parquet::parquet::schema::types::{GroupLogicalType, ParquetType, PhysicalType};
+use polars_parquet::parquet::schema::Repetition;
 
 use crate::error::{DataError, DataLocation, PrepError, Result};
 
@@ -62,6 +65,51 @@ pub fn check_int96_range(
     Ok(())
 }
 
+/// Exit 3 at the first top-level column of the file `uri` that holds a
+/// repeated field outside a LIST or MAP group: a top-level `repeated int32
+/// x`, or `group g { repeated group phone {...} }` without an annotation.
+/// polars' reader returns empty lists or no rows for them, with no error;
+/// current writers never make them.
+pub fn check_repeated_fields(metadata: &FileMetadata, uri: &str) -> Result<()> {
+    for column in metadata.schema().fields() {
+        if let Some(field) = unannotated_repeat(column, false) {
+            return Err(PrepError::bad_data(
+                DataLocation::file(uri).column(column.name()),
+                DataError::LegacyRepeated {
+                    column: column.name().to_string(),
+                    field,
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The dotted path of the first repeated field under `t` (itself included)
+/// whose parent is not a LIST or MAP group (`in_list_or_map`: whether
+/// `t`'s parent is).
+fn unannotated_repeat(t: &ParquetType, in_list_or_map: bool) -> Option<String> {
+    if t.get_field_info().repetition == Repetition::Repeated && !in_list_or_map {
+        return Some(t.name().to_string());
+    }
+    let ParquetType::GroupType {
+        logical_type,
+        converted_type,
+        fields,
+        ..
+    } = t
+    else {
+        return None;
+    };
+    let annotated = matches!(
+        logical_type,
+        Some(GroupLogicalType::List | GroupLogicalType::Map)
+    ) || converted_type.is_some();
+    fields
+        .iter()
+        .find_map(|f| unannotated_repeat(f, annotated).map(|p| format!("{}.{p}", t.name())))
+}
+
 /// `Ok` when prep reads every column of `schema` (the file `uri`'s).
 pub fn check_readable(schema: &ArrowSchema, uri: &str) -> Result<()> {
     for (name, field) in schema.iter() {
@@ -76,6 +124,18 @@ pub fn check_readable(schema: &ArrowSchema, uri: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// As [`unreadable`], for a type inside a list, struct or map, where a
+/// decimal is not converted to float64 (only top-level columns are).
+fn unreadable_inside(dtype: &ArrowDataType) -> Option<String> {
+    match dtype {
+        ArrowDataType::Decimal(p, s)
+        | ArrowDataType::Decimal32(p, s)
+        | ArrowDataType::Decimal64(p, s)
+        | ArrowDataType::Decimal256(p, s) => Some(format!("decimal({p}, {s})")),
+        t => unreadable(t),
+    }
 }
 
 /// The type's name as a user knows it, when prep does not read it.
@@ -107,24 +167,24 @@ fn unreadable(dtype: &ArrowDataType) -> Option<String> {
         | A::Utf8
         | A::LargeUtf8
         | A::Utf8View => None,
-        A::List(inner) | A::LargeList(inner) => match inner.dtype {
-            // Top-level decimals become float64; inside a list they would not.
-            A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) => {
-                Some(format!("list of decimal({p}, {s})"))
-            }
-            ref t => unreadable(t).map(|t| format!("list of {t}")),
-        },
+        A::List(inner) | A::LargeList(inner) => {
+            unreadable_inside(&inner.dtype).map(|t| format!("list of {t}"))
+        }
+        A::Struct(fields) if !fields.is_empty() => fields.iter().find_map(|f| {
+            unreadable_inside(&f.dtype).map(|t| format!("struct whose field `{}` is {t}", f.name))
+        }),
+        // A map is read as a list of key/value structs.
+        A::Map(entries, _) => unreadable_inside(&entries.dtype).map(|t| format!("map of {t}")),
         A::Dictionary(_, values, _) => unreadable(values),
         // Read as float64 (`parquet_decimal.rs`); polars holds 38 digits.
         A::Decimal(p, _) | A::Decimal32(p, _) | A::Decimal64(p, _) if *p <= 38 => None,
         A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) | A::Decimal256(p, s) => {
             Some(format!("decimal({p}, {s}), more than 38 digits"))
         }
+        A::Struct(_) => Some("struct without fields".into()),
         A::Float16 => Some("float16".into()),
         A::Int128 => Some("int128".into()),
         A::UInt128 => Some("uint128".into()),
-        A::Struct(_) => Some("struct".into()),
-        A::Map(..) => Some("map".into()),
         A::FixedSizeList(_, n) => Some(format!("fixed-size list of {n}")),
         A::Interval(_) => Some("interval".into()),
         A::Extension(ext) => Some(format!("extension type {}", ext.name)),
@@ -169,6 +229,12 @@ mod tests {
             ),
         ]);
         assert!(check_readable(&s, "f.parquet").is_ok());
+        let fields = vec![
+            Field::new("a".into(), ArrowDataType::Int64, true),
+            Field::new("b".into(), ArrowDataType::Utf8View, true),
+        ];
+        let s = schema(vec![("s", ArrowDataType::Struct(fields))]);
+        assert!(check_readable(&s, "f.parquet").is_ok());
     }
 
     #[test]
@@ -197,8 +263,12 @@ mod tests {
             text.contains("`wide` is of type decimal(40, 2), more than 38 digits"),
             "{text}"
         );
-        let s = schema(vec![("s", ArrowDataType::Struct(vec![]))]);
+        let half = Field::new("h".into(), ArrowDataType::Float16, true);
+        let s = schema(vec![("s", ArrowDataType::Struct(vec![half]))]);
         let text = check_readable(&s, "g.parquet").unwrap_err().to_string();
-        assert!(text.contains("`s` is of type struct"), "{text}");
+        assert!(
+            text.contains("`s` is of type struct whose field `h` is float16"),
+            "{text}"
+        );
     }
 }

@@ -112,13 +112,18 @@ fn numeric_columns(names: &[&str], schema: &Schema, skip: &[&[String]]) -> Vec<S
 
 /// What a JSON Lines or CSV shard cannot hold, as its type is named to
 /// the user (`None`: every other type is written as text or a number; a
-/// list as a JSON array in JSON Lines).
+/// list as a JSON array and a struct as a JSON object in JSON Lines).
 fn text_cannot_hold(dtype: &DataType, format: OutputFormat) -> Option<String> {
     match dtype {
         DataType::List(inner) if format == OutputFormat::Jsonl => {
             text_cannot_hold(inner, format).map(|t| format!("a list of {t}"))
         }
         DataType::List(_) => Some(format!("a list ({})", type_name(dtype))),
+        DataType::Struct(fields) if format == OutputFormat::Jsonl => fields.iter().find_map(|f| {
+            text_cannot_hold(f.dtype(), format)
+                .map(|t| format!("a struct whose field `{}` is {t}", f.name()))
+        }),
+        DataType::Struct(_) => Some(format!("a struct ({})", type_name(dtype))),
         DataType::Binary | DataType::BinaryOffset => Some("binary (bytes, not text)".into()),
         DataType::Duration(_) => Some(format!("a duration ({dtype})")),
         _ => None,

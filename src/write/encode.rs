@@ -7,7 +7,9 @@
 //! copied once from the Arrow buffers.
 
 use polars::prelude::*;
-use polars_arrow::array::{Array, BooleanArray, ListArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::array::{
+    Array, BooleanArray, ListArray, PrimitiveArray, StructArray, Utf8ViewArray,
+};
 use rayon::prelude::*;
 
 use crate::error::{PrepError, Result};
@@ -51,6 +53,9 @@ enum ColView<'a> {
     Str(&'a Utf8ViewArray),
     /// A list (JSON Lines only): a JSON array of its values' view.
     List(&'a ListArray<i64>, Box<ColView<'a>>),
+    /// A struct (JSON Lines only): a JSON object of its fields, each with
+    /// its key (`"name":`) and view.
+    Struct(&'a StructArray, Vec<(Vec<u8>, ColView<'a>)>),
 }
 
 impl ColView<'_> {
@@ -63,6 +68,7 @@ impl ColView<'_> {
             ColView::Bool(a) => a.is_null(i),
             ColView::Str(a) => a.is_null(i),
             ColView::List(a, _) => a.is_null(i),
+            ColView::Struct(a, _) => a.is_null(i),
         }
     }
 }
@@ -86,7 +92,7 @@ fn normalize(df: &DataFrame) -> Result<DataFrame> {
                 | DataType::Float32
                 | DataType::Boolean
                 | DataType::String => None,
-                DataType::List(_) => Some(normal_list(c.dtype())),
+                DataType::List(_) | DataType::Struct(_) => Some(normal_nested(c.dtype())),
                 DataType::Datetime(unit, Some(_)) => {
                     return utc_text(c, *unit).map_err(failed);
                 }
@@ -106,12 +112,19 @@ fn normalize(df: &DataFrame) -> Result<DataFrame> {
     Ok(out)
 }
 
-/// A list type with its items converted as [`normalize`] converts columns
-/// (other integer widths to Int64, the rest that is not a number, bool or
-/// string to String), so the encoder meets only the types it knows.
-fn normal_list(dtype: &DataType) -> DataType {
+/// A list or struct type with its items or fields converted as
+/// [`normalize`] converts columns (other integer widths to Int64, the rest
+/// that is not a number, bool or string to String), so the encoder meets
+/// only the types it knows.
+fn normal_nested(dtype: &DataType) -> DataType {
     match dtype {
-        DataType::List(inner) => DataType::List(Box::new(normal_list(inner))),
+        DataType::List(inner) => DataType::List(Box::new(normal_nested(inner))),
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| Field::new(f.name().clone(), normal_nested(f.dtype())))
+                .collect(),
+        ),
         DataType::Int64
         | DataType::UInt64
         | DataType::Float64
@@ -177,6 +190,11 @@ fn views(df: &DataFrame) -> Vec<ColView<'_>> {
                     let list = s.list().expect("list").downcast_as_array();
                     ColView::List(list, Box::new(array_view(list.values().as_ref())))
                 }
+                DataType::Struct(_) => {
+                    let chunks = s.chunks();
+                    debug_assert_eq!(chunks.len(), 1, "rechunked");
+                    array_view(chunks[0].as_ref())
+                }
                 _ => ColView::Str(s.str().expect("normalized to string").downcast_as_array()),
             }
         })
@@ -198,6 +216,20 @@ fn array_view(a: &dyn Array) -> ColView<'_> {
         ColView::Bool(a)
     } else if let Some(a) = any.downcast_ref::<ListArray<i64>>() {
         ColView::List(a, Box::new(array_view(a.values().as_ref())))
+    } else if let Some(a) = any.downcast_ref::<StructArray>() {
+        let fields = a
+            .fields()
+            .iter()
+            .zip(a.values())
+            .enumerate()
+            .map(|(k, (f, values))| {
+                let mut key = vec![if k == 0 { b'{' } else { b',' }];
+                json_escape_into(&mut key, f.name.as_str());
+                key.push(b':');
+                (key, array_view(values.as_ref()))
+            })
+            .collect();
+        ColView::Struct(a, fields)
     } else {
         ColView::Str(
             any.downcast_ref::<Utf8ViewArray>()
@@ -346,6 +378,22 @@ fn write_value(
                 write_value(out, items, j, fmt, ryu, ito);
             }
             out.push(b']');
+        }
+        ColView::Struct(_, fields) => {
+            let fmt = if fmt == TextFormat::Csv {
+                TextFormat::Jsonl
+            } else {
+                fmt
+            };
+            for (key, values) in fields {
+                out.extend_from_slice(key);
+                write_value(out, values, i, fmt, ryu, ito);
+            }
+            out.extend_from_slice(if fields.is_empty() {
+                b"{}".as_slice()
+            } else {
+                b"}"
+            });
         }
     }
 }
@@ -507,6 +555,33 @@ mod tests {
         let rejects = encode_rows(&df, TextFormat::JsonlRejects).unwrap().bytes;
         let rejects = String::from_utf8(rejects).unwrap();
         assert!(rejects.contains(r#""f":[0.5,null,"inf"]"#), "{rejects}");
+    }
+
+    #[test]
+    fn structs_are_json_objects_of_their_fields() {
+        let fields = [
+            Column::new("a".into(), [Some(1i16), None]),
+            Column::new("b \"q\"".into(), ["x", "y"]),
+        ];
+        let st = StructChunked::from_columns("s".into(), 2, &fields)
+            .unwrap()
+            .with_outer_validity(Some([true, false].into_iter().collect()));
+        let items: ListChunked = [Some(st.clone().into_series()), None].into_iter().collect();
+        let df = DataFrame::new(
+            2,
+            vec![
+                st.into_series().into_column(),
+                items.with_name("l".into()).into_column(),
+            ],
+        )
+        .unwrap();
+        let text = String::from_utf8(encode_rows(&df, TextFormat::Jsonl).unwrap().bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"s":{"a":1,"b \"q\"":"x"},"l":[{"a":1,"b \"q\"":"x"},null]}"#
+        );
+        assert_eq!(lines[1], r#"{"s":null,"l":null}"#);
     }
 
     #[test]

@@ -11,7 +11,8 @@ script only documents and remakes them):
 The files from apache/parquet-testing (Apache-2.0) are copied, not made:
 bad_data_ARROW-GH-47662.parquet (a damaged page),
 bad_data_ARROW-RS-GH-6229-DICTHEADER.parquet (a damaged dictionary page
-header), int96_from_spark.parquet (int96 timestamps, one of them
+header), repeated_no_annotation.parquet (a repeated group outside a LIST
+group, an old layout polars' reader reads as no rows), int96_from_spark.parquet (int96 timestamps, one of them
 9999-12-31) and shredded_variant_case-001.parquet (a VARIANT logical
 type).
 """
@@ -67,7 +68,17 @@ def main():
     # Refused, each naming its column.
     write("decimal256.parquet", {"id": ids, "big": pa.array([D("1.25")] * 3, pa.decimal256(40, 2))})
     write("float16.parquet", {"id": ids, "h": pa.array(np.array([1, 2, 3], dtype=np.float16))})
-    write("struct.parquet", {"id": ids, "s": pa.array([{"a": 1}] * 3)})
+    write("struct_of_float16.parquet", {"id": ids, "s": pa.array([{"h": np.float16(1)}] * 3,
+                                                                 pa.struct([("h", pa.float16())]))})
+    # Nested columns: a struct, a map, a list of structs (row 2 has nulls).
+    write("nested.parquet", {
+        "id": ids,
+        "s": pa.array([{"a": 1, "b": "x"}, None, {"a": None, "b": "z"}],
+                      pa.struct([("a", pa.int64()), ("b", pa.string())])),
+        "m": pa.array([[("k", 1)], [], None], pa.map_(pa.string(), pa.int32())),
+        "ls": pa.array([[{"x": 0.5}], None, []], pa.list_(pa.struct([("x", pa.float64())]))),
+        "x": pa.array([1.0, 2.0, 4.0]),
+    })
     # Read; CSV shards cannot hold them, JSON Lines holds a list as an array.
     write("list.parquet", {"id": ids, "l": pa.array([[1, 2], [3], []], pa.list_(pa.int64())), "x": pa.array([1.0, 2.0, 4.0])})
     write("list_with_null.parquet", {"id": ids, "l": pa.array([[1, 2], [3], []], pa.list_(pa.int16())),

@@ -50,7 +50,11 @@ fn unread_parquet_types_are_bad_data_naming_the_column_in_every_command() {
             "decimal(40, 2), more than 38 digits",
         ),
         ("float16.parquet", "h", "float16"),
-        ("struct.parquet", "s", "struct"),
+        (
+            "struct_of_float16.parquet",
+            "s",
+            "struct whose field `h` is float16",
+        ),
     ] {
         let said = format!("column `{column}` is of type {dtype}, which prep does not read");
         for format in ["jsonl", "parquet"] {
@@ -69,6 +73,19 @@ fn unread_parquet_types_are_bad_data_naming_the_column_in_every_command() {
         let err = stderr_of(&a);
         assert!(err.contains(&said) && !err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn a_repeated_field_outside_a_list_group_is_bad_data_not_empty_rows() {
+    // parquet-testing's repeated_no_annotation: polars reads it as 0 rows.
+    let file = "repeated_no_annotation.parquet";
+    let said = "column `phoneNumbers` holds `phoneNumbers.phone`, a repeated field outside a LIST or MAP group";
+    refused(
+        &case_over(file, "[output]\nformat = \"parquet\""),
+        &[said, "current writer"],
+    );
+    let a = prep().arg("inspect").arg(corpus(file)).assert().code(3);
+    assert!(stderr_of(&a).contains(said), "{}", stderr_of(&a));
 }
 
 #[test]
@@ -224,6 +241,54 @@ fn columns_text_shards_cannot_hold_are_refused_before_reading_unless_left_out() 
         .run(&[])
         .success();
     }
+}
+
+#[test]
+fn structs_and_maps_are_read_and_written_as_json_objects_or_kept_in_parquet() {
+    // nested.parquet: s = {a: 1, b: "x"}, null, {a: null, b: "z"};
+    // m = {k: 1}, {}, null; ls = [{x: 0.5}], null, [].
+    let case = case_over(
+        "nested.parquet",
+        "[clean]\ndrop_nulls = [\"x\"]\n[scale]\ncolumns = [\"x\"]\n[output]\nformat = \"jsonl\"",
+    );
+    case.run(&[]).success();
+    let text = std::fs::read_to_string(case.out_file("part-00000.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            r#"{"id":1,"s":{"a":1,"b":"x"},"m":[{"key":"k","value":1}],"ls":[{"x":0.5}],"x":"#
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(r#"{"id":2,"s":null,"m":[],"ls":null,"#),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with(r#"{"id":3,"s":{"a":null,"b":"z"},"m":null,"ls":[],"#),
+        "{text}"
+    );
+
+    // A null struct is a null: `drop_nulls = "any"` drops rows 2 and 3.
+    let case = case_over(
+        "nested.parquet",
+        "[scale]\ncolumns = [\"x\"]\n[output]\nformat = \"parquet\"",
+    );
+    case.run(&[]).success();
+    let a = prep()
+        .arg("inspect")
+        .arg(case.out_file(""))
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(out.contains("1 rows"), "{out}");
+    assert!(out.contains("struct{a: int64, b: string}"), "{out}");
+
+    let case = case_over("nested.parquet", "[output]\nformat = \"csv\"");
+    refused(
+        &case,
+        &["column `s` is a struct (struct{a: int64, b: string}), which CSV shards cannot hold"],
+    );
 }
 
 #[test]

@@ -424,3 +424,33 @@ fn tsv_names_mean_tabs_unless_a_delimiter_is_set() {
     let out = String::from_utf8_lossy(&a.get_output().stdout).to_string();
     assert!(out.contains("text") && out.contains("4"), "{out}");
 }
+
+/// Repeated header names are made unique exactly as pandas makes them,
+/// a name the header already holds included (`a,a,a.1` → `a, a.2, a.1`).
+#[test]
+fn repeated_header_names_match_pandas() {
+    let Some(python) = sklearn_python() else {
+        return;
+    };
+    let data = "a,a,a.1,a,,x,x,x.1,x.1,x.2\n1,2,3,4,5,6,7,8,9,10\n";
+    let c = case_with(data, "[scale]\ncolumns = []");
+    c.run(&[]).success();
+    let rows = c.rows();
+    let keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "a",
+            "a.2",
+            "a.1",
+            "a.3",
+            "Unnamed: 4",
+            "x",
+            "x.3",
+            "x.1",
+            "x.1.1",
+            "x.2"
+        ]
+    );
+    assert_same_as_pandas(&rows, &pandas_rows(&python, &c.path("in.csv"), false));
+}
