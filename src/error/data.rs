@@ -508,7 +508,7 @@ impl DataError {
                 "set output.rejects = false, or make the input without `{column}`"
             ),
             DataError::UnwritableType { column, .. } => format!(
-                "write Parquet shards (output.format = \"parquet\"), or leave `{column}` out with output.columns"
+                "write Parquet shards (output.format = \"parquet\"; prep apply: --format parquet), or leave `{column}` out with output.columns"
             ),
         }
     }
