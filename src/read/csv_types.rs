@@ -61,6 +61,16 @@ pub fn column_names(header: Vec<String>, has_header: bool) -> Vec<String> {
     names
 }
 
+/// The delimiter a header read as one column most likely has: `;`, tab or
+/// `|` when the one name holds it and `input.csv.delimiter` was not set
+/// (a one-column file may hold any name, so this is a warning only).
+pub fn likely_delimiter(names: &[String], csv: &CsvPlan) -> Option<char> {
+    if names.len() != 1 || csv.delimiter_set {
+        return None;
+    }
+    [';', '\t', '|'].into_iter().find(|c| names[0].contains(*c))
+}
+
 /// Per column, the type of its non-null values in this chunk (`None`: all
 /// null so far). A field that is not UTF-8 is bad data naming it.
 pub fn infer_chunk(
@@ -203,6 +213,20 @@ fn look_ahead(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_column_header_holding_a_separator_names_it() {
+        let csv = crate::pipeline::plan::InputPlan::defaults("t.csv").csv;
+        let one = |n: &str| vec![n.to_string()];
+        assert_eq!(likely_delimiter(&one("a;b;c"), &csv), Some(';'));
+        assert_eq!(likely_delimiter(&one("a|b"), &csv), Some('|'));
+        assert_eq!(likely_delimiter(&one("price"), &csv), None);
+        let two = vec!["a;b".to_string(), "c".to_string()];
+        assert_eq!(likely_delimiter(&two, &csv), None);
+        let mut set = csv.clone();
+        set.delimiter_set = true;
+        assert_eq!(likely_delimiter(&one("a;b"), &set), None);
+    }
 
     #[test]
     fn header_names_are_made_unique_like_pandas() {

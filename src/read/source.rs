@@ -22,7 +22,7 @@ use crate::read::chunker::{check_field_counts, open_chunker, CsvChunk, SparePool
 use crate::read::csv_fast::FastCsv;
 use crate::read::csv_reader::{fast_parser_enabled, spawn_chunker, Chunks, Msg};
 use crate::read::csv_reference::parse_reference;
-use crate::read::csv_types::{column_names, fix_schema};
+use crate::read::csv_types::{column_names, fix_schema, likely_delimiter};
 use crate::read::parquet_input::ParquetInput;
 use crate::read::schema_check::{check_same_columns, check_same_schema};
 use crate::read::split::{align_csv, first_record_of};
@@ -332,6 +332,13 @@ impl Source {
         let names = column_names(header, self.plan.csv.has_header);
         if let Some(fixed) = &self.schema {
             check_same_columns(fixed, &names, &obj.uri)?;
+        } else if let Some(d) = likely_delimiter(&names, &self.plan.csv) {
+            tracing::warn!(
+                "{}: the header is one column, `{}`, holding {d:?}; if the file is separated by it, set input.csv.delimiter = {:?}",
+                obj.uri,
+                names[0],
+                d.to_string()
+            );
         }
         let mut first_row = 1u64;
         // The fast parser for the fixed schema (None: the reference parser

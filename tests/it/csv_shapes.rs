@@ -454,3 +454,21 @@ fn repeated_header_names_match_pandas() {
     );
     assert_same_as_pandas(&rows, &pandas_rows(&python, &c.path("in.csv"), false));
 }
+
+/// A `;`-separated file read with the default comma is one column: the
+/// run says which delimiter the header suggests (and goes on).
+#[test]
+fn a_one_column_header_holding_semicolons_warns_with_the_setting() {
+    let c = case_with("a;b;c\n1;2;3\n", "[scale]\ncolumns = []");
+    let a = prep()
+        .arg("run")
+        .arg(c.path("pipeline.toml"))
+        .assert()
+        .success();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("the header is one column, `a;b;c`")
+            && err.contains("set input.csv.delimiter = \";\""),
+        "{err}"
+    );
+}
