@@ -96,10 +96,12 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=int, default=30)
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "prep-s3-bench"))
     ap.add_argument("--out")
+    ap.add_argument("--prep", default=str(PREP), help="prep binary (default: the release build)")
     ap.add_argument("--trace", help="folder for PREP_TRACE files of the last run of each case and kind "
                     "(summarize with benches/trace_summary.py)")
     a = ap.parse_args()
-    for exe in (PREP, PROXY):
+    prep = Path(a.prep)
+    for exe in (prep, PROXY):
         if not exe.exists():
             raise SystemExit(f"{exe} is missing: run `cargo build --release --examples` first")
     work = Path(a.work) / f"rows-{a.rows}"
@@ -146,7 +148,7 @@ def main() -> None:
             out = work / "out-warm"
             shutil.rmtree(out, ignore_errors=True)
             pipeline(work / "warm.toml", s3_uri, out)
-            timed([str(PREP), "run", str(work / "warm.toml"), "--quiet"], env)
+            timed([str(prep), "run", str(work / "warm.toml"), "--quiet"], env)
             # The slow moto-direct runs come after the timed rounds, so the
             # local and proxied runs alternate with each other only.
             rounds = [("local", local_uri, env), ("s3", s3_uri, env)] * a.runs + [("direct", s3_uri, direct_env)] * a.runs
@@ -159,7 +161,7 @@ def main() -> None:
                     Path(a.trace).mkdir(parents=True, exist_ok=True)
                     name = label.replace(" ", "-") + f"-{kind}.json"
                     e = dict(e, PREP_TRACE=str(Path(a.trace) / name))
-                res[kind].append(timed([str(PREP), "run", str(p), "--quiet"], e))
+                res[kind].append(timed([str(prep), "run", str(p), "--quiet"], e))
                 wall, rss, system = res[kind][-1]
                 print(f"{label} {kind}: {wall:.2f} s, {rss:.0f} MiB, {system:.2f} system s", file=sys.stderr)
             med = {

@@ -8,7 +8,7 @@
 //! the object: the untouched (zero) pages are never materialized, so memory
 //! is the footer plus one row group, not the object.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::Layout;
 use std::io::Cursor;
 
 use bytes::Bytes;
@@ -27,8 +27,8 @@ use crate::read::recent_cells::RecentCells;
 use crate::storage::remote;
 use crate::storage::{storage, InputObject, ObjectLocation};
 
-/// A zero-filled buffer from the system allocator: for large sizes it is a
-/// fresh anonymous mapping whose pages cost nothing until written.
+/// A zero-filled buffer of an object's size: a fresh anonymous mapping,
+/// whose pages cost nothing until written (whatever the allocator keeps).
 struct SparseBuf {
     ptr: *mut u8,
     len: usize,
@@ -40,13 +40,25 @@ unsafe impl Sync for SparseBuf {}
 
 impl SparseBuf {
     fn new(len: usize) -> SparseBuf {
-        let layout = Layout::from_size_align(len.max(1), 64).expect("valid layout");
-        // SAFETY: layout has non-zero size; a null result is handled below.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
+        let len = len.max(1);
+        // SAFETY: a private anonymous mapping: no file, no fixed address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(Layout::from_size_align(len, 1).expect("valid layout"));
         }
-        SparseBuf { ptr, len }
+        SparseBuf {
+            ptr: ptr.cast(),
+            len,
+        }
     }
 
     fn place(&mut self, offset: u64, bytes: &[u8]) {
@@ -59,16 +71,15 @@ impl SparseBuf {
 
 impl AsRef<[u8]> for SparseBuf {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: ptr is valid for len bytes, initialized (zeroed) at allocation.
+        // SAFETY: ptr is valid for len bytes, zero-filled by the kernel.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
 impl Drop for SparseBuf {
     fn drop(&mut self) {
-        let layout = Layout::from_size_align(self.len.max(1), 64).expect("valid layout");
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { System.dealloc(self.ptr, layout) }
+        // SAFETY: mapped in `new` with this length, unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 
