@@ -4,7 +4,7 @@ connection's bandwidth and adds a first-byte latency, against the same run on
 local files.
 
     cargo build --release --examples
-    python3 benches/s3/run.py --rows 1000000 --runs 3 [--mbps 50 --latency-ms 30]
+    python3 benches/s3/run.py --rows 1000000 --runs 3 [--mbps 50 --latency-ms 30] [--prep BINARY]
 
 Needs moto[server] and boto3 (tests/requirements.txt; PREP_VENV or
 ~/.cache/prep-venv is used when present). It generates the reviews dataset

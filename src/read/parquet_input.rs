@@ -8,7 +8,6 @@
 //! the object: the untouched (zero) pages are never materialized, so memory
 //! is the footer plus one row group, not the object.
 
-use std::alloc::Layout;
 use std::io::Cursor;
 
 use bytes::Bytes;
@@ -29,6 +28,8 @@ use crate::storage::{storage, InputObject, ObjectLocation};
 
 /// A zero-filled buffer of an object's size: a fresh anonymous mapping,
 /// whose pages cost nothing until written (whatever the allocator keeps).
+/// It reserves no memory up front (`MAP_NORESERVE`), so an object larger
+/// than the machine's memory can be read by ranges.
 struct SparseBuf {
     ptr: *mut u8,
     len: usize,
@@ -39,7 +40,7 @@ unsafe impl Send for SparseBuf {}
 unsafe impl Sync for SparseBuf {}
 
 impl SparseBuf {
-    fn new(len: usize) -> SparseBuf {
+    fn new(len: usize) -> std::io::Result<SparseBuf> {
         let len = len.max(1);
         // SAFETY: a private anonymous mapping: no file, no fixed address.
         let ptr = unsafe {
@@ -47,18 +48,29 @@ impl SparseBuf {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
         };
         if ptr == libc::MAP_FAILED {
-            std::alloc::handle_alloc_error(Layout::from_size_align(len, 1).expect("valid layout"));
+            return Err(std::io::Error::last_os_error());
         }
-        SparseBuf {
+        Ok(SparseBuf {
             ptr: ptr.cast(),
             len,
-        }
+        })
+    }
+
+    /// A buffer for remote object `obj`, or an error naming it.
+    fn for_object(obj: &InputObject) -> Result<SparseBuf> {
+        SparseBuf::new(obj.size as usize).map_err(|source| PrepError::Io {
+            context: format!(
+                "cannot map {} bytes of address space to read {} by ranges",
+                obj.size, obj.uri
+            ),
+            source,
+        })
     }
 
     fn place(&mut self, offset: u64, bytes: &[u8]) {
@@ -160,7 +172,7 @@ impl ParquetInput {
                     )?;
                 }
                 let start = size - tail.len() as u64;
-                let mut buf = SparseBuf::new(size as usize);
+                let mut buf = SparseBuf::for_object(obj)?;
                 buf.place(start, &tail);
                 let r: ParquetReader<Box<dyn MmapBytesReader>> =
                     ParquetReader::new(Box::new(Cursor::new(buf)));
@@ -429,7 +441,7 @@ impl ParquetInput {
             }
             ObjectLocation::Remote(loc) => {
                 let (footer_start, footer) = self.footer.as_ref().expect("remote footer");
-                let mut buf = SparseBuf::new(self.obj.size as usize);
+                let mut buf = SparseBuf::for_object(&self.obj)?;
                 buf.place(*footer_start, footer);
                 let mut first_row = 0usize;
                 let mut last = None;
@@ -504,8 +516,61 @@ fn read_ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::read_ranges;
+    use super::{read_ranges, SparseBuf};
     use proptest::prelude::*;
+
+    /// Pages of `buf` the kernel holds in memory (`mincore`).
+    fn resident_pages(buf: &SparseBuf) -> usize {
+        let page = 4096;
+        let mut flags = vec![0u8; buf.len.div_ceil(page)];
+        // SAFETY: the range is the mapping made by `SparseBuf::new`, page-aligned.
+        let rc = unsafe { libc::mincore(buf.ptr.cast(), buf.len, flags.as_mut_ptr()) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        flags.iter().filter(|f| **f & 1 == 1).count()
+    }
+
+    #[test]
+    fn sparse_buffer_holds_only_the_placed_ranges() {
+        let mut buf = SparseBuf::new(24 << 20).unwrap();
+        assert_eq!(resident_pages(&buf), 0);
+        buf.place(8 << 20, &[7u8; 10_000]);
+        buf.place((24 << 20) - 100, &[9u8; 100]);
+        // 10,000 bytes span 3 pages, the tail 1 (with 4 KiB pages).
+        assert!(resident_pages(&buf) <= 4, "{} pages", resident_pages(&buf));
+        let bytes = buf.as_ref();
+        assert_eq!(bytes.len(), 24 << 20);
+        assert!(bytes[(8 << 20)..(8 << 20) + 10_000].iter().all(|b| *b == 7));
+        assert!(bytes[(24 << 20) - 100..].iter().all(|b| *b == 9));
+        assert!(bytes[..8 << 20].iter().all(|b| *b == 0));
+    }
+
+    /// A remote object larger than memory and swap is still read by
+    /// ranges: its buffer reserves nothing (unless the kernel is set to
+    /// strict accounting, `vm.overcommit_memory = 2`, where mapping it is an
+    /// error, not an abort).
+    #[test]
+    fn sparse_buffer_larger_than_memory_maps() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kib = |key: &str| -> usize {
+            meminfo
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let size = 2 * (kib("MemTotal:") + kib("SwapTotal:")) * 1024;
+        let strict = std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
+            .is_ok_and(|m| m.trim() == "2");
+        match SparseBuf::new(size) {
+            Ok(mut buf) => {
+                buf.place(size as u64 - 8, &[1u8; 8]);
+                assert_eq!(&buf.as_ref()[size - 8..], &[1u8; 8]);
+                assert!(resident_pages(&buf) <= 1);
+            }
+            Err(e) => assert!(strict, "mapping {size} bytes failed: {e}"),
+        }
+    }
 
     #[test]
     fn whole_groups_when_small_slices_when_large() {
