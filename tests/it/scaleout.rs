@@ -218,11 +218,20 @@ fn a_killed_worker_restarted_still_gives_the_right_result() {
     let reference = single(&c, &input);
     let out = c.path("out");
     pipeline(&c, &input, &out.display().to_string());
-    let w0 = worker(&c, &["--worker", "0/2"], &[]);
+    // Worker 1 alone cannot get past the fit barrier (worker 0 has not
+    // started), so it is killed mid-job, after it wrote its partial,
+    // however slowly the machine runs. (Started beside worker 0 and killed
+    // after a fixed delay, it sometimes finished first on a loaded machine.)
     let mut w1 = worker(&c, &["--worker", "1/2"], &[]);
-    std::thread::sleep(Duration::from_millis(60));
+    let partial = out.join("_work/partial-w0001.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !partial.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(partial.exists(), "worker 1 wrote no partial in 30 s");
     let _ = w1.kill(); // SIGKILL: no cleanup at all, as when a pod dies
     let _ = w1.wait();
+    let w0 = worker(&c, &["--worker", "0/2"], &[]);
     let (code, err) = finish(worker(&c, &["--worker", "1/2"], &[]));
     assert_eq!(code, 0, "{err}");
     let (code, err) = finish(w0);
