@@ -1,7 +1,8 @@
-//! The transform pass, as three stages on their own threads:
+//! The transform pass, as four stages on their own threads:
 //!
 //! ```text
-//! reader (spill, or re-read + clean) ─► impute → encode → scale → project ─► shard writer
+//! reader (spill, or re-read + clean) ─► impute → encode → scale → project
+//!     ─► shard encoder (Parquet pages) ─► shard writer
 //! ```
 //! The middle stage runs on this thread (parallel inside); bounded channels
 //! keep at most a few chunks in flight. What leaves: committed shards.
@@ -17,6 +18,7 @@ use crate::job::report::Progress;
 use crate::storage::OutputDir;
 use crate::timings::{timed, Stage};
 use crate::transform::steps::FittedSteps;
+use crate::write::row_groups::{GroupPlanner, GroupStep};
 use crate::write::sink::{ShardInfo, ShardSink, SinkBatch, SinkOptions};
 
 /// Where the rows of a re-read chunk came from (to name a bad value).
@@ -77,9 +79,18 @@ enum WriterMsg {
     Finish,
 }
 
-/// The transform pass, as three stages on their own threads: a reader (spill
+/// What the shard encoder hands the shard writer: Parquet row groups it
+/// planned and encoded, text batches as they came, then `Finish`.
+enum EncodedMsg {
+    Groups(Vec<GroupStep>),
+    Batch(SinkBatch),
+    Finish,
+}
+
+/// The transform pass, as four stages on their own threads: a reader (spill
 /// or re-read + clean), the fitted steps, projection and row encoder (this
-/// thread, parallel inside), and the shard writer. Bounded channels keep at
+/// thread, parallel inside), the shard encoder (Parquet pages, parallel
+/// inside) and the shard writer. Bounded channels keep at
 /// most a few chunks in flight. `layout` pairs each produced column with
 /// its output name; empty: every column as it is (`prep apply` with a
 /// `scaler.json`).
@@ -137,19 +148,22 @@ pub fn transform_pass(
             })
             .expect("starting the pass reader thread");
         let (out_tx, out_rx) = sync_channel::<WriterMsg>(WRITER_QUEUE);
-        let writer = std::thread::Builder::new()
-            .name("prep-shard-writer".into())
-            .spawn_scoped(scope, move || -> Result<Vec<ShardInfo>> {
-                let mut sink = ShardSink::new(out.clone(), sink_opts);
+        let (enc_tx, enc_rx) = sync_channel::<EncodedMsg>(1);
+        let mut sink = ShardSink::new(out.clone(), sink_opts);
+        let mut planner = GroupPlanner::new(sink.limits(), sink.parquet_compression());
+        let encoder = std::thread::Builder::new()
+            .name("prep-shard-encoder".into())
+            .spawn_scoped(scope, move || -> Result<()> {
                 let mut next = None;
                 loop {
                     let msg = match next.take() {
                         Some(msg) => msg,
                         None => out_rx.recv().map_err(|_| interrupted())?,
                     };
-                    match msg {
+                    let done = match msg {
                         // Parquet frames that are already waiting are
-                        // encoded together (on every core), then written.
+                        // encoded together (on every core); the writer
+                        // writes the previous ones meanwhile.
                         WriterMsg::Batch(SinkBatch::Frame(df)) => {
                             let mut frames = vec![df];
                             while frames.len() < FRAMES_ENCODED_TOGETHER {
@@ -162,10 +176,27 @@ pub fn transform_pass(
                                     Err(_) => break,
                                 }
                             }
-                            sink.write_frames(&frames)?;
+                            EncodedMsg::Groups(planner.plan(&frames)?)
                         }
-                        WriterMsg::Batch(b) => sink.write_batch(b)?,
-                        WriterMsg::Finish => return sink.finish(),
+                        WriterMsg::Batch(b) => EncodedMsg::Batch(b),
+                        WriterMsg::Finish => EncodedMsg::Finish,
+                    };
+                    let last = matches!(done, EncodedMsg::Finish);
+                    enc_tx.send(done).map_err(|_| consumer_gone())?;
+                    if last {
+                        return Ok(());
+                    }
+                }
+            })
+            .expect("starting the shard encoder thread");
+        let writer = std::thread::Builder::new()
+            .name("prep-shard-writer".into())
+            .spawn_scoped(scope, move || -> Result<Vec<ShardInfo>> {
+                loop {
+                    match enc_rx.recv().map_err(|_| interrupted())? {
+                        EncodedMsg::Groups(steps) => sink.write_groups(steps)?,
+                        EncodedMsg::Batch(b) => sink.write_batch(b)?,
+                        EncodedMsg::Finish => return sink.finish(),
                     }
                 }
             })
@@ -202,7 +233,16 @@ pub fn transform_pass(
         }
         drop(out_tx);
         let write = writer.join().expect("writer thread panicked");
+        let encode = encoder.join().expect("encoder thread panicked");
         let read = reader.join().expect("reader thread panicked");
+        // The encoder's own failure beats the writer's "input stopped", and
+        // the writer's failure beats the encoder's "writer gone".
+        let write = match (encode, write) {
+            (Err(e), _) if !matches!(e, PrepError::PipelineStopped) => Err(e),
+            (_, Err(e)) => Err(e),
+            (Err(e), Ok(_)) => Err(e),
+            (Ok(()), Ok(shards)) => Ok(shards),
+        };
         (read, main, write)
     });
     progress.finish();

@@ -19,8 +19,12 @@ use std::path::Path;
 /// Direct I/O needs block-aligned buffers, sizes and offsets; 4096 covers
 /// 512-byte and 4 KiB devices.
 const ALIGN: usize = 4096;
-/// Bytes gathered before each write.
-const BLOCK: usize = 4 << 20;
+/// Bytes gathered before each write. A direct write returns when the
+/// device has the data, so the disk idles between one write and the next;
+/// fewer, larger writes keep it busier. 5M-row CSV → Parquet spill (1.1 GB)
+/// on the dev VM, timed with `strace -T`: 620 MB/s in 4 MiB writes, 1.18
+/// GB/s in 16 MiB ones (`dd` does 1.1–1.3 GB/s).
+const BLOCK: usize = 16 << 20;
 
 pub struct OutputFile {
     file: File,

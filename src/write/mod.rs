@@ -3,6 +3,8 @@
 //! ([`spill`], one file of it: [`spill_file`], raw: [`spill_raw`]).
 
 pub mod encode;
+pub mod page_compress;
+pub mod row_groups;
 pub mod sink;
 pub mod spill;
 pub mod spill_file;

@@ -12,10 +12,8 @@
 //! but tiny shards.
 
 use std::io::Write;
-use std::sync::OnceLock;
 
 use polars::prelude::*;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{PrepError, Result};
@@ -23,6 +21,7 @@ use crate::pipeline::plan::{OutputCompression, OutputFormat};
 use crate::storage::{storage_uri, OutputDir, PendingFile};
 use crate::timings::{timed, Stage};
 use crate::write::encode::{csv_header, encode_row_parts, EncodedRows, TextFormat};
+use crate::write::row_groups::{Fill, GroupPlanner, GroupStep, ShardLimits};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ShardInfo {
@@ -87,136 +86,6 @@ enum OpenShard {
     },
 }
 
-/// Encodes and compresses a row group's pages on every core.
-///
-/// polars' `BatchedWriter::write_batch` compresses pages lazily, on the
-/// thread that writes the file: one core zstd-compressed the whole output
-/// (a text column dominates, so per-column parallelism does not help). Here
-/// columns are encoded in parallel, then every page is compressed in
-/// parallel, and the writer only appends finished bytes.
-///
-/// For each column polars asks for dictionary encoding it first estimates
-/// the column's cardinality over every value (hashing each string of a long
-/// text column) and writes plain pages when most values differ. That choice
-/// is made once, on the run's first row group ([`Self::settled`]): a column
-/// that got plain pages there is written plain from then on, with no
-/// estimate (4 % of a Parquet → Parquet run's CPU time).
-struct RowGroupEncoder {
-    fields: Vec<polars_parquet::write::ParquetType>,
-    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
-    /// The encodings after the first row group (see above).
-    settled: OnceLock<Vec<Vec<polars_parquet::write::Encoding>>>,
-    options: polars_parquet::write::WriteOptions,
-}
-
-impl RowGroupEncoder {
-    fn new(
-        writer: &mut polars::io::parquet::write::BatchedWriter<PendingFile>,
-        schema: &Schema,
-        compression: ParquetCompression,
-    ) -> Self {
-        let arrow = schema.to_arrow(CompatLevel::newest());
-        RowGroupEncoder {
-            fields: writer.parquet_schema().fields().to_vec(),
-            encodings: polars::io::parquet::write::get_encodings(&arrow).to_vec(),
-            settled: OnceLock::new(),
-            options: polars_parquet::write::WriteOptions {
-                statistics: polars::io::parquet::write::StatisticsOptions::default(),
-                compression: compression.into(),
-                version: polars_parquet::write::Version::V1,
-                data_page_size: None,
-            },
-        }
-    }
-
-    /// `df`'s row groups (one per chunk of its columns), each as its
-    /// row count and compressed pages.
-    fn encode_frame(&self, df: &DataFrame) -> PolarsResult<Vec<EncodedGroup>> {
-        let mut df = df.clone();
-        df.rechunk_mut();
-        df.iter_chunks(CompatLevel::newest(), false)
-            .filter(|batch| !batch.is_empty())
-            .map(|batch| {
-                let pages = timed(Stage::Encode, || self.encode(&batch))?;
-                Ok((batch.len() as u64, pages))
-            })
-            .collect()
-    }
-
-    /// One row group's pages, encoded and compressed on every core.
-    fn encode(
-        &self,
-        batch: &polars_arrow::record_batch::RecordBatch,
-    ) -> PolarsResult<Vec<Vec<polars_parquet::write::CompressedPage>>> {
-        use polars_parquet::write::{array_to_columns, compress, CompressedPage, Encoding, Page};
-        {
-            let encodings = self.settled.get().unwrap_or(&self.encodings);
-            let encoded: Vec<Vec<Vec<Page>>> = batch
-                .columns()
-                .par_iter()
-                .zip(self.fields.par_iter())
-                .zip(encodings.par_iter())
-                .map(|((array, ty), enc)| {
-                    array_to_columns(array, ty.clone(), self.options, enc)?
-                        .into_iter()
-                        .map(|pages| pages.collect::<PolarsResult<Vec<Page>>>())
-                        .collect()
-                })
-                .collect::<PolarsResult<_>>()?;
-            if self.settled.get().is_none() {
-                let settled = encodings
-                    .iter()
-                    .zip(&encoded)
-                    .map(|(wanted, leaves)| {
-                        wanted
-                            .iter()
-                            .zip(leaves)
-                            .map(|(&e, pages)| {
-                                let dict = pages.iter().any(|p| matches!(p, Page::Dict(_)));
-                                match e {
-                                    Encoding::RleDictionary if !dict => Encoding::Plain,
-                                    e => e,
-                                }
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let _ = self.settled.set(settled);
-            }
-            // One list per leaf column, in schema order.
-            let leaves: Vec<Vec<Page>> = encoded.into_iter().flatten().collect();
-            let compression = self.options.compression;
-            let compressed: Vec<Vec<CompressedPage>> = leaves
-                .into_par_iter()
-                .map(|pages| {
-                    pages
-                        .into_par_iter()
-                        .map(|p| compress(p, Vec::new(), compression).map_err(PolarsError::from))
-                        .collect::<PolarsResult<Vec<_>>>()
-                })
-                .collect::<PolarsResult<_>>()?;
-            Ok(compressed)
-        }
-    }
-}
-
-/// A row group ready to append: its rows and compressed pages per column.
-type EncodedGroup = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>);
-
-/// What writing frames to Parquet shards does, in order: append these rows
-/// (and count these bytes against `shard_max_bytes`), or close the shard.
-enum ParquetStep {
-    Rows(DataFrame, u64),
-    Close,
-}
-
-/// How full a shard is.
-#[derive(Debug, Clone, Copy, Default)]
-struct Fill {
-    rows: usize,
-    bytes: u64,
-}
-
 struct Current {
     name: String,
     shard: OpenShard,
@@ -240,8 +109,9 @@ pub struct ShardSink {
     current: Option<Current>,
     pub shards: Vec<ShardInfo>,
     header: Vec<u8>,
-    /// Parquet: one encoder for every shard of the run (same schema).
-    encoder: Option<RowGroupEncoder>,
+    /// Parquet frames written here ([`Self::write_frames`]) are planned
+    /// here; the transform pass plans on a thread of its own.
+    planner: Option<GroupPlanner>,
 }
 
 impl ShardSink {
@@ -252,7 +122,26 @@ impl ShardSink {
             current: None,
             shards: Vec::new(),
             header: Vec::new(),
-            encoder: None,
+            planner: None,
+        }
+    }
+
+    /// Where shards of this sink close.
+    pub fn limits(&self) -> ShardLimits {
+        ShardLimits {
+            max_rows: self.opts.max_rows,
+            max_bytes: self.opts.max_bytes,
+        }
+    }
+
+    /// The Parquet codec of this sink's shards.
+    pub fn parquet_compression(&self) -> ParquetCompression {
+        match self.opts.compression {
+            OutputCompression::Snappy => ParquetCompression::Snappy,
+            OutputCompression::None => ParquetCompression::Uncompressed,
+            _ => ParquetCompression::Zstd(
+                polars_parquet::write::ZstdLevel::try_new(zstd_level()).ok(),
+            ),
         }
     }
 
@@ -274,15 +163,9 @@ impl ShardSink {
         let (shard, bytes) = match self.opts.format {
             OutputFormat::Parquet => {
                 let file = self.out.create(&name)?;
-                let compression = match self.opts.compression {
-                    OutputCompression::Snappy => ParquetCompression::Snappy,
-                    OutputCompression::None => ParquetCompression::Uncompressed,
-                    _ => ParquetCompression::Zstd(
-                        polars_parquet::write::ZstdLevel::try_new(zstd_level()).ok(),
-                    ),
-                };
+                let compression = self.parquet_compression();
                 let schema = schema.expect("parquet shards are opened with a schema");
-                let mut writer = ParquetWriter::new(file.clone())
+                let writer = ParquetWriter::new(file.clone())
                     .with_compression(compression)
                     .batched(schema)
                     .map_err(|e| {
@@ -291,9 +174,6 @@ impl ShardSink {
                             e,
                         )
                     })?;
-                if self.encoder.is_none() {
-                    self.encoder = Some(RowGroupEncoder::new(&mut writer, schema, compression));
-                }
                 (
                     OpenShard::Parquet {
                         writer: Box::new(writer),
@@ -354,31 +234,6 @@ impl ShardSink {
         Ok(())
     }
 
-    /// How many of the next rows fit in the open shard, given each row's
-    /// size; at least one when the shard is empty.
-    fn fitting(&self, fill: Fill, sizes: &dyn Fn(usize) -> u64, available: usize) -> usize {
-        let row_room = self.opts.max_rows - fill.rows;
-        let mut k = available.min(row_room);
-        if let Some(max) = self.opts.max_bytes {
-            let room = max.saturating_sub(fill.bytes);
-            // sizes(k) is the byte size of the first k rows; find the largest k that fits.
-            let (mut lo, mut hi) = (0usize, k);
-            while lo < hi {
-                let mid = (lo + hi).div_ceil(2);
-                if sizes(mid) <= room {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
-            }
-            k = lo;
-            if k == 0 && fill.rows == 0 {
-                k = 1;
-            }
-        }
-        k
-    }
-
     /// Encodes a chunk for this sink's format. Separate from writing so the
     /// (parallel) encoding can run on one thread while another writes.
     pub fn prepare(format: OutputFormat, df: &DataFrame) -> Result<SinkBatch> {
@@ -435,7 +290,9 @@ impl ShardSink {
                     (rows.ends[next + k - 1] - base) as u64
                 }
             };
-            let k = self.fitting(cur.fill(), &sizes, rows.rows() - next);
+            let k = self
+                .limits()
+                .fitting(cur.fill(), &sizes, rows.rows() - next);
             if k == 0 {
                 self.close()?;
                 continue;
@@ -457,81 +314,43 @@ impl ShardSink {
         Ok(())
     }
 
-    /// Appends consecutive frames. Their row groups are cut as writing them
-    /// one at a time would cut them, encoded together on every core (one
-    /// frame's long text column no longer leaves a core idle), then written
-    /// in order.
+    /// Appends consecutive frames: planned and encoded here, then written
+    /// (the transform pass plans on a thread of its own and hands the steps
+    /// to [`Self::write_groups`]).
     pub fn write_frames(&mut self, frames: &[DataFrame]) -> Result<()> {
-        let frames: Vec<&DataFrame> = frames.iter().filter(|df| df.height() > 0).collect();
-        let Some(first) = frames.first() else {
-            return Ok(());
-        };
-        if self.current.is_none() {
-            self.open(Some(first.schema().as_ref()))?;
-        }
-        // 1. Where the row groups and shard ends fall.
-        let mut fill = self.current.as_ref().expect("opened").fill();
-        let mut open = true;
-        let mut steps = Vec::new();
-        for df in &frames {
-            let per_row = (df.estimated_size() as f64 / df.height() as f64)
-                .ceil()
-                .max(1.0) as u64;
-            let mut next = 0usize;
-            while next < df.height() {
-                if !open {
-                    (open, fill) = (true, Fill::default());
-                }
-                let sizes = |k: usize| k as u64 * per_row;
-                let k = self.fitting(fill, &sizes, df.height() - next);
-                if k == 0 {
-                    steps.push(ParquetStep::Close);
-                    open = false;
-                    continue;
-                }
-                steps.push(ParquetStep::Rows(
-                    df.slice(next as i64, k),
-                    k as u64 * per_row,
-                ));
-                fill.rows += k;
-                fill.bytes += k as u64 * per_row;
-                next += k;
-                if fill.rows >= self.opts.max_rows {
-                    steps.push(ParquetStep::Close);
-                    open = false;
-                }
-            }
-        }
-        // 2. Every row group's pages, encoded and compressed together; the
-        // run's first row group alone first, so the encodings it settles
-        // are the same however the frames were batched.
-        let encoder = self.encoder.as_ref().expect("made with the first shard");
-        let encode = |step: &ParquetStep| match step {
-            ParquetStep::Rows(df, _) => encoder.encode_frame(df),
-            ParquetStep::Close => Ok(Vec::new()),
-        };
-        let alone = usize::from(encoder.settled.get().is_none());
-        let mut encoded: Vec<PolarsResult<Vec<EncodedGroup>>> =
-            steps[..alone].iter().map(encode).collect();
-        encoded.extend(steps[alone..].par_iter().map(encode).collect::<Vec<_>>());
-        // 3. Written in order, shards opened and closed where planned.
-        for (step, groups) in steps.iter().zip(encoded) {
-            let ParquetStep::Rows(df, bytes) = step else {
+        let (limits, compression) = (self.limits(), self.parquet_compression());
+        let planner = self
+            .planner
+            .get_or_insert_with(|| GroupPlanner::new(limits, compression));
+        let steps = planner.plan(frames)?;
+        self.write_groups(steps)
+    }
+
+    /// Writes planned row groups in order, opening and closing shards
+    /// where the plan says.
+    pub fn write_groups(&mut self, steps: Vec<GroupStep>) -> Result<()> {
+        for step in steps {
+            let GroupStep::Rows {
+                schema,
+                rows,
+                bytes,
+                groups,
+            } = step
+            else {
                 self.close()?;
                 continue;
             };
             if self.current.is_none() {
-                self.open(Some(df.schema().as_ref()))?;
+                self.open(Some(schema.as_ref()))?;
             }
             let cur = self.current.as_mut().expect("opened");
             let OpenShard::Parquet { writer, .. } = &mut cur.shard else {
                 unreachable!("parquet shard")
             };
             groups
-                .and_then(|groups| {
-                    groups.iter().try_for_each(|(rows, pages)| {
-                        timed(Stage::Write, || writer.write_row_group(*rows, pages))
-                    })
+                .iter()
+                .try_for_each(|(rows, pages)| {
+                    timed(Stage::Write, || writer.write_row_group(*rows, pages))
                 })
                 .map_err(|e| {
                     PrepError::polars(
@@ -539,7 +358,7 @@ impl ShardSink {
                         e,
                     )
                 })?;
-            cur.rows += df.height();
+            cur.rows += rows;
             cur.bytes += bytes;
         }
         Ok(())
