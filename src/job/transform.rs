@@ -2,19 +2,20 @@
 //!
 //! ```text
 //! reader (spill, or re-read + clean) ─► impute → encode → scale → project
-//!     ─► shard encoder (Parquet pages) ─► shard writer
+//!     ─► shard encoder (Parquet output: pages) ─► shard writer
 //! ```
 //! The middle stage runs on this thread (parallel inside); bounded channels
 //! keep at most a few chunks in flight. What leaves: committed shards.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use polars::prelude::*;
 
 use crate::error::{DataLocation, PrepError, Result};
 use crate::job::fit::{consumer_gone, Fitted, PassInput};
 use crate::job::report::Progress;
+use crate::pipeline::plan::OutputFormat;
 use crate::storage::OutputDir;
 use crate::timings::{timed, Stage};
 use crate::transform::steps::FittedSteps;
@@ -74,23 +75,57 @@ const FRAMES_ENCODED_TOGETHER: usize = WRITER_QUEUE + 1;
 
 enum WriterMsg {
     Batch(SinkBatch),
+    /// Parquet row groups the shard encoder planned and encoded.
+    Groups(Vec<GroupStep>),
     /// Sent only after the last batch: commit the last shard. Without it
     /// (an error upstream) the open shard is discarded.
     Finish,
 }
 
-/// What the shard encoder hands the shard writer: Parquet row groups it
-/// planned and encoded, text batches as they came, then `Finish`.
-enum EncodedMsg {
-    Groups(Vec<GroupStep>),
-    Batch(SinkBatch),
-    Finish,
+/// The shard encoder (Parquet output): plans and encodes the frames that
+/// arrive, those already waiting together (on every core), and hands the
+/// row groups to the shard writer, which writes the previous ones
+/// meanwhile. Text batches (not sent here) would pass as they are.
+fn encode_frames(
+    rx: Receiver<WriterMsg>,
+    tx: SyncSender<WriterMsg>,
+    mut planner: GroupPlanner,
+) -> Result<()> {
+    let mut next = None;
+    loop {
+        let msg = match next.take() {
+            Some(msg) => msg,
+            None => rx.recv().map_err(|_| interrupted())?,
+        };
+        let done = match msg {
+            WriterMsg::Batch(SinkBatch::Frame(df)) => {
+                let mut frames = vec![df];
+                while frames.len() < FRAMES_ENCODED_TOGETHER {
+                    match rx.try_recv() {
+                        Ok(WriterMsg::Batch(SinkBatch::Frame(df))) => frames.push(df),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                WriterMsg::Groups(planner.plan(&frames)?)
+            }
+            other => other,
+        };
+        let last = matches!(done, WriterMsg::Finish);
+        tx.send(done).map_err(|_| consumer_gone())?;
+        if last {
+            return Ok(());
+        }
+    }
 }
 
 /// The transform pass, as four stages on their own threads: a reader (spill
 /// or re-read + clean), the fitted steps, projection and row encoder (this
-/// thread, parallel inside), the shard encoder (Parquet pages, parallel
-/// inside) and the shard writer. Bounded channels keep at
+/// thread, parallel inside), the shard encoder (Parquet output: pages,
+/// parallel inside) and the shard writer. Bounded channels keep at
 /// most a few chunks in flight. `layout` pairs each produced column with
 /// its output name; empty: every column as it is (`prep apply` with a
 /// `scaler.json`).
@@ -148,55 +183,30 @@ pub fn transform_pass(
             })
             .expect("starting the pass reader thread");
         let (out_tx, out_rx) = sync_channel::<WriterMsg>(WRITER_QUEUE);
-        let (enc_tx, enc_rx) = sync_channel::<EncodedMsg>(1);
         let mut sink = ShardSink::new(out.clone(), sink_opts);
-        let mut planner = GroupPlanner::new(sink.limits(), sink.parquet_compression());
-        let encoder = std::thread::Builder::new()
-            .name("prep-shard-encoder".into())
-            .spawn_scoped(scope, move || -> Result<()> {
-                let mut next = None;
-                loop {
-                    let msg = match next.take() {
-                        Some(msg) => msg,
-                        None => out_rx.recv().map_err(|_| interrupted())?,
-                    };
-                    let done = match msg {
-                        // Parquet frames that are already waiting are
-                        // encoded together (on every core); the writer
-                        // writes the previous ones meanwhile.
-                        WriterMsg::Batch(SinkBatch::Frame(df)) => {
-                            let mut frames = vec![df];
-                            while frames.len() < FRAMES_ENCODED_TOGETHER {
-                                match out_rx.try_recv() {
-                                    Ok(WriterMsg::Batch(SinkBatch::Frame(df))) => frames.push(df),
-                                    Ok(other) => {
-                                        next = Some(other);
-                                        break;
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
-                            EncodedMsg::Groups(planner.plan(&frames)?)
-                        }
-                        WriterMsg::Batch(b) => EncodedMsg::Batch(b),
-                        WriterMsg::Finish => EncodedMsg::Finish,
-                    };
-                    let last = matches!(done, EncodedMsg::Finish);
-                    enc_tx.send(done).map_err(|_| consumer_gone())?;
-                    if last {
-                        return Ok(());
-                    }
-                }
-            })
-            .expect("starting the shard encoder thread");
+        // Parquet frames pass through the shard encoder; text batches go
+        // straight to the writer (already encoded, and large: no batch
+        // more in flight than before).
+        let (writer_rx, encoder) = match format {
+            OutputFormat::Parquet => {
+                let (enc_tx, enc_rx) = sync_channel::<WriterMsg>(1);
+                let planner = GroupPlanner::new(sink.limits(), sink.parquet_compression());
+                let encoder = std::thread::Builder::new()
+                    .name("prep-shard-encoder".into())
+                    .spawn_scoped(scope, move || encode_frames(out_rx, enc_tx, planner))
+                    .expect("starting the shard encoder thread");
+                (enc_rx, Some(encoder))
+            }
+            _ => (out_rx, None),
+        };
         let writer = std::thread::Builder::new()
             .name("prep-shard-writer".into())
             .spawn_scoped(scope, move || -> Result<Vec<ShardInfo>> {
                 loop {
-                    match enc_rx.recv().map_err(|_| interrupted())? {
-                        EncodedMsg::Groups(steps) => sink.write_groups(steps)?,
-                        EncodedMsg::Batch(b) => sink.write_batch(b)?,
-                        EncodedMsg::Finish => return sink.finish(),
+                    match writer_rx.recv().map_err(|_| interrupted())? {
+                        WriterMsg::Groups(steps) => sink.write_groups(steps)?,
+                        WriterMsg::Batch(b) => sink.write_batch(b)?,
+                        WriterMsg::Finish => return sink.finish(),
                     }
                 }
             })
@@ -233,7 +243,7 @@ pub fn transform_pass(
         }
         drop(out_tx);
         let write = writer.join().expect("writer thread panicked");
-        let encode = encoder.join().expect("encoder thread panicked");
+        let encode = encoder.map_or(Ok(()), |h| h.join().expect("encoder thread panicked"));
         let read = reader.join().expect("reader thread panicked");
         // The encoder's own failure beats the writer's "input stopped", and
         // the writer's failure beats the encoder's "writer gone".
