@@ -92,12 +92,39 @@ pub enum GroupStep {
 /// is made once, on the run's first row group ([`Self::settled`]): a column
 /// that got plain pages there is written plain from then on, with no
 /// estimate (4 % of a Parquet → Parquet run's CPU time).
+///
+/// Free text (a top-level string or binary column whose values average
+/// more than [`FREE_TEXT_BYTES`] in the run's first row group) gets null
+/// counts but no min/max statistics: the min and max of review text prune
+/// no row group, and computing them compared every string twice (4 % of a
+/// Parquet → Parquet run's CPU time). Every other column keeps polars'
+/// statistics (strings truncated to 64 bytes).
 struct RowGroupEncoder {
     fields: Vec<polars_parquet::write::ParquetType>,
     encodings: Vec<Vec<polars_parquet::write::Encoding>>,
     /// The encodings after the first row group (see above).
     settled: OnceLock<Vec<Vec<polars_parquet::write::Encoding>>>,
+    /// Per column: free text (see above), judged on the first row group.
+    free_text: OnceLock<Vec<bool>>,
     options: polars_parquet::write::WriteOptions,
+}
+
+/// Mean bytes per value above which a string column is free text.
+const FREE_TEXT_BYTES: usize = 64;
+
+/// Whether `array` is a string or binary column of free text.
+fn is_free_text(array: &dyn polars_arrow::array::Array) -> bool {
+    use polars_arrow::array::{BinaryViewArray, Utf8ViewArray};
+    let any = array.as_any();
+    let bytes = if let Some(a) = any.downcast_ref::<Utf8ViewArray>() {
+        a.total_bytes_len()
+    } else if let Some(a) = any.downcast_ref::<BinaryViewArray>() {
+        a.total_bytes_len()
+    } else {
+        return false;
+    };
+    let values = array.len() - array.null_count();
+    values > 0 && bytes / values > FREE_TEXT_BYTES
 }
 
 impl RowGroupEncoder {
@@ -112,6 +139,7 @@ impl RowGroupEncoder {
             fields: probe.parquet_schema().fields().to_vec(),
             encodings: polars::io::parquet::write::get_encodings(&arrow).to_vec(),
             settled: OnceLock::new(),
+            free_text: OnceLock::new(),
             options: polars_parquet::write::WriteOptions {
                 statistics: polars::io::parquet::write::StatisticsOptions::default(),
                 compression: compression.into(),
@@ -142,13 +170,25 @@ impl RowGroupEncoder {
     ) -> PolarsResult<Vec<Vec<polars_parquet::write::CompressedPage>>> {
         use polars_parquet::write::{array_to_columns, Encoding, Page};
         let encodings = self.settled.get().unwrap_or(&self.encodings);
+        let free_text = self.free_text.get_or_init(|| {
+            batch
+                .columns()
+                .iter()
+                .map(|a| is_free_text(a.as_ref()))
+                .collect()
+        });
+        let mut counts_only = self.options;
+        counts_only.statistics.min_value = false;
+        counts_only.statistics.max_value = false;
         let encoded: Vec<Vec<Vec<Page>>> = batch
             .columns()
             .par_iter()
             .zip(self.fields.par_iter())
             .zip(encodings.par_iter())
-            .map(|((array, ty), enc)| {
-                array_to_columns(array, ty.clone(), self.options, enc)?
+            .zip(free_text.par_iter())
+            .map(|(((array, ty), enc), &free)| {
+                let options = if free { counts_only } else { self.options };
+                array_to_columns(array, ty.clone(), options, enc)?
                     .into_iter()
                     .map(|pages| pages.collect::<PolarsResult<Vec<Page>>>())
                     .collect()

@@ -586,6 +586,74 @@ mod tests {
         );
     }
 
+    /// Per column of a shard's first row group: (null count, has min, has max).
+    fn column_stats(path: &std::path::Path) -> Vec<(String, Option<i64>, bool, bool)> {
+        use polars_parquet::parquet::statistics::Statistics;
+        let mut f = std::fs::File::open(path).unwrap();
+        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+        let footer = meta.footer_buf.as_ref();
+        meta.row_groups[0]
+            .parquet_columns()
+            .iter()
+            .map(|c| {
+                let name = c.descriptor().path_in_schema[0].to_string();
+                let (nulls, min, max) = match c.statistics(footer).unwrap().unwrap() {
+                    Statistics::Binary(s) => {
+                        (s.null_count, s.min_value.is_some(), s.max_value.is_some())
+                    }
+                    Statistics::Int64(s) => {
+                        (s.null_count, s.min_value.is_some(), s.max_value.is_some())
+                    }
+                    other => panic!("unexpected statistics {other:?}"),
+                };
+                (name, nulls, min, max)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn free_text_gets_null_counts_without_min_max() {
+        // `text` averages well over 64 bytes in the first frame, `code` is
+        // short; a later frame of short text is still free text (judged once).
+        let frame = |from: i64, long: bool| {
+            let text: Vec<Option<String>> = (from..from + 200)
+                .map(|i| match (i % 50, long) {
+                    (0, _) => None,
+                    (_, true) => Some(format!("review {i}: {}", "words ".repeat(20))),
+                    (_, false) => Some(format!("r{i}")),
+                })
+                .collect();
+            let code: Vec<String> = (from..from + 200).map(|i| format!("c{}", i % 7)).collect();
+            let id: Vec<i64> = (from..from + 200).collect();
+            df!("id" => id, "text" => text, "code" => code).unwrap()
+        };
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Parquet, 200, None);
+        s.write(&frame(0, true)).unwrap();
+        s.write(&frame(200, false)).unwrap();
+        let shards = s.finish().unwrap();
+        for sh in &shards {
+            let stats = column_stats(&d.path().join(&sh.name));
+            assert_eq!(
+                stats,
+                vec![
+                    ("id".to_string(), Some(0), true, true),
+                    ("text".to_string(), Some(4), false, false),
+                    ("code".to_string(), Some(0), true, true),
+                ],
+                "{}",
+                sh.name
+            );
+        }
+        // Short text from the start keeps its min and max.
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), OutputFormat::Parquet, 200, None);
+        s.write(&frame(0, false)).unwrap();
+        let shards = s.finish().unwrap();
+        let stats = column_stats(&d.path().join(&shards[0].name));
+        assert_eq!(stats[1], ("text".to_string(), Some(4), true, true));
+    }
+
     #[test]
     fn manifest_has_prefix_then_shards() {
         let m: serde_json::Value =
