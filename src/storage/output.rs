@@ -278,6 +278,7 @@ impl OutputDir {
             shared: Arc::new(Mutex::new(Some(target))),
             display: self.display(name),
             written: Arc::new(AtomicU64::new(0)),
+            failed: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -431,9 +432,27 @@ pub struct PendingFile {
     shared: Arc<Mutex<Option<Target>>>,
     display: String,
     written: Arc<AtomicU64>,
+    /// The first write that failed (its kind and text): a writer that wraps
+    /// this file (polars' Parquet writer) may report it without its kind.
+    failed: Arc<Mutex<Option<(std::io::ErrorKind, String)>>>,
 }
 
 impl PendingFile {
+    /// The first write to this file that failed, if one did.
+    pub fn write_error(&self) -> Option<std::io::Error> {
+        let failed = self.failed.lock().expect("pending file lock");
+        failed
+            .as_ref()
+            .map(|(kind, text)| std::io::Error::new(*kind, text.clone()))
+    }
+
+    fn note_failure(&self, e: &std::io::Error) {
+        let mut failed = self.failed.lock().expect("pending file lock");
+        if failed.is_none() {
+            *failed = Some((e.kind(), e.to_string()));
+        }
+    }
+
     pub fn bytes_written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
@@ -462,18 +481,21 @@ impl Write for PendingFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut guard = self.shared.lock().expect("pending file lock");
         let n = match guard.as_mut() {
-            Some(Target::Local(t)) => t.writer.write(buf)?,
-            Some(Target::Remote(w)) => w.write(buf)?,
+            Some(Target::Local(t)) => t.writer.write(buf),
+            Some(Target::Remote(w)) => w.write(buf),
             None => return Err(std::io::Error::other("file already committed")),
         };
+        drop(guard);
+        let n = n.inspect_err(|e| self.note_failure(e))?;
         self.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self.shared.lock().expect("pending file lock").as_mut() {
+        let flushed = match self.shared.lock().expect("pending file lock").as_mut() {
             Some(Target::Local(t)) => t.writer.flush(),
             _ => Ok(()),
-        }
+        };
+        flushed.inspect_err(|e| self.note_failure(e))
     }
 }
 

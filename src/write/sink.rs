@@ -168,12 +168,7 @@ impl ShardSink {
                 let writer = ParquetWriter::new(file.clone())
                     .with_compression(compression)
                     .batched(schema)
-                    .map_err(|e| {
-                        PrepError::polars(
-                            format!("starting Parquet shard {}", self.out.display(&name)),
-                            e,
-                        )
-                    })?;
+                    .map_err(|e| shard_error("starting", &file, e))?;
                 (
                     OpenShard::Parquet {
                         writer: Box::new(writer),
@@ -215,12 +210,9 @@ impl ShardSink {
         let size = match cur.shard {
             OpenShard::Text { out } => out.commit()?,
             OpenShard::Parquet { writer, file, .. } => {
-                writer.finish().map_err(|e| {
-                    PrepError::polars(
-                        format!("finishing Parquet shard {}", self.out.display(&cur.name)),
-                        e,
-                    )
-                })?;
+                writer
+                    .finish()
+                    .map_err(|e| shard_error("finishing", &file, e))?;
                 drop(writer);
                 file.commit()?
             }
@@ -344,7 +336,7 @@ impl ShardSink {
                 self.open(Some(schema.as_ref()))?;
             }
             let cur = self.current.as_mut().expect("opened");
-            let OpenShard::Parquet { writer, .. } = &mut cur.shard else {
+            let OpenShard::Parquet { writer, file } = &mut cur.shard else {
                 unreachable!("parquet shard")
             };
             groups
@@ -352,12 +344,7 @@ impl ShardSink {
                 .try_for_each(|(rows, pages)| {
                     timed(Stage::Write, || writer.write_row_group(*rows, pages))
                 })
-                .map_err(|e| {
-                    PrepError::polars(
-                        format!("writing Parquet shard {}", self.out.display(&cur.name)),
-                        e,
-                    )
-                })?;
+                .map_err(|e| shard_error("writing", file, e))?;
             cur.rows += rows;
             cur.bytes += bytes;
         }
@@ -376,6 +363,17 @@ impl ShardSink {
 /// 11 % larger, so the default stays.
 fn zstd_level() -> i32 {
     crate::env::zstd_level()
+}
+
+/// A Parquet shard's failure: when a write to its file failed (a full
+/// disk, a refused upload: polars' writer reports it as a malformed file,
+/// without its kind), a storage error naming the shard, exit 4; else
+/// polars' own.
+fn shard_error(action: &str, file: &PendingFile, e: PolarsError) -> PrepError {
+    match file.write_error() {
+        Some(io) => storage_uri(action, file.display(), io),
+        None => PrepError::polars(format!("{action} Parquet shard {}", file.display()), e),
+    }
 }
 
 /// SageMaker's ManifestFile shape: `[{"prefix": ...}, "part-00000.jsonl", ...]`.

@@ -162,3 +162,54 @@ fn artifacts_scaler_can_live_elsewhere() {
     assert!(path.exists());
     assert!(!c.out_file("scaler.json").exists());
 }
+
+/// A Parquet shard the disk refuses (the file size limit, as a full disk
+/// would) is a storage error naming the shard, exit 4, and leaves no shard
+/// and no `_SUCCESS` behind. The shard is larger than the 16 MiB the file
+/// gathers before writing, so the write fails inside polars' Parquet
+/// writer, which reports it as a malformed file (exit 1 before).
+#[test]
+fn a_parquet_shard_the_disk_refuses_exits_4_naming_it() {
+    use std::os::unix::process::CommandExt;
+    let c = Case::new();
+    let pad = "y".repeat(100);
+    let mut csv = String::from("id,text,x\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("{i},t {i} {pad},{}.5\n", i % 17));
+    }
+    c.write("in.csv", csv);
+    c.pipeline(
+        "in.csv",
+        "second_pass = \"reread\"\n[scale]\nexclude = [\"id\"]\n[output]\nformat = \"parquet\"\ncompression = \"none\"\nshard_max_rows = 1000000",
+    );
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("prep"));
+    cmd.arg("run").arg(c.path("pipeline.toml")).arg("--quiet");
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Writes past 512 KiB fail with EFBIG instead of a signal.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 512 << 10,
+                rlim_max: 512 << 10,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("storage error while writing") && err.contains("part-00000.parquet"),
+        "{err}"
+    );
+    assert!(!c.has_success());
+    let left: Vec<_> = std::fs::read_dir(c.path("out"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| !n.to_string_lossy().contains("part-")),
+        "{left:?}"
+    );
+}
