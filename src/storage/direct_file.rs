@@ -62,23 +62,10 @@ impl OutputFile {
     }
 
     /// Creates (truncates) `path`; `try_direct = false` writes through the
-    /// page cache.
+    /// page cache. The write buffer is a dropped file's when one is kept
+    /// ([`SPARES`]): a writer of many files touches one buffer's memory once.
     pub fn create_with(path: &Path, try_direct: bool) -> io::Result<OutputFile> {
-        Self::create_reusing(path, try_direct, Vec::new())
-    }
-
-    /// As [`Self::create_with`], with the buffer of a finished file (see
-    /// [`Self::into_buffer`]): a writer of many files touches one buffer's
-    /// memory once, not a fresh 16 MiB per file. Without one (empty), a
-    /// dropped file's buffer is reused when there is one.
-    pub fn create_reusing(
-        path: &Path,
-        try_direct: bool,
-        mut storage: Vec<u8>,
-    ) -> io::Result<OutputFile> {
-        if storage.is_empty() {
-            storage = spare_buffer();
-        }
+        let mut storage = spare_buffer();
         let direct_file = if try_direct {
             open_direct(path, true).ok()
         } else {
@@ -105,11 +92,6 @@ impl OutputFile {
     /// Bytes written directly and how long the device took for them.
     pub fn direct_writes(&self) -> (u64, std::time::Duration) {
         (self.direct_bytes, self.direct_time)
-    }
-
-    /// The write buffer, for the next file (after [`Self::finish`]).
-    pub fn into_buffer(mut self) -> Vec<u8> {
-        std::mem::take(&mut self.storage)
     }
 
     pub fn get_ref(&self) -> &File {

@@ -123,8 +123,6 @@ pub struct Spill {
     probed: (u64, std::time::Duration),
     /// Keeps the IPC body buffer from file to file.
     encoder: SpillEncoder,
-    /// The direct writer's aligned buffer, kept from file to file.
-    write_buffer: Vec<u8>,
 }
 
 impl Spill {
@@ -152,7 +150,6 @@ impl Spill {
             direct: true,
             probed: (0, std::time::Duration::ZERO),
             encoder: SpillEncoder::default(),
-            write_buffer: Vec::new(),
         })
     }
 
@@ -202,8 +199,7 @@ impl Spill {
 
     /// Writes `df` to `path` (see `spill_file.rs`).
     fn write_file(&mut self, path: PathBuf, df: &mut DataFrame, direct: bool) -> Result<SpillFile> {
-        let buffer = std::mem::take(&mut self.write_buffer);
-        let mut w = OutputFile::create_reusing(&path, direct, buffer)
+        let mut w = OutputFile::create_with(&path, direct)
             .map_err(|e| spill_io("creating a spill file", &path, e))?;
         let layout = self.encoder.write(&mut w, df).map_err(|e| match e {
             PolarsError::IO { error, .. } if error.kind() == std::io::ErrorKind::StorageFull => {
@@ -220,7 +216,7 @@ impl Spill {
         // Written (in part) past the page cache: read it back past it too.
         let direct = w.direct_writes().0 > 0;
         self.judge_rate(&w);
-        self.write_buffer = w.into_buffer();
+        drop(w); // its buffer goes to the next file (`direct_file.rs`)
         self.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         Ok(SpillFile {
             path,
