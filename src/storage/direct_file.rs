@@ -63,7 +63,7 @@ impl OutputFile {
 
     /// Creates (truncates) `path`; `try_direct = false` writes through the
     /// page cache. The write buffer is a dropped file's when one is kept
-    /// ([`SPARES`]): a writer of many files touches one buffer's memory once.
+    /// (the spares above): a writer of many files touches one buffer's memory once.
     pub fn create_with(path: &Path, try_direct: bool) -> io::Result<OutputFile> {
         let mut storage = spare_buffer();
         let direct_file = if try_direct {
