@@ -254,20 +254,30 @@ impl Spill {
     /// `direct_file.rs`) and its files deleted.
     pub fn take(&mut self, i: usize) -> Result<DataFrame> {
         match std::mem::replace(&mut self.chunks[i], Stored::Taken) {
-            Stored::Memory(df) => {
-                self.in_memory = self.in_memory.saturating_sub(df.estimated_size() as u64);
-                Ok(df)
-            }
-            Stored::File { file, keys } => {
-                let df = read_file(&file, None);
-                let _ = std::fs::remove_file(&file.path);
-                if let Some(k) = keys {
-                    let _ = std::fs::remove_file(&k.path);
-                }
-                df
-            }
             Stored::Taken => Err(taken(i)),
+            stored => {
+                if let Stored::Memory(df) = &stored {
+                    self.in_memory = self.in_memory.saturating_sub(df.estimated_size() as u64);
+                }
+                SpillChunk { index: i, stored }.read()
+            }
         }
+    }
+
+    /// Hands every chunk not yet taken over, in order, each to be read back
+    /// once, on any thread (the transform pass keeps two reads in flight).
+    /// The spill must outlive them: dropping it removes its folder.
+    pub fn take_all(&mut self) -> Vec<SpillChunk> {
+        self.in_memory = 0;
+        self.chunks
+            .iter_mut()
+            .enumerate()
+            .map(|(index, c)| SpillChunk {
+                index,
+                stored: std::mem::replace(c, Stored::Taken),
+            })
+            .filter(|c| !matches!(c.stored, Stored::Taken))
+            .collect()
     }
 
     /// Chunk `i`, kept for a later pass (a quantile refinement pass reads
@@ -316,6 +326,30 @@ fn read_file(file: &SpillFile, columns: Option<&[String]>) -> Result<DataFrame> 
         ),
         source: Box::new(e),
     })
+}
+
+/// One chunk handed over by [`Spill::take_all`].
+pub struct SpillChunk {
+    index: usize,
+    stored: Stored,
+}
+
+impl SpillChunk {
+    /// The chunk: from memory, or read back and its files deleted.
+    pub fn read(self) -> Result<DataFrame> {
+        match self.stored {
+            Stored::Memory(df) => Ok(df),
+            Stored::File { file, keys } => {
+                let df = read_file(&file, None);
+                let _ = std::fs::remove_file(&file.path);
+                if let Some(k) = keys {
+                    let _ = std::fs::remove_file(&k.path);
+                }
+                df
+            }
+            Stored::Taken => Err(taken(self.index)),
+        }
+    }
 }
 
 /// A chunk's file: where, whether past the page cache, and (raw files) where
@@ -385,6 +419,47 @@ mod tests {
         assert_eq!(s.in_memory(), 0);
         assert!(s.read(0).is_err(), "a taken chunk is gone");
         assert_eq!(std::fs::read_dir(s.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn take_all_hands_every_chunk_over_in_order_to_read_on_any_thread() {
+        let frames: Vec<DataFrame> = (0..4i64)
+            .map(|i| {
+                df!(
+                    "a" => (i * 10_000..i * 10_000 + 5000).collect::<Vec<_>>(),
+                    "t" => (0..5000).map(|k| format!("text {i} {k}")).collect::<Vec<_>>()
+                )
+                .unwrap()
+            })
+            .collect();
+        let size = frames[0].estimated_size() as u64;
+        // The first chunk stays in memory, the rest go to files.
+        let mut s = Spill::new().unwrap().with_memory_budget(size);
+        for df in &frames {
+            s.write(&mut df.clone(), &[]).unwrap();
+        }
+        assert_eq!(s.in_memory(), size);
+        let chunks = s.take_all();
+        assert_eq!(chunks.len(), 4);
+        // Read back in reverse, each on a thread of its own.
+        let mut got: Vec<DataFrame> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .rev()
+                .map(|c| scope.spawn(move || c.read().unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        got.reverse();
+        assert_eq!(got, frames);
+        assert_eq!(s.in_memory(), 0);
+        assert_eq!(
+            std::fs::read_dir(s.path()).unwrap().count(),
+            0,
+            "files deleted"
+        );
+        assert!(s.take(0).is_err(), "a chunk is handed over once");
+        assert!(s.take_all().is_empty());
     }
 
     #[test]

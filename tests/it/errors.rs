@@ -171,6 +171,22 @@ fn infinity_fails_or_is_dropped_and_counted() {
     assert_eq!(case.scaler()["mean"][1], 1.5);
 }
 
+/// The fit pass parses the next chunk while it cleans this one: a bad
+/// value is still reported before a later chunk's parse error, whichever
+/// thread meets its error first.
+#[test]
+fn the_first_bad_row_is_reported_when_a_later_chunk_fails_to_parse() {
+    let data = "id,price\n1,1.0\n2,2.0\n3,inf\n4,1.0\n5,1.0,9\n6,1.0\n";
+    let case = case_with(data, "chunk_rows = 2");
+    for _ in 0..5 {
+        fails(
+            &case,
+            3,
+            &["in.csv, line 4, column `price`", "non-finite value inf"],
+        );
+    }
+}
+
 #[test]
 fn nothing_left_says_which_columns_had_nulls() {
     let case = case_with("id,a,b\n1,,x\n2,3,\n3,NA,NULL\n", "");
