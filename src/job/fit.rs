@@ -313,6 +313,14 @@ pub fn fit_pass(
     else {
         return Ok(None);
     };
+    if let Some(s) = &spill {
+        tracing::debug!(
+            chunks = s.chunks(),
+            file_bytes = s.bytes,
+            memory_bytes = s.in_memory(),
+            "spill written"
+        );
+    }
     let bytes_in = source.bytes_read.load(Ordering::Relaxed);
     let schema = source.schema.clone();
     let rejects = match rejects {
