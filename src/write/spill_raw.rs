@@ -19,8 +19,9 @@
 //! allows it exactly (float64 as float32, int64 as int8/16/32, see
 //! [`Narrow`]) and widened when read: CSV gives every number as 64 bits,
 //! and ratings, counts and ids rarely need them (the 5M-row benchmark's
-//! spill: 13 % fewer bytes to write and read back, 1.15 → 1.00 GB). Only those arrays are
-//! copied on the way back; the rest still point into the file's bytes.
+//! spill: 13 % fewer bytes to write and read back, 1.15 → 1.00 GB). Only
+//! those arrays are copied on the way back; the rest still point into the
+//! file's bytes.
 
 use std::io::{self, Write};
 use std::ops::Range;
