@@ -1,13 +1,14 @@
 //! The fit pass: every chunk of this worker's share is read, cleaned, and
 //! folded into the fit state of every step (moments, counts, histograms:
 //! `transform/steps.rs`); the dropped rows go to `_rejects/` when asked;
-//! in spill mode the cleaned chunks go to the spill on a thread of their
-//! own, so spilling overlaps with parsing.
+//! in spill mode the cleaned chunks go to the spill. Parsing, cleaning and
+//! spilling run on threads of their own, a chunk or two apart.
 //!
 //! ```text
 //! Source (chunks) ─► Cleaner ─► FitState (every step's accumulators)
-//!                           ├─► _rejects/ (output.rejects)
-//!                           └─► Spill (second_pass = spill / auto on CSV)
+//!   this thread      prep-fit ├─► _rejects/ (output.rejects)
+//!                             └─► Spill (second_pass = spill / auto on CSV)
+//!                                 prep-spill-writer
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,8 @@
 //! The transform pass, as four stages on their own threads:
 //!
 //! ```text
-//! reader (spill, or re-read + clean) ─► impute → encode → scale → project
+//! reader (spill: two reads in flight for Parquet output; or re-read + clean)
+//!     ─► impute → encode → scale → project
 //!     ─► shard encoder (Parquet output: pages) ─► shard writer
 //! ```
 //! The middle stage runs on this thread (parallel inside); bounded channels
@@ -179,7 +180,8 @@ pub fn transform_pass(
                             &mut |df| in_tx.send(Ok((df, None))).map_err(|_| consumer_gone()),
                         );
                         // A failed read reaches the pass as its input's
-                        // error (main stops at it, no shard is committed).
+                        // error: main stops at it, the open shard is
+                        // discarded and the run fails.
                         if let Err(e) = read {
                             let _ = in_tx.send(Err(e));
                         }
