@@ -17,7 +17,7 @@
 //!
 //! 64-bit numbers are stored narrower where every value of an array
 //! allows it exactly (float64 as float32, int64 as int8/16/32, see
-//! [`Narrow`]) and widened when read: CSV gives every number as 64 bits,
+//! `Narrow`) and widened when read: CSV gives every number as 64 bits,
 //! and ratings, counts and ids rarely need them (the 5M-row benchmark's
 //! spill: 13 % fewer bytes to write and read back, 1.15 → 1.00 GB). Only
 //! those arrays are copied on the way back; the rest still point into the
