@@ -183,10 +183,19 @@ pub fn null_stand_in(
         };
         valid.extend_from_slice(&group[a - group_start..b - group_start]);
     }
-    let col = BooleanChunked::from_iter_options(
-        PlSmallStr::from(name),
-        valid.into_iter().map(|v| v.then_some(true)),
+    // `true` where a value is, null where none is: built as two bitmaps,
+    // not value by value (a per-value builder was 1.5 % of a Parquet →
+    // Parquet run's CPU).
+    let len = valid.len();
+    let validity = polars_arrow::bitmap::Bitmap::from_iter(valid);
+    let validity = (validity.unset_bits() > 0).then_some(validity);
+    let values = polars_arrow::bitmap::Bitmap::new_with_value(true, len);
+    let array = polars_arrow::array::BooleanArray::new(
+        polars_arrow::datatypes::ArrowDataType::Boolean,
+        values,
+        validity,
     );
+    let col = BooleanChunked::with_chunk(PlSmallStr::from(name), array);
     Ok(Some(col.into_series().into_column()))
 }
 
