@@ -249,23 +249,10 @@ impl Spill {
         self.chunks.len()
     }
 
-    /// Hands chunk `i` over for the last time: from memory, or read back
-    /// (into memory, not memory-mapped; direct I/O where possible, see
-    /// `direct_file.rs`) and its files deleted.
-    pub fn take(&mut self, i: usize) -> Result<DataFrame> {
-        match std::mem::replace(&mut self.chunks[i], Stored::Taken) {
-            Stored::Taken => Err(taken(i)),
-            stored => {
-                if let Stored::Memory(df) = &stored {
-                    self.in_memory = self.in_memory.saturating_sub(df.estimated_size() as u64);
-                }
-                SpillChunk { index: i, stored }.read()
-            }
-        }
-    }
-
     /// Hands every chunk not yet taken over, in order, each to be read back
-    /// once, on any thread (the transform pass keeps two reads in flight).
+    /// once, on any thread (the transform pass keeps two reads in flight):
+    /// from memory, or read back (into memory, not memory-mapped; direct
+    /// I/O where possible, see `direct_file.rs`) and its files deleted.
     /// The spill must outlive them: dropping it removes its folder.
     pub fn take_all(&mut self) -> Vec<SpillChunk> {
         self.in_memory = 0;
@@ -381,6 +368,11 @@ fn taken(i: usize) -> PrepError {
 mod tests {
     use super::*;
 
+    /// Chunk `i` of all those handed over (the others are dropped).
+    fn take(s: &mut Spill, i: usize) -> Result<DataFrame> {
+        s.take_all().swap_remove(i).read()
+    }
+
     #[test]
     fn round_trips_and_cleans_up() {
         let mut s = Spill::new().unwrap();
@@ -388,7 +380,7 @@ mod tests {
         assert_eq!(s.in_memory(), 0, "no budget: every chunk goes to a file");
         let mut df = df!("a" => [1i64, 2], "b" => ["x", "y"]).unwrap();
         s.write(&mut df, &[]).unwrap();
-        assert_eq!(s.take(0).unwrap(), df);
+        assert_eq!(take(&mut s, 0).unwrap(), df);
         drop(s);
         assert!(!dir.exists());
     }
@@ -413,8 +405,8 @@ mod tests {
             df.select(["a"]).unwrap()
         );
         assert_eq!(s.read(2).unwrap(), df);
-        for i in 0..3 {
-            assert_eq!(s.take(i).unwrap(), df);
+        for c in s.take_all() {
+            assert_eq!(c.read().unwrap(), df);
         }
         assert_eq!(s.in_memory(), 0);
         assert!(s.read(0).is_err(), "a taken chunk is gone");
@@ -458,8 +450,8 @@ mod tests {
             0,
             "files deleted"
         );
-        assert!(s.take(0).is_err(), "a chunk is handed over once");
-        assert!(s.take_all().is_empty());
+        assert!(s.take_all().is_empty(), "a chunk is handed over once");
+        assert!(s.read(0).is_err());
     }
 
     #[test]
@@ -474,7 +466,7 @@ mod tests {
         // A column outside the keys comes from the whole chunk.
         let c = s.read_columns(0, &["c".into()]).unwrap();
         assert_eq!(c, df.select(["c"]).unwrap());
-        assert_eq!(s.take(0).unwrap(), df);
+        assert_eq!(take(&mut s, 0).unwrap(), df);
         assert!(!keys.exists(), "taking a chunk removes its key file");
     }
 
@@ -521,7 +513,7 @@ mod tests {
             .unwrap()
             .set_len(len / 2)
             .unwrap();
-        let e = s.take(0).unwrap_err();
+        let e = take(&mut s, 0).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::ExitCode::Storage);
         assert!(e.to_string().contains("chunk-000000.spill"), "{e}");
         assert!(e.hint().unwrap().contains("PREP_SPILL_DIR"));
@@ -547,8 +539,8 @@ mod tests {
             !s.direct_file(1) && !s.direct_file(2),
             "written through the cache"
         );
-        for (i, df) in frames.iter().enumerate() {
-            assert_eq!(&s.take(i).unwrap(), df);
+        for (c, df) in s.take_all().into_iter().zip(&frames) {
+            assert_eq!(&c.read().unwrap(), df);
         }
     }
 
@@ -564,6 +556,6 @@ mod tests {
         s.write(&mut df, &[]).unwrap();
         // Direct where the filesystem takes it (not on tmpfs).
         assert_eq!(s.direct_file(1), s.direct_file(0));
-        assert_eq!(s.take(1).unwrap(), df);
+        assert_eq!(take(&mut s, 1).unwrap(), df);
     }
 }
