@@ -23,6 +23,7 @@ use crate::timings::{timed, Stage};
 use crate::transform::steps::FittedSteps;
 use crate::write::row_groups::{GroupPlanner, GroupStep};
 use crate::write::sink::{ShardInfo, ShardSink, SinkBatch, SinkOptions};
+use crate::write::spill::Spill;
 
 /// Where the rows of a re-read chunk came from (to name a bad value).
 struct Origin {
@@ -79,6 +80,28 @@ fn spill_reads_in_flight(format: OutputFormat) -> usize {
         OutputFormat::Parquet => 2,
         _ => 1,
     }
+}
+
+/// A chunk for the pass, and where its rows came from (re-read chunks).
+type PassChunk = Result<(DataFrame, Option<Origin>)>;
+
+/// Sends every chunk of `spill` to `tx` in order, `reads` files read at
+/// once. A failed read is sent as the pass's input error and ends the
+/// reading: the pass stops at it, the open shard is discarded and the run
+/// fails.
+fn send_spilled(mut spill: Spill, reads: usize, tx: &SyncSender<PassChunk>) {
+    let read = in_turn(
+        "prep-spill-reader",
+        spill.take_all(),
+        reads,
+        &|chunk| timed(Stage::SpillRead, || chunk.read()),
+        &|| Ok(()),
+        &mut |df| tx.send(Ok((df, None))).map_err(|_| consumer_gone()),
+    );
+    if let Err(e) = read {
+        let _ = tx.send(Err(e));
+    }
+    drop(spill); // its folder, once every read is done
 }
 
 /// Batches waiting for the shard writer, at most.
@@ -164,28 +187,14 @@ pub fn transform_pass(
     let mut progress = Progress::rows("transform", counts.rows_out(), input.quiet);
     let mut written = 0u64;
     let (read, main, write) = std::thread::scope(|scope| {
-        let (in_tx, in_rx) = sync_channel::<Result<(DataFrame, Option<Origin>)>>(1);
+        let (in_tx, in_rx) = sync_channel::<PassChunk>(1);
         let cleaner = &cleaner;
         let reader = std::thread::Builder::new()
             .name("prep-pass-reader".into())
             .spawn_scoped(scope, move || -> Result<()> {
                 match spill {
-                    Some(mut spill) => {
-                        let read = in_turn(
-                            "prep-spill-reader",
-                            spill.take_all(),
-                            spill_reads_in_flight(format),
-                            &|chunk| timed(Stage::SpillRead, || chunk.read()),
-                            &|| Ok(()),
-                            &mut |df| in_tx.send(Ok((df, None))).map_err(|_| consumer_gone()),
-                        );
-                        // A failed read reaches the pass as its input's
-                        // error: main stops at it, the open shard is
-                        // discarded and the run fails.
-                        if let Err(e) = read {
-                            let _ = in_tx.send(Err(e));
-                        }
-                        drop(spill);
+                    Some(spill) => {
+                        send_spilled(spill, spill_reads_in_flight(format), &in_tx);
                         Ok(())
                     }
                     None => {
@@ -287,5 +296,40 @@ pub fn transform_pass(
         (_, Err(e)) => Err(e),
         (Err(e), _) => Err(e),
         (Ok(()), Ok(shards)) => Ok((shards, written)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spill_read_that_fails_reaches_the_pass_in_order_and_ends_the_reading() {
+        for reads in [1, 2] {
+            let mut spill = Spill::new().unwrap();
+            let frames: Vec<DataFrame> = (0..4i64)
+                .map(|i| df!("a" => (i..i + 5000).map(|v| v << 40).collect::<Vec<_>>()).unwrap())
+                .collect();
+            for df in &frames {
+                spill.write(&mut df.clone(), &[]).unwrap();
+            }
+            // The third chunk's file is damaged after it was written.
+            let path = spill.path().join("chunk-000002.spill");
+            let len = std::fs::metadata(&path).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(len / 2).unwrap();
+            let (tx, rx) = sync_channel::<PassChunk>(8);
+            send_spilled(spill, reads, &tx);
+            drop(tx);
+            let got: Vec<PassChunk> = rx.into_iter().collect();
+            assert_eq!(got.len(), 3, "two chunks, then the error ({reads} reads)");
+            for (g, want) in got[..2].iter().zip(&frames) {
+                let (df, _) = g.as_ref().expect("read before the damaged file");
+                assert_eq!(df, want);
+            }
+            let e = got[2].as_ref().err().expect("the third is the error");
+            assert_eq!(e.exit_code(), crate::error::ExitCode::Storage);
+            assert!(e.to_string().contains("chunk-000002.spill"), "{e}");
+        }
     }
 }
