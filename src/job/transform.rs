@@ -1,7 +1,7 @@
 //! The transform pass, as four stages on their own threads:
 //!
 //! ```text
-//! reader (spill: two reads in flight for Parquet output; or re-read + clean)
+//! reader (spill: two reads in flight; or re-read + clean)
 //!     ─► impute → encode → scale → project
 //!     ─► shard encoder (Parquet output: pages) ─► shard writer
 //! ```
@@ -69,18 +69,12 @@ pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> 
     Ok(df)
 }
 
-/// Spill files read back at once. Parquet output: two, so one file's read
-/// waits on the disk while the other's is handed on, where one reader left
-/// the pass waiting on its reads (5M CSV → Parquet, dev VM, 5 alternating
-/// rounds: 2.43 → 2.22 s; 8 files 2.48 → 2.18 s). Text output: one; its
-/// row encoder keeps both cores busy, and a second read measured level
-/// with more memory held (docs/benchmarks.md, session 14).
-fn spill_reads_in_flight(format: OutputFormat) -> usize {
-    match format {
-        OutputFormat::Parquet => 2,
-        _ => 1,
-    }
-}
+/// Spill files read back at once: two, so one file's read waits on the
+/// disk while the other's is handed on, where one reader left the pass
+/// waiting on its reads (dev VM, 5 alternating rounds: 5M CSV → Parquet
+/// 2.43 → 2.22 s, 8 files 2.48 → 2.18 s; CSV → JSON Lines 3.47 → 3.22 s,
+/// 8 files 3.44 → 3.30 s; docs/benchmarks.md, session 14).
+const SPILL_READS_IN_FLIGHT: usize = 2;
 
 /// A chunk for the pass, and where its rows came from (re-read chunks).
 type PassChunk = Result<(DataFrame, Option<Origin>)>;
@@ -194,7 +188,7 @@ pub fn transform_pass(
             .spawn_scoped(scope, move || -> Result<()> {
                 match spill {
                     Some(spill) => {
-                        send_spilled(spill, spill_reads_in_flight(format), &in_tx);
+                        send_spilled(spill, SPILL_READS_IN_FLIGHT, &in_tx);
                         Ok(())
                     }
                     None => {
