@@ -15,7 +15,9 @@ use crate::chunk::SourceChunk;
 use crate::error::{DataError, DataLocation, PrepError, Result};
 use crate::pipeline::plan::NonFinite;
 use crate::storage::InputObject;
-use crate::transform::values::{missing_mask, row_flags};
+use crate::transform::values::{present_bits, row_flags};
+use polars_arrow::array::BooleanArray;
+use polars_arrow::bitmap::Bitmap;
 
 /// What cleaning did, summed over chunks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -66,17 +68,31 @@ impl Cleaned {
     }
 }
 
+/// A float column's infinite values, `None` when it has none (or is not
+/// a float column).
 fn infinite_mask(col: &Column) -> Option<Vec<bool>> {
     let s = col.as_materialized_series();
-    match s.dtype() {
-        DataType::Float64 => Some(row_flags(s.f64().expect("f64"), false, f64::is_infinite)),
-        DataType::Float32 => Some(row_flags(s.f32().expect("f32"), false, f32::is_infinite)),
-        _ => None,
-    }
+    let (any, mask): (bool, fn(&Series) -> Vec<bool>) = match s.dtype() {
+        DataType::Float64 => (
+            s.f64().expect("f64").downcast_iter().any(|a| {
+                a.values()
+                    .iter()
+                    .fold(false, |any, v| any | v.is_infinite())
+            }),
+            |s| row_flags(s.f64().expect("f64"), false, f64::is_infinite),
+        ),
+        DataType::Float32 => (
+            s.f32().expect("f32").downcast_iter().any(|a| {
+                a.values()
+                    .iter()
+                    .fold(false, |any, v| any | v.is_infinite())
+            }),
+            |s| row_flags(s.f32().expect("f32"), false, f32::is_infinite),
+        ),
+        _ => return None,
+    };
+    any.then(|| mask(s))
 }
-
-/// A column's mask, its position in the chunk and its name.
-type Mask<'a> = (usize, &'a str, Vec<bool>);
 
 impl Cleaner {
     pub fn apply(
@@ -91,6 +107,10 @@ impl Cleaner {
     /// Drops rows with a null in a checked column, then applies the
     /// non-finite policy. With `reasons`, each dropped row comes back with
     /// its causes in input column order (`"null in price, rating"`).
+    ///
+    /// The rows kept are one bitmap, ANDed a word at a time with each
+    /// column's present bits ([`present_bits`]); a column with nothing
+    /// missing costs a scan of its validity (and of its values for NaN).
     pub fn clean(
         &self,
         chunk: &SourceChunk,
@@ -99,35 +119,35 @@ impl Cleaner {
     ) -> Result<Cleaned> {
         let df = &chunk.df;
         let n = df.height();
-        let mut keep = vec![true; n];
+        // `None`: every row kept so far.
+        let mut keep: Option<Bitmap> = None;
         let mut counts = CleanCounts {
             rows_in: n as u64,
             ..Default::default()
         };
-        let mut null_masks: Vec<Mask> = Vec::new();
+        // Per column with a null: its position, name and present bits.
+        let mut null_masks: Vec<(usize, &str, Bitmap)> = Vec::new();
         for name in &self.null_checked {
             let col = df
                 .column(name)
                 .map_err(|e| PrepError::polars(format!("cleaning column `{name}`"), e))?;
-            let mask = missing_mask(col);
-            let mut nulls = 0u64;
-            for (k, m) in keep.iter_mut().zip(&mask) {
-                if *m {
-                    nulls += 1;
-                    *k = false;
-                }
-            }
-            if nulls > 0 {
-                *counts.nulls_by_column.entry(name.clone()).or_default() += nulls;
-                if reasons {
-                    let pos = df.get_column_index(name).unwrap_or(usize::MAX);
-                    null_masks.push((pos, name, mask));
-                }
+            let Some(present) = present_bits(col) else {
+                continue;
+            };
+            *counts.nulls_by_column.entry(name.clone()).or_default() += present.unset_bits() as u64;
+            keep = Some(match keep.take() {
+                None => present.clone(),
+                Some(k) => &k & &present,
+            });
+            if reasons {
+                let pos = df.get_column_index(name).unwrap_or(usize::MAX);
+                null_masks.push((pos, name, present));
             }
         }
-        counts.dropped_nulls = keep.iter().filter(|k| !**k).count() as u64;
+        counts.dropped_nulls = keep.as_ref().map_or(0, |k| k.unset_bits()) as u64;
 
-        let mut inf_masks: Vec<Mask> = Vec::new();
+        // Per column with an infinite value (dropped): position, name, mask.
+        let mut inf_masks: Vec<(usize, &str, Vec<bool>)> = Vec::new();
         for name in &self.finite_checked {
             let col = df
                 .column(name)
@@ -135,55 +155,53 @@ impl Cleaner {
             let Some(inf) = infinite_mask(col) else {
                 continue;
             };
-            let mut any = false;
-            for (i, is_inf) in inf.iter().enumerate() {
-                if !*is_inf {
-                    continue;
+            match self.non_finite {
+                NonFinite::Fail => {
+                    let kept = |i: usize| keep.as_ref().is_none_or(|k| k.get_bit(i));
+                    if let Some(i) = (0..n).find(|&i| inf[i] && kept(i)) {
+                        let value = col.get(i).map(|v| v.to_string()).unwrap_or_default();
+                        return Err(PrepError::bad_data(
+                            chunk.locate(files, i, Some(name)),
+                            DataError::NonFinite { value },
+                        ));
+                    }
                 }
-                any = true;
-                if keep[i] {
-                    match self.non_finite {
-                        NonFinite::Fail => {
-                            let value = col.get(i).map(|v| v.to_string()).unwrap_or_default();
-                            return Err(PrepError::bad_data(
-                                chunk.locate(files, i, Some(name)),
-                                DataError::NonFinite { value },
-                            ));
-                        }
-                        NonFinite::Drop => {
-                            keep[i] = false;
-                            counts.dropped_non_finite += 1;
-                        }
+                NonFinite::Drop => {
+                    let finite = Bitmap::from_trusted_len_iter(inf.iter().map(|x| !*x));
+                    let before = keep.as_ref().map_or(n, |k| k.set_bits());
+                    let after = match keep.take() {
+                        None => finite,
+                        Some(k) => &k & &finite,
+                    };
+                    counts.dropped_non_finite += (before - after.set_bits()) as u64;
+                    keep = Some(after);
+                    if reasons {
+                        let pos = df.get_column_index(name).unwrap_or(usize::MAX);
+                        inf_masks.push((pos, name, inf));
                     }
                 }
             }
-            if reasons && any && self.non_finite == NonFinite::Drop {
-                let pos = df.get_column_index(name).unwrap_or(usize::MAX);
-                inf_masks.push((pos, name, inf));
-            }
         }
 
-        if counts.rows_out() == n as u64 {
+        let Some(keep) = keep.filter(|k| k.unset_bits() > 0) else {
             return Ok(Cleaned {
                 df: chunk.df.clone(),
                 counts,
                 kept: None,
                 rejected: Vec::new(),
             });
-        }
+        };
         let mut rejected = Vec::new();
         if reasons {
             null_masks.sort_by_key(|m| m.0);
             inf_masks.sort_by_key(|m| m.0);
-            for i in (0..n).filter(|i| !keep[*i]) {
-                let list = |masks: &[Mask]| -> Vec<String> {
-                    masks
-                        .iter()
-                        .filter(|m| m.2[i])
-                        .map(|m| m.1.to_string())
-                        .collect()
-                };
-                let (nulls, infs) = (list(&null_masks), list(&inf_masks));
+            for i in (0..n).filter(|&i| !keep.get_bit(i)) {
+                let nulls: Vec<&str> = null_masks
+                    .iter()
+                    .filter(|m| !m.2.get_bit(i))
+                    .map(|m| m.1)
+                    .collect();
+                let infs: Vec<&str> = inf_masks.iter().filter(|m| m.2[i]).map(|m| m.1).collect();
                 let mut why = Vec::new();
                 if !nulls.is_empty() {
                     why.push(format!("null in {}", nulls.join(", ")));
@@ -194,8 +212,11 @@ impl Cleaner {
                 rejected.push((i as u32, why.join("; ")));
             }
         }
-        let kept: Vec<u32> = (0..n as u32).filter(|i| keep[*i as usize]).collect();
-        let mask = BooleanChunked::from_slice(PlSmallStr::from_static("keep"), &keep);
+        let kept: Vec<u32> = keep.true_idx_iter().map(|i| i as u32).collect();
+        let mask = BooleanChunked::from_chunk_iter(
+            PlSmallStr::from_static("keep"),
+            [BooleanArray::new(ArrowDataType::Boolean, keep, None)],
+        );
         let filtered = df
             .filter(&mask)
             .map_err(|e| PrepError::polars("dropping rows", e))?;

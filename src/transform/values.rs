@@ -2,6 +2,9 @@
 //! null, or NaN in a float column; the rest are the observed values.
 
 use polars::prelude::*;
+use polars_arrow::array::{Array, PrimitiveArray};
+use polars_arrow::bitmap::{Bitmap, BitmapBuilder};
+use polars_arrow::types::NativeType;
 
 use crate::error::{PrepError, Result};
 
@@ -50,6 +53,62 @@ pub fn row_flags<T: PolarsNumericType>(
         }
     }
     out
+}
+
+/// Where a column has a value (not null, and not NaN in a float column),
+/// one bit per row; `None` when every row has one. Built a word at a time:
+/// a column without NaN is its validity bitmaps as they are, and a float
+/// column is scanned for NaN before a bitmap of them is built. The cleaner
+/// checks every null-checked column of every chunk with it (a `Vec<bool>`
+/// per column was the fit pass's longest step on Parquet input).
+pub fn present_bits(col: &Column) -> Option<Bitmap> {
+    let s = col.as_materialized_series();
+    let mut out: Option<BitmapBuilder> = None;
+    let mut before = 0;
+    for arr in s.chunks() {
+        let present = match s.dtype() {
+            DataType::Float64 => chunk_present(arr.as_ref(), f64::is_nan),
+            DataType::Float32 => chunk_present(arr.as_ref(), f32::is_nan),
+            _ => arr.validity().filter(|v| v.unset_bits() > 0).cloned(),
+        };
+        match (present, out.as_mut()) {
+            (None, None) => {}
+            (None, Some(b)) => b.extend_constant(arr.len(), true),
+            (Some(p), _) => {
+                let b = out.get_or_insert_with(|| {
+                    let mut b = BitmapBuilder::with_capacity(s.len());
+                    b.extend_constant(before, true);
+                    b
+                });
+                b.extend_from_bitmap(&p);
+            }
+        }
+        before += arr.len();
+    }
+    out.map(BitmapBuilder::freeze)
+}
+
+/// A float chunk's present bits (valid and not NaN); `None`: all present.
+fn chunk_present<T: NativeType>(arr: &dyn Array, is_nan: fn(T) -> bool) -> Option<Bitmap> {
+    let arr = arr
+        .as_any()
+        .downcast_ref::<PrimitiveArray<T>>()
+        .expect("a float column's chunks");
+    let validity = arr.validity().filter(|v| v.unset_bits() > 0);
+    let values = arr.values().as_slice();
+    // Branch-free over the whole chunk, so it vectorizes.
+    let any_nan = values.iter().fold(false, |any, v| any | is_nan(*v));
+    match (validity, any_nan) {
+        (None, false) => None,
+        (Some(v), false) => Some(v.clone()),
+        (v, true) => {
+            let not_nan = Bitmap::from_trusted_len_iter(values.iter().map(|x| !is_nan(*x)));
+            Some(match v {
+                Some(v) => v & &not_nan,
+                None => not_nan,
+            })
+        }
+    }
 }
 
 pub fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
@@ -155,5 +214,55 @@ mod tests {
         // A column of nulls only (polars' Null type).
         let nulls = Series::full_null("n".into(), 3, &DataType::Null).into_column();
         assert_eq!(missing_mask(&nulls), [true, true, true]);
+    }
+
+    /// The cleaner's bitmap agrees with `missing_mask` on every shape of
+    /// column: chunks with and without nulls, sliced chunks, NaN under a
+    /// null and beside one, text, polars' Null type; and says `None` when
+    /// nothing is missing.
+    #[test]
+    fn present_bits_are_the_rows_missing_mask_leaves() {
+        let mut a = Float64Chunked::from_slice_options(
+            "x".into(),
+            &[Some(1.0), None, Some(f64::NAN), Some(f64::INFINITY)],
+        );
+        a.append(&Float64Chunked::from_slice("x".into(), &[2.0, 5.0]))
+            .unwrap();
+        let sliced = Float64Chunked::from_slice_options(
+            "x".into(),
+            &[None, Some(f64::NAN), None, Some(4.0), Some(f64::NAN)],
+        )
+        .slice(1, 4);
+        a.append(&sliced).unwrap();
+        let mut f32s = Float32Chunked::from_slice("y".into(), &[1.0, 2.0]);
+        f32s.append(&Float32Chunked::from_slice("y".into(), &[f32::NAN]))
+            .unwrap();
+        let mut text = StringChunked::from_slice("t".into(), &["b", "c"]);
+        text.append(&StringChunked::from_slice_options(
+            "t".into(),
+            &[Some("a"), None],
+        ))
+        .unwrap();
+        let columns = [
+            a.into_series().into_column(),
+            f32s.into_series().into_column(),
+            text.into_series().into_column(),
+            Series::full_null("n".into(), 3, &DataType::Null).into_column(),
+        ];
+        for col in &columns {
+            let present = present_bits(col).expect("something missing");
+            let got: Vec<bool> = present.iter().map(|p| !p).collect();
+            assert_eq!(got, missing_mask(col), "{}", col.name());
+        }
+        let full = [
+            Float64Chunked::from_slice("x".into(), &[1.0, f64::INFINITY]).into_series(),
+            Int64Chunked::from_slice_options("i".into(), &[Some(1), None])
+                .slice(0, 1)
+                .into_series(),
+            StringChunked::from_slice("t".into(), &["a"]).into_series(),
+        ];
+        for s in full {
+            assert!(present_bits(&s.into_column()).is_none());
+        }
     }
 }
