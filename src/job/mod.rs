@@ -15,6 +15,7 @@ pub mod output_claim;
 pub mod refine;
 pub mod rejects;
 pub mod report;
+pub mod reread;
 pub mod run;
 pub mod transform;
 pub mod work_split;

@@ -1,7 +1,7 @@
 //! The transform pass, as four stages on their own threads:
 //!
 //! ```text
-//! reader (spill: two reads in flight; or re-read + clean)
+//! reader (spill: two reads in flight; or re-read + clean, job/reread.rs)
 //!     ─► impute → encode → scale → project
 //!     ─► shard encoder (Parquet output: pages) ─► shard writer
 //! ```
@@ -17,6 +17,7 @@ use crate::error::{DataLocation, PrepError, Result};
 use crate::in_turn::in_turn;
 use crate::job::fit::{consumer_gone, Fitted, PassInput};
 use crate::job::report::Progress;
+use crate::job::reread::{read_and_clean, PassChunk};
 use crate::pipeline::plan::OutputFormat;
 use crate::storage::OutputDir;
 use crate::timings::{timed, Stage};
@@ -24,24 +25,6 @@ use crate::transform::steps::FittedSteps;
 use crate::write::row_groups::{GroupPlanner, GroupStep};
 use crate::write::sink::{ShardInfo, ShardSink, SinkBatch, SinkOptions};
 use crate::write::spill::Spill;
-
-/// Where the rows of a re-read chunk came from (to name a bad value).
-struct Origin {
-    file: String,
-    lines: Vec<u64>,
-    first_row: u64,
-}
-
-impl Origin {
-    fn locate(&self, i: usize, column: &str) -> DataLocation {
-        DataLocation {
-            file: self.file.clone(),
-            line: self.lines.get(i).copied(),
-            row: self.lines.is_empty().then_some(self.first_row + i as u64),
-            column: Some(column.to_string()),
-        }
-    }
-}
 
 pub fn interrupted() -> PrepError {
     PrepError::Interrupted {
@@ -75,9 +58,6 @@ pub fn project(df: DataFrame, output: &[(String, String)]) -> Result<DataFrame> 
 /// 2.43 → 2.22 s, 8 files 2.48 → 2.18 s; CSV → JSON Lines 3.47 → 3.22 s,
 /// 8 files 3.44 → 3.30 s; docs/benchmarks.md, session 14).
 const SPILL_READS_IN_FLIGHT: usize = 2;
-
-/// A chunk for the pass, and where its rows came from (re-read chunks).
-type PassChunk = Result<(DataFrame, Option<Origin>)>;
 
 /// Sends every chunk of `spill` to `tx` in order, `reads` files read at
 /// once. A failed read is sent as the pass's input error and ends the
@@ -180,33 +160,14 @@ pub fn transform_pass(
     let format = sink_opts.format;
     let mut progress = Progress::rows("transform", counts.rows_out(), input.quiet);
     let mut written = 0u64;
-    let (read, main, write) = std::thread::scope(|scope| {
+    let (main, write) = std::thread::scope(|scope| {
         let (in_tx, in_rx) = sync_channel::<PassChunk>(1);
         let cleaner = &cleaner;
-        let reader = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("prep-pass-reader".into())
-            .spawn_scoped(scope, move || -> Result<()> {
-                match spill {
-                    Some(spill) => {
-                        send_spilled(spill, SPILL_READS_IN_FLIGHT, &in_tx);
-                        Ok(())
-                    }
-                    None => {
-                        let mut source = input.source().with_schema(schema);
-                        source.for_each_chunk(&mut |chunk, src| {
-                            let c =
-                                timed(Stage::Clean, || cleaner.clean(&chunk, &src.files, false))?;
-                            // Rows line up with the chunk when nothing was
-                            // dropped (always so for `prep apply`).
-                            let origin = c.kept.is_none().then(|| Origin {
-                                file: src.files[chunk.file_index].uri.clone(),
-                                lines: chunk.lines,
-                                first_row: chunk.first_row,
-                            });
-                            in_tx.send(Ok((c.df, origin))).map_err(|_| consumer_gone())
-                        })
-                    }
-                }
+            .spawn_scoped(scope, move || match spill {
+                Some(spill) => send_spilled(spill, SPILL_READS_IN_FLIGHT, &in_tx),
+                None => read_and_clean(input.source().with_schema(schema), cleaner, &in_tx),
             })
             .expect("starting the pass reader thread");
         let (out_tx, out_rx) = sync_channel::<WriterMsg>(WRITER_QUEUE);
@@ -271,7 +232,6 @@ pub fn transform_pass(
         drop(out_tx);
         let write = writer.join().expect("writer thread panicked");
         let encode = encoder.map_or(Ok(()), |h| h.join().expect("encoder thread panicked"));
-        let read = reader.join().expect("reader thread panicked");
         // The encoder's own failure beats the writer's "input stopped", and
         // the writer's failure beats the encoder's "writer gone".
         let write = match (encode, write) {
@@ -280,11 +240,11 @@ pub fn transform_pass(
             (Err(e), Ok(_)) => Err(e),
             (Ok(()), Ok(shards)) => Ok(shards),
         };
-        (read, main, write)
+        (main, write)
     });
     progress.finish();
-    // Report the root cause: a reader/writer failure beats "thread stopped".
-    read?;
+    // Report the root cause: a reader's failure (sent as a chunk) or the
+    // writer's beats "thread stopped".
     match (main, write) {
         (Err(e), Err(_)) if !matches!(e, PrepError::PipelineStopped) => Err(e),
         (_, Err(e)) => Err(e),

@@ -127,3 +127,61 @@ fn a_damaged_row_group_is_bad_input_naming_the_file() {
     assert!(err.contains(&rows), "{rows} in {err}");
     assert!(!case.has_success(), "no _SUCCESS after a failure");
 }
+
+/// A row group whose text column is damaged, where only the transform pass
+/// reads that column (the fit checks nulls in `y` alone): bad input naming
+/// the file and rows, no `_SUCCESS`, and the shard that was open when the
+/// read failed is discarded, not committed with the rows before the damage.
+#[test]
+fn a_row_group_damaged_where_only_the_transform_reads_keeps_no_partial_shard() {
+    let case = Case::new();
+    parquet_input(&case);
+    let path = case.path("in.parquet");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let (text, before) = {
+        let mut f = std::fs::File::open(&path).unwrap();
+        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+        let before: usize = meta.row_groups[..3].iter().map(|g| g.num_rows()).sum();
+        let text = meta.row_groups[3]
+            .parquet_columns()
+            .iter()
+            .find(|c| c.descriptor().path_in_schema[0].as_str() == "text")
+            .unwrap()
+            .byte_range();
+        (text, before)
+    };
+    bytes[text.start as usize..text.end as usize].fill(0xFF);
+    std::fs::write(&path, bytes).unwrap();
+    case.write(
+        "pipeline.toml",
+        format!(
+            "name = \"p\"\n[input]\nuri = \"{}\"\nchunk_rows = 60\n\
+             [clean]\ndrop_nulls = [\"y\"]\n[[scale]]\ncolumns = [\"y\"]\n\
+             [output]\nuri = \"{}\"\nformat = \"jsonl\"\nshard_max_rows = 100\n",
+            path.display(),
+            case.path("out").display()
+        ),
+    );
+    let a = case.run(&[]).code(3);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("in.parquet"), "{err}");
+    assert!(err.contains("rows "), "{err}");
+    assert!(!case.has_success(), "no _SUCCESS after a failure");
+    // The rows before the damaged row group fill whole shards of 100; the
+    // next shard was open (with the rest of them) when the read failed.
+    let mut shards: Vec<String> = std::fs::read_dir(case.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".jsonl"))
+        .collect();
+    shards.sort();
+    assert!(before % 100 != 0, "a shard is open at the damage: {before}");
+    let whole: Vec<String> = (0..before / 100)
+        .map(|k| format!("part-{k:05}.jsonl"))
+        .collect();
+    assert_eq!(shards, whole);
+    for s in &shards {
+        let text = std::fs::read_to_string(case.path("out").join(s)).unwrap();
+        assert_eq!(text.lines().count(), 100, "{s} is whole");
+    }
+}
