@@ -72,26 +72,23 @@ impl Cleaned {
 /// a float column).
 fn infinite_mask(col: &Column) -> Option<Vec<bool>> {
     let s = col.as_materialized_series();
-    let (any, mask): (bool, fn(&Series) -> Vec<bool>) = match s.dtype() {
-        DataType::Float64 => (
-            s.f64().expect("f64").downcast_iter().any(|a| {
-                a.values()
-                    .iter()
-                    .fold(false, |any, v| any | v.is_infinite())
-            }),
-            |s| row_flags(s.f64().expect("f64"), false, f64::is_infinite),
-        ),
-        DataType::Float32 => (
-            s.f32().expect("f32").downcast_iter().any(|a| {
-                a.values()
-                    .iter()
-                    .fold(false, |any, v| any | v.is_infinite())
-            }),
-            |s| row_flags(s.f32().expect("f32"), false, f32::is_infinite),
-        ),
-        _ => return None,
-    };
-    any.then(|| mask(s))
+    match s.dtype() {
+        DataType::Float64 => infinite_flags(s.f64().expect("f64"), f64::is_infinite),
+        DataType::Float32 => infinite_flags(s.f32().expect("f32"), f32::is_infinite),
+        _ => None,
+    }
+}
+
+/// `is_inf` per row, built only when some value is (a branch-free scan
+/// first, so a column without one costs a pass over its values).
+fn infinite_flags<T: PolarsNumericType>(
+    ca: &ChunkedArray<T>,
+    is_inf: fn(T::Native) -> bool,
+) -> Option<Vec<bool>> {
+    let any = ca
+        .downcast_iter()
+        .any(|a| a.values().iter().fold(false, |any, v| any | is_inf(*v)));
+    any.then(|| row_flags(ca, false, is_inf))
 }
 
 impl Cleaner {

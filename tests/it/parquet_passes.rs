@@ -82,40 +82,48 @@ fn a_parquet_reread_that_skips_columns_equals_a_spill_run() {
     assert_eq!(rows[0]["text"], "review 0, \"quoted\" words");
 }
 
-/// A damaged row group in the middle of a file, read by several decoder
-/// threads: bad input (exit 3) naming the file, and no `_SUCCESS`.
-#[test]
-fn a_damaged_row_group_is_bad_input_naming_the_file() {
-    let case = Case::new();
-    parquet_input(&case);
+/// Overwrites the text column of the input's row group 3 with 0xFF bytes.
+/// Returns the file, the rows before that row group, and its rows as an
+/// error names them (1-based, `rows A-B`).
+fn damage_text_of_group_3(case: &Case) -> (std::path::PathBuf, usize, String) {
     let path = case.path("in.parquet");
     let mut bytes = std::fs::read(&path).unwrap();
-    let (range, rows) = {
-        let mut f = std::fs::File::open(&path).unwrap();
-        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
-        assert!(meta.row_groups.len() >= 5);
-        let before: usize = meta.row_groups[..3].iter().map(|g| g.num_rows()).sum();
-        let rows = format!(
-            "rows {}-{}",
-            before + 1,
-            before + meta.row_groups[3].num_rows()
-        );
-        let text = meta.row_groups[3]
-            .parquet_columns()
-            .iter()
-            .find(|c| c.descriptor().path_in_schema[0].as_str() == "text")
-            .unwrap()
-            .byte_range();
-        (text.start as usize..text.end as usize, rows)
-    };
-    bytes[range].fill(0xFF);
+    let mut f = std::fs::File::open(&path).unwrap();
+    let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+    assert!(meta.row_groups.len() >= 5);
+    let before: usize = meta.row_groups[..3].iter().map(|g| g.num_rows()).sum();
+    let rows = format!(
+        "rows {}-{}",
+        before + 1,
+        before + meta.row_groups[3].num_rows()
+    );
+    let text = meta.row_groups[3]
+        .parquet_columns()
+        .iter()
+        .find(|c| c.descriptor().path_in_schema[0].as_str() == "text")
+        .unwrap()
+        .byte_range();
+    bytes[text.start as usize..text.end as usize].fill(0xFF);
     std::fs::write(&path, bytes).unwrap();
+    (path, before, rows)
+}
+
+/// Runs a pipeline over the damaged input with `clean` and `output` (TOML
+/// lines of those tables), and checks the failure: bad input (exit 3)
+/// naming the file and `rows`, and no `_SUCCESS`.
+fn fails_naming_the_rows(
+    case: &Case,
+    path: &std::path::Path,
+    rows: &str,
+    clean: &str,
+    output: &str,
+) {
     case.write(
         "pipeline.toml",
         format!(
             "name = \"p\"\n[input]\nuri = \"{}\"\nchunk_rows = 60\n\
-             [clean]\ndrop_nulls = \"any\"\n[[scale]]\ncolumns = [\"y\"]\n\
-             [output]\nuri = \"{}\"\nformat = \"jsonl\"\n",
+             [clean]\n{clean}\n[[scale]]\ncolumns = [\"y\"]\n\
+             [output]\nuri = \"{}\"\nformat = \"jsonl\"\n{output}\n",
             path.display(),
             case.path("out").display()
         ),
@@ -124,8 +132,18 @@ fn a_damaged_row_group_is_bad_input_naming_the_file() {
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(err.contains("in.parquet"), "{err}");
     // The damaged row group's rows (1-based).
-    assert!(err.contains(&rows), "{rows} in {err}");
+    assert!(err.contains(rows), "{rows} in {err}");
     assert!(!case.has_success(), "no _SUCCESS after a failure");
+}
+
+/// A damaged row group in the middle of a file, read by several decoder
+/// threads: bad input (exit 3) naming the file, and no `_SUCCESS`.
+#[test]
+fn a_damaged_row_group_is_bad_input_naming_the_file() {
+    let case = Case::new();
+    parquet_input(&case);
+    let (path, _, rows) = damage_text_of_group_3(&case);
+    fails_naming_the_rows(&case, &path, &rows, "drop_nulls = \"any\"", "");
 }
 
 /// A row group whose text column is damaged, where only the transform pass
@@ -136,37 +154,9 @@ fn a_damaged_row_group_is_bad_input_naming_the_file() {
 fn a_row_group_damaged_where_only_the_transform_reads_keeps_no_partial_shard() {
     let case = Case::new();
     parquet_input(&case);
-    let path = case.path("in.parquet");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let (text, before) = {
-        let mut f = std::fs::File::open(&path).unwrap();
-        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
-        let before: usize = meta.row_groups[..3].iter().map(|g| g.num_rows()).sum();
-        let text = meta.row_groups[3]
-            .parquet_columns()
-            .iter()
-            .find(|c| c.descriptor().path_in_schema[0].as_str() == "text")
-            .unwrap()
-            .byte_range();
-        (text, before)
-    };
-    bytes[text.start as usize..text.end as usize].fill(0xFF);
-    std::fs::write(&path, bytes).unwrap();
-    case.write(
-        "pipeline.toml",
-        format!(
-            "name = \"p\"\n[input]\nuri = \"{}\"\nchunk_rows = 60\n\
-             [clean]\ndrop_nulls = [\"y\"]\n[[scale]]\ncolumns = [\"y\"]\n\
-             [output]\nuri = \"{}\"\nformat = \"jsonl\"\nshard_max_rows = 100\n",
-            path.display(),
-            case.path("out").display()
-        ),
-    );
-    let a = case.run(&[]).code(3);
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(err.contains("in.parquet"), "{err}");
-    assert!(err.contains("rows "), "{err}");
-    assert!(!case.has_success(), "no _SUCCESS after a failure");
+    let (path, before, rows) = damage_text_of_group_3(&case);
+    let clean = "drop_nulls = [\"y\"]";
+    fails_naming_the_rows(&case, &path, &rows, clean, "shard_max_rows = 100");
     // The rows before the damaged row group fill whole shards of 100; the
     // next shard was open (with the rest of them) when the read failed.
     let mut shards: Vec<String> = std::fs::read_dir(case.path("out"))
