@@ -3,7 +3,7 @@
 //! with the fit pass's [`Cleaner`], handed on in input order.
 //!
 //! ```text
-//! Source (decoder threads) ─► clean ─► PassChunk channel ─► the pass
+//! Source (Parquet decoders / CSV parser) ─► clean ─► PassChunk channel ─► pass
 //!                                      ... ─► Err(e): the last chunk
 //! ```
 //! A read failure travels down the channel after the chunks before it, so

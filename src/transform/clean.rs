@@ -55,16 +55,19 @@ pub struct Cleaner {
 pub struct Cleaned {
     pub df: DataFrame,
     pub counts: CleanCounts,
-    /// Index in the chunk of each kept row; `None` when every row was kept.
-    pub kept: Option<Vec<u32>>,
+    /// The chunk's rows kept (set bits); `None` when every row was kept.
+    pub kept: Option<Bitmap>,
     /// Dropped rows (index in the chunk) and why, when asked for.
     pub rejected: Vec<(u32, String)>,
 }
 
 impl Cleaned {
-    /// The chunk index of kept row `i`.
+    /// The chunk index of kept row `i` (for an error's location: it
+    /// counts the kept rows up to it).
     pub fn origin(&self, i: usize) -> usize {
-        self.kept.as_ref().map_or(i, |k| k[i] as usize)
+        self.kept
+            .as_ref()
+            .map_or(i, |k| k.true_idx_iter().nth(i).unwrap_or(i))
     }
 }
 
@@ -209,10 +212,13 @@ impl Cleaner {
                 rejected.push((i as u32, why.join("; ")));
             }
         }
-        let kept: Vec<u32> = keep.true_idx_iter().map(|i| i as u32).collect();
         let mask = BooleanChunked::from_chunk_iter(
             PlSmallStr::from_static("keep"),
-            [BooleanArray::new(ArrowDataType::Boolean, keep, None)],
+            [BooleanArray::new(
+                ArrowDataType::Boolean,
+                keep.clone(),
+                None,
+            )],
         );
         let filtered = df
             .filter(&mask)
@@ -220,7 +226,7 @@ impl Cleaner {
         Ok(Cleaned {
             df: filtered,
             counts,
-            kept: Some(kept),
+            kept: Some(keep),
             rejected,
         })
     }
@@ -280,6 +286,26 @@ mod tests {
         assert_eq!(counts.dropped_nulls, 2);
         assert_eq!(counts.nulls_by_column["a"], 1);
         assert_eq!(counts.nulls_by_column["b"], 1);
+    }
+
+    #[test]
+    fn kept_rows_lead_back_to_their_place_in_the_chunk() {
+        let c = Cleaner {
+            null_checked: vec!["a".into(), "b".into()],
+            finite_checked: vec![],
+            non_finite: NonFinite::Fail,
+        };
+        let cleaned = c.clean(&chunk(sample()), &files(), false).unwrap();
+        // Rows 1 (NaN) and 3 (null) dropped: kept rows 0 and 2.
+        assert_eq!(cleaned.df.height(), 2);
+        assert_eq!((cleaned.origin(0), cleaned.origin(1)), (0, 2));
+        let all = Cleaner {
+            null_checked: vec![],
+            ..c
+        };
+        let cleaned = all.clean(&chunk(sample()), &files(), false).unwrap();
+        assert!(cleaned.kept.is_none());
+        assert_eq!(cleaned.origin(3), 3);
     }
 
     #[test]

@@ -8,23 +8,12 @@ use polars_arrow::types::NativeType;
 
 use crate::error::{PrepError, Result};
 
-/// Marks missing values (null, or NaN in a float column) of one column.
+/// Marks missing values (null, or NaN in a float column) of one column:
+/// [`present_bits`], the one definition of missing, as a flag per row.
 pub fn missing_mask(col: &Column) -> Vec<bool> {
-    let s = col.as_materialized_series();
-    match s.dtype() {
-        DataType::Float64 => row_flags(s.f64().expect("f64"), true, f64::is_nan),
-        DataType::Float32 => row_flags(s.f32().expect("f32"), true, f32::is_nan),
-        // Any other type: missing where the validity bitmap says null.
-        _ => {
-            let mut out = Vec::with_capacity(s.len());
-            for arr in s.chunks() {
-                match arr.validity().filter(|v| v.unset_bits() > 0) {
-                    None => out.resize(out.len() + arr.len(), false),
-                    Some(valid) => out.extend(valid.iter().map(|ok| !ok)),
-                }
-            }
-            out
-        }
+    match present_bits(col) {
+        Some(present) => present.iter().map(|p| !p).collect(),
+        None => vec![false; col.len()],
     }
 }
 
@@ -221,7 +210,7 @@ mod tests {
     /// null and beside one, text, polars' Null type; and says `None` when
     /// nothing is missing.
     #[test]
-    fn present_bits_are_the_rows_missing_mask_leaves() {
+    fn present_bits_mark_every_row_with_a_value() {
         let mut a = Float64Chunked::from_slice_options(
             "x".into(),
             &[Some(1.0), None, Some(f64::NAN), Some(f64::INFINITY)],
@@ -243,16 +232,22 @@ mod tests {
             &[Some("a"), None],
         ))
         .unwrap();
+        let (t, f) = (true, false);
         let columns = [
-            a.into_series().into_column(),
-            f32s.into_series().into_column(),
-            text.into_series().into_column(),
-            Series::full_null("n".into(), 3, &DataType::Null).into_column(),
+            (
+                a.into_series().into_column(),
+                vec![t, f, f, t, t, t, f, f, t, f],
+            ),
+            (f32s.into_series().into_column(), vec![t, t, f]),
+            (text.into_series().into_column(), vec![t, t, t, f]),
+            (
+                Series::full_null("n".into(), 3, &DataType::Null).into_column(),
+                vec![f, f, f],
+            ),
         ];
-        for col in &columns {
+        for (col, want) in &columns {
             let present = present_bits(col).expect("something missing");
-            let got: Vec<bool> = present.iter().map(|p| !p).collect();
-            assert_eq!(got, missing_mask(col), "{}", col.name());
+            assert_eq!(present.iter().collect::<Vec<_>>(), *want, "{}", col.name());
         }
         let full = [
             Float64Chunked::from_slice("x".into(), &[1.0, f64::INFINITY]).into_series(),

@@ -159,9 +159,16 @@ fn a_row_group_damaged_where_only_the_transform_reads_keeps_no_partial_shard() {
     fails_naming_the_rows(&case, &path, &rows, clean, "shard_max_rows = 100");
     // The rows before the damaged row group fill whole shards of 100; the
     // next shard was open (with the rest of them) when the read failed.
-    let mut shards: Vec<String> = std::fs::read_dir(case.path("out"))
+    let names: Vec<String> = std::fs::read_dir(case.path("out"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("inprogress")),
+        "the open shard's temporary file is gone: {names:?}"
+    );
+    let mut shards: Vec<String> = names
+        .into_iter()
         .filter(|n| n.ends_with(".jsonl"))
         .collect();
     shards.sort();
